@@ -1,0 +1,3 @@
+"""upgrade-infra: upgrade infrastructure for self-hosted multi-service stacks."""
+
+__version__ = "0.1.0"

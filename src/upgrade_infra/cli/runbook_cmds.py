@@ -1,0 +1,46 @@
+"""``runbook list|run``: execute the runbooks in runbooks/ with Papermill into reports/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from .. import runbooks
+from ..errors import CheckFailed
+from .app import console, emit, progress, sub
+
+rb_app = sub("runbook", "List and execute runbooks (notebooks) into reports/.")
+DIR = typer.Option(Path("runbooks"), "--dir", help="runbook directory")
+REPORTS = typer.Option(Path("reports"), "--reports", help="where executed notebooks and results go")
+
+
+@rb_app.command("list")
+def list_(directory: Path = DIR) -> None:
+    rows = [{"name": n, "path": str(p)} for n, p in runbooks.list_runbooks(directory)]
+    emit(rows, lambda r: [console.print(f"{x['name']:<20} {x['path']}") for x in r])
+
+
+def _show(res: runbooks.RunResult) -> None:
+    t = Table(title=f"runbook {res.name}: {res.status} in {res.duration_s:.1f}s")
+    for c in ("step", "seconds", "budget", "status"):
+        t.add_column(c)
+    for s in res.steps:
+        t.add_row(s.name, f"{s.duration_s:.2f}", str(s.budget_s or ""), s.status)
+    console.print(t)
+    console.print(f"notebook: {res.notebook}\nresult:   {res.result_json}")
+    if res.error:
+        console.print(f"[red]failed:[/red] {res.error}")
+
+
+@rb_app.command("run")
+def run(name: str, param: list[str] = typer.Option([], "-p", "--param", help="key=value (JSON values ok)"),
+        directory: Path = DIR, reports: Path = REPORTS) -> None:
+    """Execute one runbook; exit 1 when it fails (its executed notebook is still written)."""
+    path = runbooks.find_runbook(directory, name)
+    with progress(f"running {name}"):
+        res = runbooks.execute(path, reports, runbooks.parse_params(param))
+    emit(res.to_dict(), lambda _: _show(res))
+    if res.status != "passed":
+        raise CheckFailed(f"runbook {name} failed: {res.error}")

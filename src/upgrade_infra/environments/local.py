@@ -1,0 +1,229 @@
+"""The embedded default backend: a local PostgreSQL cluster and services as supervised processes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from .. import health, runner, sql, templates
+from .. import postgres as pglib
+from ..errors import CommandFailed, ServiceNotReady
+from ..ports import POSTGRES, check_free
+from ..postgres import Cluster
+from .base import Environment, EnvStatus, ServiceStatus
+from .registry import register_backend
+
+INSTALL_MARKER = ".installed"
+
+
+@register_backend("local")
+class LocalEnvironment(Environment):
+    _cluster: Cluster | None = None
+
+    @property
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            install = pglib.choose_install(self.manifest.postgres.major)
+            self._cluster = Cluster(install=install, data_dir=self.dir / "pg" / "data",
+                                    socket_dir=pglib.socket_dir_for(self.dir), port=self.ports[POSTGRES],
+                                    log_path=self.dir / "logs" / "postgres.log", os_user=pglib.server_user())
+        return self._cluster
+
+    # -- database ---------------------------------------------------------------------------------
+    def provision_database(self) -> bool:
+        """Create the cluster, roles and databases if missing. Returns True when newly created."""
+        c = self.cluster
+        created = False
+        if not c.initialized():
+            (self.dir / "pg").mkdir(parents=True, exist_ok=True)
+            os.chmod(self.dir / "pg", 0o711)
+            c.init(self.manifest.postgres.settings)
+            created = True
+        self.start_database()
+        admin = c.admin_conninfo()
+        for db, info in self.db_info().items():
+            if not sql.exists(admin, sql.ROLE_EXISTS, info["user"]):
+                sql.execute(admin, sql.create_role(info["user"], info["password"]))
+            else:
+                sql.execute(admin, sql.alter_role_password(info["user"], info["password"]))
+            if not sql.exists(admin, sql.DATABASE_EXISTS, db):
+                sql.execute(admin, sql.create_database(db, owner=info["user"]))
+        return created
+
+    def start_database(self) -> float:
+        self.cluster.write_conf(self.manifest.postgres.settings)
+        return self.cluster.start()
+
+    def stop_database(self) -> float:
+        return self.cluster.stop()
+
+    # -- services ---------------------------------------------------------------------------------
+    def _version_parts(self, service: str, version: str) -> tuple[str, str | None, dict[str, str]]:
+        spec = self.manifest.service(service)
+        vs = self.manifest.version_of(service, version)
+        return vs.command or spec.command, vs.install or spec.install, {**spec.env, **vs.env}
+
+    def ensure_installed(self, service: str, version: str) -> Path:
+        _, install, _ = self._version_parts(service, version)
+        target = self.state.installs_dir(service, version)
+        ctx = self.service_context(service, version)
+        argv = templates.build_argv(install, ctx) if install else []
+        digest = hashlib.sha256("\0".join(argv).encode()).hexdigest()
+        marker = target / INSTALL_MARKER
+        if marker.exists() and marker.read_text() == digest:
+            return target
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True, mode=0o700)
+        if argv:
+            try:
+                runner.run(argv, env=runner.base_env(), cwd=self.manifest.stack_dir, timeout=900)
+            except CommandFailed:
+                shutil.rmtree(target, ignore_errors=True)
+                raise
+        marker.write_text(digest)
+        return target
+
+    def _runtime(self, service: str, version: str | None = None, **extra: Any) -> tuple[list[str], dict, Path]:
+        ver = version or self.record.versions[service]
+        command, _, env = self._version_parts(service, ver)
+        ctx = self.service_context(service, ver, **extra)
+        overrides = self.manifest.staging.overrides.get(service, {}) if self.kind == "staging" else {}
+        full_env = runner.base_env(templates.render_env({**env, **overrides}, ctx))
+        cwd = Path(templates.render(self.manifest.service(service).cwd or "{stack_dir}", ctx))
+        return templates.build_argv(command, ctx), full_env, cwd
+
+    def _handle(self, service: str) -> runner.ProcessHandle | None:
+        d = self.record.processes.get(service)
+        return runner.ProcessHandle.from_dict(d) if d else None
+
+    def start_services(self, names: list[str] | None = None, *, wait: bool = True) -> dict[str, float]:
+        order = [n for n in self.manifest.start_order() if names is None or n in names]
+        timings: dict[str, float] = {}
+        mine = {n for n in order if (h := self._handle(n)) and h.alive()}
+        check_free({n: self.ports[n] for n in order if n not in mine}, self.name)
+        for n in order:
+            if n in mine:
+                continue
+            t0 = time.monotonic()
+            self.ensure_installed(n, self.record.versions[n])
+            self.data_dir(n).mkdir(parents=True, exist_ok=True, mode=0o700)
+            argv, env, cwd = self._runtime(n)
+            handle = runner.spawn(argv, env=env, cwd=cwd, log_path=self.log_path(n))
+            self.record.processes[n] = handle.to_dict()
+            self.save()
+            if wait:
+                self.wait_ready(n)
+            timings[n] = time.monotonic() - t0
+        return timings
+
+    def wait_ready(self, service: str) -> float:
+        spec = self.manifest.service(service)
+        p = spec.readiness or spec.health
+        timeout = p.timeout_s or self.manifest.policies.readiness_timeout_s
+        handle = self._handle(service)
+
+        def died() -> str | None:
+            return None if handle and handle.alive() else "process exited"
+
+        result, waited = health.wait_for(lambda: self._probe(service, p), timeout, abort=died)
+        if not result.ok:
+            tail = " | ".join(self.log_tail(service, 8))
+            raise ServiceNotReady(f"{service} ({self.record.versions[service]}) in {self.name} not ready after "
+                                  f"{waited:.1f}s: {result.detail}. Last log lines: {tail}",
+                                  fix=f"see {self.log_path(service)}", service=service)
+        return waited
+
+    def _probe(self, service: str, p) -> health.ProbeResult:
+        argv = env = None
+        if p.command:
+            ctx = self.service_context(service)
+            argv, env = templates.build_argv(p.command, ctx), runner.base_env()
+        return health.probe(p, self.service_url(service), argv, env)
+
+    def log_tail(self, service: str, n: int = 10) -> list[str]:
+        try:
+            return self.log_path(service).read_text(errors="replace").strip().splitlines()[-n:]
+        except OSError:
+            return []
+
+    def stop_services(self, names: list[str] | None = None) -> dict[str, str]:
+        order = [n for n in reversed(self.manifest.start_order()) if names is None or n in names]
+        out = {}
+        for n in order:
+            h = self._handle(n)
+            out[n] = runner.stop_process(h, self.manifest.policies.stop_timeout_s) if h else "not running"
+            self.record.processes.pop(n, None)
+            self.save()
+        return out
+
+    def run_service_command(self, service: str, which: str, version: str | None = None,
+                            timeout: float | None = None, **extra: Any) -> runner.Completed:
+        """Run a service's declared ``migrate``/``downgrade``/``sql`` command in this environment."""
+        template = getattr(self.manifest.service(service), which)
+        if not template:
+            raise CommandFailed(f"service {service!r} declares no {which} command",
+                                fix=f"add services.{service}.{which} to the manifest")
+        ver = version or self.record.versions[service]
+        self.ensure_installed(service, ver)
+        _, env, cwd = self._runtime(service, ver, **extra)
+        argv = templates.build_argv(template, self.service_context(service, ver, **extra))
+        return runner.run(argv, env=env, cwd=cwd, timeout=timeout, check=False)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def up(self, *, seed: bool = True, seed_mb: float | None = None) -> dict[str, Any]:
+        t0 = time.monotonic()
+        self.state.ensure()
+        self.save()
+        if not self.cluster.running():
+            check_free({POSTGRES: self.ports[POSTGRES]}, self.name)
+        created = self.provision_database()
+        t_db = time.monotonic() - t0
+        timings = self.start_services()
+        seeded = None
+        if seed and created and self.manifest.seed and self.kind == "production" and not self.record.seeded:
+            from ..seed import run_seed
+
+            seeded = run_seed(self, seed_mb)
+        return {"environment": self.name, "created": created, "database_s": round(t_db, 3),
+                "services_s": {k: round(v, 3) for k, v in timings.items()},
+                "total_s": round(time.monotonic() - t0, 3), "seed": seeded}
+
+    def down(self) -> dict[str, Any]:
+        t0 = time.monotonic()
+        stopped = self.stop_services()
+        pg = self.stop_database() if self.cluster.initialized() else 0.0
+        return {"environment": self.name, "services": stopped, "postgres_stop_s": round(pg, 3),
+                "total_s": round(time.monotonic() - t0, 3)}
+
+    def status(self, probe: bool = True) -> EnvStatus:
+        c = self.cluster
+        running = c.initialized() and c.running()
+        st = EnvStatus(self.name, self.kind, self.backend_name,
+                       {"running": running, "port": c.port, "major": c.install.major, "data_dir": str(c.data_dir)})
+        if running:
+            try:
+                st.databases = {k: v for k, v in sql.database_sizes(c.admin_conninfo()).items()
+                                if k != "postgres"}
+            except Exception as e:  # noqa: BLE001 - status reports, never fails
+                st.postgres["error"] = str(e)
+        for n in self.manifest.start_order():
+            h = self._handle(n)
+            alive = bool(h and h.alive())
+            res = self._probe(n, self.manifest.service(n).health) if (alive and probe) else None
+            st.services.append(ServiceStatus(n, self.record.versions[n], self.ports[n], alive,
+                                             bool(res and res.ok), res.detail if res else
+                                             ("running" if alive else "stopped"), h.pid if h and alive else None))
+        return st
+
+    def destroy(self) -> None:
+        self.down()
+        sock = self.cluster.socket_dir
+        shutil.rmtree(self.dir, ignore_errors=True)
+        if not sock.is_relative_to(self.state.root):
+            shutil.rmtree(sock, ignore_errors=True)
+        shutil.rmtree(self.state.secrets_dir(self.name), ignore_errors=True)

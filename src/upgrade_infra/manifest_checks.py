@@ -1,0 +1,158 @@
+"""Cross-references inside a manifest: names, placeholders, port blocks, dependency cycles.
+
+Returns ``(loc, problem, fix)`` triples; :func:`upgrade_infra.manifest.load_manifest` maps them to lines.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from . import templates
+
+if TYPE_CHECKING:
+    from .manifest import Manifest
+
+Issue = tuple[tuple, str, str | None]
+PG_OFFSET = 0
+
+
+def semantic_issues(m: Manifest) -> list[Issue]:
+    out: list[Issue] = []
+    out += _references(m)
+    out += _templates(m)
+    out += _ports(m)
+    out += _cycles(m)
+    return out
+
+
+def _references(m: Manifest) -> list[Issue]:
+    out: list[Issue] = []
+    svcs = set(m.services)
+    for name, s in m.services.items():
+        for i, d in enumerate(s.depends_on):
+            if d not in svcs:
+                out.append((("services", name, "depends_on", i), f"unknown service {d!r}",
+                            f"use one of: {', '.join(sorted(svcs))}"))
+    for db, spec in m.postgres.databases.items():
+        if spec.owner not in svcs:
+            out.append((("postgres", "databases", db, "owner"), f"unknown service {spec.owner!r}",
+                        f"use one of: {', '.join(sorted(svcs))}"))
+    for env, e in m.environments.items():
+        for svc, ver in e.versions.items():
+            if svc not in svcs:
+                out.append((("environments", env, "versions", svc), f"unknown service {svc!r}", None))
+            elif ver not in m.services[svc].versions:
+                out.append((("environments", env, "versions", svc), f"unknown version {ver!r}",
+                            f"declare it under services.{svc}.versions or use one of: "
+                            f"{', '.join(m.services[svc].versions)}"))
+        for svc in svcs - set(e.versions):
+            out.append((("environments", env, "versions"), f"no version given for service {svc!r}",
+                        f"add '{svc}: <version>'"))
+    for svc in m.staging.overrides:
+        if svc not in svcs:
+            out.append((("staging", "overrides", svc), f"unknown service {svc!r}", None))
+    for db in m.staging.masking:
+        if db not in m.postgres.databases:
+            out.append((("staging", "masking", db), f"unknown database {db!r}",
+                        f"use one of: {', '.join(m.postgres.databases)}"))
+    for i, inv in enumerate(m.migration.invariants):
+        if inv.database not in m.postgres.databases:
+            out.append((("migration", "invariants", i, "database"), f"unknown database {inv.database!r}", None))
+    for name, sec in m.secrets.items():
+        if not (sec.env or sec.file or sec.generate):
+            out.append((("secrets", name), "no source for the value", "set env:, file: or generate: true"))
+    return out
+
+
+def _names(m: Manifest) -> dict[str, set[str]]:
+    return {"db": set(m.postgres.databases), "services": set(m.services), "secrets": set(m.secrets),
+            "data_dirs": {n for n, s in m.services.items() if s.data_dir}}
+
+
+def _templates(m: Manifest) -> list[Issue]:
+    out: list[Issue] = []
+    names = _names(m)
+
+    def check(loc: tuple, text: str | None, allowed: set[str]) -> None:
+        if not text:
+            return
+        try:
+            fields = templates.placeholders(text)
+        except Exception as e:  # noqa: BLE001 - reported as a manifest issue
+            out.append((loc, str(e), "balance the braces"))
+            return
+        for f in fields:
+            problem = templates.check_placeholder(f, allowed, names)
+            if problem:
+                out.append((loc, problem, None))
+
+    S = templates.SERVICE_FIELDS
+    for name, s in m.services.items():
+        for key in ("command", "cwd", "install", "migrate", "downgrade", "sql"):
+            check(("services", name, key), getattr(s, key), S)
+        for k, v in s.env.items():
+            check(("services", name, "env", k), v, S)
+        for ver, vs in s.versions.items():
+            if vs:
+                check(("services", name, "versions", ver, "command"), vs.command, S)
+                check(("services", name, "versions", ver, "install"), vs.install, S)
+                for k, v in vs.env.items():
+                    check(("services", name, "versions", ver, "env", k), v, S)
+    for svc, env in m.staging.overrides.items():
+        for k, v in env.items():
+            check(("staging", "overrides", svc, k), v, S)
+    if m.seed:
+        check(("seed", "command"), m.seed.command, templates.SEED_FIELDS)
+        check(("seed", "cwd"), m.seed.cwd, templates.SEED_FIELDS)
+        for k, v in m.seed.env.items():
+            check(("seed", "env", k), v, templates.SEED_FIELDS)
+    return out
+
+
+def block_size(m: Manifest) -> int:
+    """Ports used by one environment: PostgreSQL at base+0, each service at base+offset."""
+    return max([s.port for s in m.services.values()] + [PG_OFFSET]) + 1
+
+
+def _ports(m: Manifest) -> list[Issue]:
+    out: list[Issue] = []
+    seen: dict[int, str] = {}
+    for name, s in m.services.items():
+        if s.port in seen:
+            out.append((("services", name, "port"), f"port offset {s.port} is also used by service {seen[s.port]!r}",
+                        "give each service its own offset (1-99)"))
+        seen[s.port] = name
+    size = block_size(m)
+    blocks = [(n, e.port_base, e.port_base + size - 1) for n, e in m.environments.items()]
+    lo, hi = m.staging.port_range
+    if hi - lo + 1 < size:
+        out.append((("staging", "port_range"), f"range {lo}-{hi} is smaller than one block ({size} ports)", None))
+    blocks.append(("staging.port_range", lo, hi))
+    for i, (a, a0, a1) in enumerate(blocks):
+        for b, b0, b1 in blocks[i + 1:]:
+            if a0 <= b1 and b0 <= a1:
+                loc = ("environments", a, "port_base") if a in m.environments else ("staging", "port_range")
+                out.append((loc, f"ports {a0}-{a1} of {a} overlap ports {b0}-{b1} of {b}",
+                            f"move one block; each environment needs {size} consecutive ports"))
+    return out
+
+
+def _cycles(m: Manifest) -> list[Issue]:
+    state: dict[str, int] = {}
+    out: list[Issue] = []
+
+    def visit(n: str, path: list[str]) -> None:
+        if state.get(n) == 2 or n not in m.services:
+            return
+        if state.get(n) == 1:
+            out.append((("services", n, "depends_on"), f"dependency cycle: {' -> '.join(path + [n])}",
+                        "remove one of the depends_on entries"))
+            return
+        state[n] = 1
+        for d in m.services[n].depends_on:
+            visit(d, path + [n])
+        state[n] = 2
+
+    for n in m.services:
+        visit(n, [])
+    return out

@@ -1,0 +1,213 @@
+"""Executing runbooks (Jupyter notebooks in ``runbooks/``) with Papermill.
+
+A run executes into a private temporary file, then the executed notebook is post-processed
+before anything is written to ``reports/``: secrets scrubbed from cells, outputs and Papermill
+metadata; large outputs capped (the full text goes to a file beside the notebook); a header cell
+says when and against what it ran, and a failed run says so at the top. Budgets per runbook
+(notebook metadata ``upgrade_infra.budget_s`` or the ``budget_s`` parameter) and per step (cell
+metadata ``upgrade_infra.budget_s``) are reported and enforced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from . import __version__
+from .errors import BadInput, UnknownName
+from .redact import scrub
+from .state import atomic_write_json
+
+RESULT_ENV = "UPGRADE_INFRA_RESULT"
+OUTPUT_CAP = 8000  # characters of one output kept in the notebook
+NAME_RE = re.compile(r"^(\d+)-(.+)\.ipynb$")
+
+
+@dataclass
+class Step:
+    index: int
+    name: str
+    duration_s: float
+    budget_s: float | None
+    status: str  # ok | failed | over-budget | not-run
+
+
+@dataclass
+class RunResult:
+    name: str
+    status: str  # passed | failed
+    duration_s: float
+    notebook: str
+    result_json: str
+    error: str | None = None
+    budget_s: float | None = None
+    steps: list[Step] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    papermill_overhead_s: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def runbook_dir(root: Path | None = None) -> Path:
+    return (root or Path.cwd()) / "runbooks"
+
+
+def list_runbooks(directory: Path) -> list[tuple[str, Path]]:
+    """(name, path) in run order: files are named ``NN-name.ipynb``."""
+    found = []
+    for p in sorted(directory.glob("*.ipynb")):
+        m = NAME_RE.match(p.name)
+        if m:
+            found.append((m.group(2), p))
+    return found
+
+
+def find_runbook(directory: Path, name: str) -> Path:
+    for n, p in list_runbooks(directory):
+        if name in (n, p.stem, p.name):
+            return p
+    raise UnknownName(f"no runbook {name!r} in {directory}",
+                      fix=f"use one of: {', '.join(n for n, _ in list_runbooks(directory))}")
+
+
+def parse_params(pairs: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise BadInput(f"parameter {pair!r} is not key=value", fix="write -p key=value")
+        k, v = pair.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    for k in out:
+        if re.search(r"pass|secret|token|key", k, re.I):
+            raise BadInput(f"parameter {k!r} looks like a secret; runbook parameters are written into reports",
+                           fix="pass secrets through the environment or a file named in the manifest")
+    return out
+
+
+# -- post-processing (pure functions over notebook nodes) ------------------------------------------
+def _cap_outputs(nb: Any, spill_dir: Path) -> None:
+    for i, cell in enumerate(nb.cells):
+        for j, out in enumerate(cell.get("outputs", [])):
+            key = "text" if "text" in out else None
+            data = out.get("data", {})
+            if key is None and "text/plain" in data:
+                text, setter = data["text/plain"], lambda v, d=data: d.__setitem__("text/plain", v)
+            elif key:
+                text, setter = out[key], lambda v, o=out: o.__setitem__("text", v)
+            else:
+                continue
+            text = "".join(text) if isinstance(text, list) else text
+            if len(text) > OUTPUT_CAP:
+                spill_dir.mkdir(parents=True, exist_ok=True)
+                f = spill_dir / f"cell{i:03d}-out{j}.txt"
+                f.write_text(text)
+                setter(text[:OUTPUT_CAP] + f"\n… output capped: {len(text)} characters, full text in "
+                                           f"{spill_dir.name}/{f.name}\n")
+
+
+def scrub_notebook(nb: Any) -> Any:
+    """Secrets out of every cell source, output and metadata (Papermill keeps parameters there)."""
+    return nbformat.reads(scrub(nbformat.writes(nb)), as_version=4)
+
+
+def _steps(nb: Any) -> list[Step]:
+    steps, heading = [], None
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#+\s*(.+)$", cell.source, re.M)
+            heading = m.group(1).strip() if m else heading
+            continue
+        meta = cell.metadata.get("upgrade_infra", {})
+        pm = cell.metadata.get("papermill", {})
+        tags = cell.metadata.get("tags", [])
+        if "injected-parameters" in tags or "parameters" in tags:
+            continue
+        dur = pm.get("duration")
+        status = {"failed": "failed", "completed": "ok"}.get(pm.get("status"), "not-run")
+        budget = meta.get("budget_s")
+        if status == "ok" and budget is not None and dur is not None and dur > budget:
+            status = "over-budget"
+        steps.append(Step(i, meta.get("step") or heading or f"cell {i}", round(dur or 0.0, 3), budget, status))
+    return steps
+
+
+def _header(name: str, nb: Any, params: dict, status: str, error: str | None, started: float) -> Any:
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started))
+    shown = ", ".join(f"`{k}={v}`" for k, v in params.items()) or "defaults"
+    lines = [f"!!! {'success' if status == 'passed' else 'failure'} \"Run of {when}: {status.upper()}\"",
+             f"    Runbook `{name}` executed by upgrade-infra {__version__} with Papermill; parameters: {shown}.",
+             f"    Stack: `{nb.metadata.get('upgrade_infra', {}).get('stack', 'see parameters')}`."]
+    if error:
+        lines.append(f"    **Failed:** {error}")
+    cell = nbformat.v4.new_markdown_cell("\n".join(lines))
+    cell.metadata["upgrade_infra"] = {"header": True}
+    return cell
+
+
+def execute(path: Path, reports: Path, params: dict[str, Any] | None = None, *,
+            budget_s: float | None = None, env: dict[str, str] | None = None) -> RunResult:
+    import papermill as pm
+
+    params = dict(params or {})
+    name = NAME_RE.match(path.name).group(2) if NAME_RE.match(path.name) else path.stem
+    reports.mkdir(parents=True, exist_ok=True)
+    out_nb, out_json = reports / f"{name}.ipynb", reports / f"{name}.json"
+    source = nbformat.read(path, as_version=4)
+    budget = budget_s or params.get("budget_s") or source.metadata.get("upgrade_infra", {}).get("budget_s")
+    error = None
+    with tempfile.TemporaryDirectory(prefix="uinfra-run-") as tmp:
+        tmp_nb, figures_path = Path(tmp) / path.name, Path(tmp) / "result.json"
+        saved = {k: os.environ.get(k) for k in [RESULT_ENV, *(env or {})]}
+        os.environ.update({RESULT_ENV: str(figures_path), **(env or {})})
+        t0, started = time.monotonic(), time.time()
+        try:
+            pm.execute_notebook(str(path), str(tmp_nb), parameters=params, cwd=str(path.parent),
+                                progress_bar=False, log_output=False, kernel_name="python3",
+                                execution_timeout=int(budget * 2) if budget else None)
+        except Exception as e:  # noqa: BLE001 - a failed run still produces its notebook
+            error = scrub(_first_line(e))
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+        duration = time.monotonic() - t0
+        nb = nbformat.read(tmp_nb, as_version=4) if tmp_nb.exists() else source
+        figures = json.loads(figures_path.read_text()) if figures_path.exists() else {}
+    steps = _steps(nb)
+    cell_time = sum(s.duration_s for s in steps)
+    over = [s for s in steps if s.status == "over-budget"]
+    if not error and over:
+        error = f"step {over[0].name!r} took {over[0].duration_s:.1f}s, budget {over[0].budget_s}s"
+    if not error and budget and duration > budget:
+        error = f"runbook took {duration:.1f}s, budget {budget}s"
+    status = "failed" if error else "passed"
+    nb.cells.insert(0, _header(name, nb, params, status, error, started))
+    nb.metadata["upgrade_infra"] = {**nb.metadata.get("upgrade_infra", {}), "status": status,
+                                    "ran_at": started, "duration_s": round(duration, 3)}
+    _cap_outputs(nb, reports / f"{name}.outputs")
+    nbformat.write(scrub_notebook(nb), out_nb)
+    result = RunResult(name, status, round(duration, 3), str(out_nb), str(out_json), error, budget, steps,
+                       figures, round(max(duration - cell_time, 0.0), 3))
+    atomic_write_json(out_json, json.loads(scrub(json.dumps(result.to_dict(), default=str))), mode=0o644)
+    os.chmod(out_nb, 0o644)
+    return result
+
+
+def _first_line(e: Exception) -> str:
+    """Papermill's execution error carries the notebook's exception name and value."""
+    ename, evalue = getattr(e, "ename", None), getattr(e, "evalue", None)
+    if ename:
+        return f"{ename}: {evalue}"[:500]
+    lines = str(e).strip().splitlines()
+    return (lines[-1] if lines else type(e).__name__)[:500]

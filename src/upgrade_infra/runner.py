@@ -1,0 +1,146 @@
+"""The one place that runs subprocesses.
+
+Builders elsewhere produce argv lists (pure, unit-tested); this module executes them:
+``run`` for commands that finish, ``spawn`` for long-lived services, ``stop_process`` to end them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+from .errors import CommandFailed
+
+# Variables a child inherits from the tool; everything else it gets is declared explicitly.
+INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")
+
+
+def base_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+    env.update(extra or {})
+    return env
+
+
+def as_user(argv: Sequence[str], user: str | None) -> list[str]:
+    """Prefix argv so it runs as ``user`` (used for PostgreSQL, which refuses to run as root)."""
+    if user is None:
+        return list(argv)
+    return ["runuser", "-u", user, "--", *argv]
+
+
+@dataclass
+class Completed:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | Path | None = None,
+        timeout: float | None = None, check: bool = True, input: str | None = None,
+        user: str | None = None) -> Completed:
+    full = as_user([str(a) for a in argv], user)
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(full, env=dict(env) if env is not None else None, cwd=cwd, input=input,
+                           capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError as e:
+        raise CommandFailed(f"cannot run {full[0]}: not found", fix=f"install {full[0]} or fix the path",
+                            argv=full) from e
+    except subprocess.TimeoutExpired as e:
+        raise CommandFailed(f"{' '.join(full[:3])}… timed out after {timeout}s", argv=full) from e
+    done = Completed(full, p.returncode, p.stdout, p.stderr, time.monotonic() - t0)
+    if check and p.returncode != 0:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-5:]
+        raise CommandFailed(f"{' '.join(full[:4])}… exited {p.returncode}: {' | '.join(tail)}",
+                            argv=full, returncode=p.returncode, stderr=p.stderr[-2000:])
+    return done
+
+
+@dataclass(frozen=True)
+class ProcessHandle:
+    """A spawned process, identified by pid *and* start time so a reused pid is never killed."""
+
+    pid: int
+    create_time: float
+
+    def alive(self) -> bool:
+        try:
+            p = psutil.Process(self.pid)
+            return abs(p.create_time() - self.create_time) < 0.01 and p.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+    def to_dict(self) -> dict:
+        return {"pid": self.pid, "create_time": self.create_time}
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> ProcessHandle:
+        return cls(int(d["pid"]), float(d["create_time"]))
+
+
+def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | Path, log_path: Path) -> ProcessHandle:
+    """Start a detached service in its own session (process group) with output appended to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab", buffering=0) as log:
+        log.write(f"\n--- upgrade-infra start {time.strftime('%Y-%m-%dT%H:%M:%S')} {argv[0]}\n".encode())
+        try:
+            p = subprocess.Popen([str(a) for a in argv], env=dict(env), cwd=cwd, stdout=log,
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        except FileNotFoundError as e:
+            raise CommandFailed(f"cannot start {argv[0]}: not found", fix="check the service command") from e
+    return ProcessHandle(p.pid, psutil.Process(p.pid).create_time())
+
+
+def stop_process(handle: ProcessHandle, timeout: float = 10.0) -> str:
+    """SIGTERM the process group, SIGKILL after ``timeout``. Returns how it ended."""
+    if not handle.alive():
+        _reap(handle.pid)
+        return "not running"
+    try:
+        pgid = os.getpgid(handle.pid)
+    except ProcessLookupError:
+        return "not running"
+    members = _group(pgid)
+    _signal_group(pgid, signal.SIGTERM)
+    _, alive = psutil.wait_procs(members, timeout=timeout)
+    how = "terminated"
+    if alive:
+        _signal_group(pgid, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=5)
+        how = "killed"
+    _reap(handle.pid)
+    return how
+
+
+def _group(pgid: int) -> list[psutil.Process]:
+    out = []
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(p.pid) == pgid:
+                out.append(p)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return out
+
+
+def _signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

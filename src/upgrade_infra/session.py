@@ -1,0 +1,43 @@
+"""What every command needs: the manifest, the state dir, and environments opened through the registry."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from .environments import Environment, open_environment
+from .manifest import Manifest, load_manifest
+from .state import StateDir, default_state_dir
+
+
+def default_stack_path() -> Path:
+    return Path(os.environ.get("UPGRADE_INFRA_STACK", "stack.yaml"))
+
+
+@dataclass
+class Session:
+    stack: Path = field(default_factory=default_stack_path)
+    state_dir: Path | None = None
+
+    @cached_property
+    def manifest(self) -> Manifest:
+        return load_manifest(self.stack)
+
+    @cached_property
+    def state(self) -> StateDir:
+        root = self.state_dir or Path(os.environ.get("UPGRADE_INFRA_STATE_DIR") or default_state_dir(self.stack))
+        return StateDir(root)
+
+    def env(self, name: str) -> Environment:
+        return open_environment(self.manifest, self.state, name)
+
+    def environments(self) -> list[Environment]:
+        names = sorted(set(self.manifest.environments) | set(self.state.env_names()))
+        return [self.env(n) for n in names]
+
+
+def session(stack: str | Path | None = None, state_dir: str | Path | None = None) -> Session:
+    """Entry point for runbooks and scripts: ``s = session('examples/pa-stack/stack.yaml')``."""
+    return Session(Path(stack) if stack else default_stack_path(), Path(state_dir) if state_dir else None)

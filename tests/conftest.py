@@ -1,0 +1,116 @@
+"""Shared fixtures: real PostgreSQL clusters and copies of the reference stack on free ports.
+
+State dirs live under /tmp with mode 0711 so the unprivileged PostgreSQL user can reach its data
+dirs (pytest's own tmp dirs are 0700 root). Every fixture stops what it started.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from ruamel.yaml import YAML
+
+from upgrade_infra import postgres as pglib
+from upgrade_infra import sql
+from upgrade_infra.ports import holder_of
+from upgrade_infra.session import Session
+
+REPO = Path(__file__).resolve().parents[1]
+PA_STACK = REPO / "examples" / "pa-stack"
+STAGING_SPAN = 60
+
+
+def free_base(span: int) -> int:
+    rng = random.Random(os.getpid() ^ int.from_bytes(os.urandom(4), "little"))
+    for _ in range(200):
+        base = rng.randrange(30000, 60000 - span, 10)
+        if all(holder_of(p) is None for p in range(base, base + span)):
+            return base
+    raise RuntimeError("no free port range")
+
+
+@pytest.fixture
+def private_tmp():
+    d = Path(tempfile.mkdtemp(prefix="uinfra-test-"))
+    os.chmod(d, 0o711)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+class ScratchCluster:
+    def __init__(self, root: Path) -> None:
+        self.port = free_base(1)
+        self.cluster = pglib.Cluster(pglib.choose_install(), root / "data", root / "run", self.port,
+                                     root / "pg.log", pglib.server_user())
+        self.cluster.init()
+        self.cluster.start()
+
+    def admin(self, db: str = "postgres") -> str:
+        return self.cluster.admin_conninfo(db)
+
+    def create_database(self, name: str) -> str:
+        sql.execute(self.admin(), sql.drop_database(name), sql.create_database(name))
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    root = Path(tempfile.mkdtemp(prefix="uinfra-pg-"))
+    os.chmod(root, 0o711)
+    c = ScratchCluster(root)
+    yield c
+    c.cluster.stop(mode="immediate")
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def write_stack(dest: Path, source: Path = PA_STACK / "stack.yaml", edit=None) -> Path:
+    """A copy of a stack manifest in ``dest`` with its own free port blocks (pa_apps linked in)."""
+    yaml = YAML()
+    data = yaml.load(source.read_text())
+    base = free_base(10 + STAGING_SPAN)
+    for i, env in enumerate(data["environments"].values()):
+        env["port_base"] = base + 10 * i
+    data["staging"]["port_range"] = [base + 10, base + 10 + STAGING_SPAN - 1]
+    if edit:
+        edit(data)
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in source.parent.iterdir():
+        if entry.name != source.name and not entry.name.startswith("."):
+            (dest / entry.name).symlink_to(entry)
+    out = dest / "stack.yaml"
+    with open(out, "w") as f:
+        yaml.dump(data, f)
+    return out
+
+
+def stop_all(s: Session) -> None:
+    for name in s.state.env_names():
+        try:
+            s.env(name).down()
+        except Exception:  # noqa: BLE001 - best effort in teardown
+            pass
+
+
+@pytest.fixture
+def pa_stack(private_tmp):
+    """A Session on a private copy of the reference stack (nothing started yet)."""
+    s = Session(write_stack(private_tmp / "stack"), private_tmp / "state")
+    yield s
+    stop_all(s)
+
+
+@pytest.fixture(scope="module")
+def pa_production(tmp_path_factory):
+    """The reference production, up and seeded (small), shared by a test module."""
+    root = Path(tempfile.mkdtemp(prefix="uinfra-prod-"))
+    os.chmod(root, 0o711)
+    s = Session(write_stack(root / "stack"), root / "state")
+    s.env("production").up(seed_mb=float(os.environ.get("UPGRADE_INFRA_TEST_SEED_MB", "4")))
+    yield s
+    stop_all(s)
+    shutil.rmtree(root, ignore_errors=True)
