@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import BadInput, ManifestError, ManifestIssue
 from .yamlsource import YamlSource, load_yaml
@@ -121,8 +121,25 @@ class Policies(Strict):
     retention: Retention = Retention()
 
 
-MaskRule = Literal["fake_name", "fake_first_name", "fake_last_name", "fake_email", "hash", "null", "keep"] | dict[
-    Literal["constant"], Any]
+MaskRuleName = Literal["fake_name", "fake_first_name", "fake_last_name", "fake_email", "hash", "null", "keep"]
+
+
+class MaskRuleSpec(Strict):
+    """Long form of a masking rule: ``{constant: v}``, ``{rule: fake_email, if_exists: true}``."""
+
+    rule: MaskRuleName | None = None
+    constant: Any = None
+    if_exists: bool = Field(False, description="skip (and report) the rule when the column is absent from the "
+                            "live schema, e.g. a column only some releases of the app have")
+
+    @model_validator(mode="after")
+    def _one_of(self) -> MaskRuleSpec:
+        if (self.rule is None) == ("constant" not in self.model_fields_set):
+            raise ValueError("give exactly one of rule: or constant:")
+        return self
+
+
+MaskRule = MaskRuleName | MaskRuleSpec
 
 
 class StagingSpec(Strict):

@@ -22,6 +22,9 @@ def semantic_issues(m: Manifest) -> list[Issue]:
     out += _templates(m)
     out += _ports(m)
     out += _cycles(m)
+    from .checks import manifest_issues as check_issues  # each check kind validates its own fields
+
+    out += check_issues(m)
     return out
 
 

@@ -52,6 +52,7 @@ def holder_of(port: int) -> str | None:
                 cmd = "?"
             return f"pid {c.pid} ({cmd})"
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do: TIME_WAIT is not "taken"
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ def seed_argv(env: Environment, size_mb: float) -> tuple[list[str], dict[str, st
 def run_seed(env: Environment, size_mb: float | None = None) -> dict[str, Any]:
     spec = env.manifest.seed
     assert spec is not None
-    size = size_mb or spec.size_mb
+    size = size_mb or float(os.environ.get("UPGRADE_INFRA_SEED_MB") or spec.size_mb)
     before = sum(sql.database_sizes(env.conninfo()).values())
     argv, e, cwd = seed_argv(env, size)
     t0 = time.monotonic()

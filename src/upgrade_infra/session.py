@@ -28,7 +28,7 @@ class Session:
     @cached_property
     def state(self) -> StateDir:
         root = self.state_dir or Path(os.environ.get("UPGRADE_INFRA_STATE_DIR") or default_state_dir(self.stack))
-        return StateDir(root)
+        return StateDir(root).ensure()
 
     def env(self, name: str) -> Environment:
         return open_environment(self.manifest, self.state, name)

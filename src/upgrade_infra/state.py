@@ -45,7 +45,7 @@ def atomic_write_json(path: Path, data: Any, mode: int = 0o600) -> None:
 def read_json(path: Path, default: Any = None) -> Any:
     try:
         return json.loads(path.read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return default
 
 

@@ -1,0 +1,67 @@
+"""nox sessions: ``tests`` (pytest + nbval over runbooks), ``lint`` (ruff), ``site`` (the main job).
+
+Each session installs what it needs itself: Python packages into its virtualenv, and system
+packages (Debian's chromium for browser checks) through apt when run as root; otherwise it
+names the package to install.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+EXTRAS = ".[examples,pg16,browser,docs,test]"
+APT_PACKAGES = {"chromium": "/usr/bin/chromium"}  # package -> a file it provides
+ROOT = Path(__file__).parent
+
+
+def ensure_system_packages(session: nox.Session) -> None:
+    missing = [pkg for pkg, path in APT_PACKAGES.items() if not Path(path).exists()]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        session.error(f"missing system packages: {' '.join(missing)}; install them with "
+                      f"`sudo apt-get install -y {' '.join(missing)}`")
+    session.log(f"installing system packages: {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
+
+
+def install(session: nox.Session) -> None:
+    ensure_system_packages(session)
+    session.install("--quiet", "-e", EXTRAS)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("--quiet", "ruff")
+    session.run("ruff", "check", "src", "tests", "benchmarks", "tools", "noxfile.py", "runbooks")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Unit, integration and end-to-end tests on real PostgreSQL and real services, then nbval over runbooks."""
+    install(session)
+    session.run("pytest", "tests", "--nbval-lax", "runbooks", "-p", "no:cacheprovider", *session.posargs)
+
+
+@nox.session
+def site(session: nox.Session) -> None:
+    """The main job: execute every runbook against the reference stack, gate, build the site."""
+    install(session)
+    session.run("upgrade-infra", "--stack", "examples/pa-stack/stack.yaml", "site", "publish",
+                "--reports", "reports", "--site", "site", *session.posargs)
+
+
+@nox.session(name="site-clean")
+def site_clean(session: nox.Session) -> None:
+    """Remove the built site and executed reports (the state dir is left alone)."""
+    for d in ("site", "reports/latest"):
+        shutil.rmtree(ROOT / d, ignore_errors=True)

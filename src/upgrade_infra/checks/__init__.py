@@ -1,0 +1,69 @@
+"""Check kinds, keyed by the manifest's ``kind:`` name (one module per kind).
+
+:func:`manifest_issues` validates every declared check when the manifest loads: unknown kind,
+unknown or missing field, bad JSON path, unknown service or database, unrenderable template;
+each issue names the check (``checks.N``) and the field, and maps to a file line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from .base import KINDS, CheckContext, Issue, Kind, KindConfig, Outcome, get_kind, parse_config, register_kind
+
+# kinds register themselves on import
+from . import command, http, sql  # noqa: E402,F401  isort: skip
+
+if TYPE_CHECKING:
+    from ..manifest import Manifest
+
+SUITE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+__all__ = ["KINDS", "CheckContext", "Kind", "KindConfig", "Outcome", "get_kind", "parse_config", "register_kind",
+           "manifest_issues"]
+
+
+def manifest_issues(m: Manifest) -> list[Issue]:
+    out: list[Issue] = []
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(m.checks):
+        at = ("checks", i)
+        if spec.name in seen:
+            out.append(((*at, "name"), f"duplicate check name {spec.name!r} (also checks.{seen[spec.name]})",
+                        "give every check its own name"))
+        seen.setdefault(spec.name, i)
+        if not SUITE.match(spec.suite):
+            out.append(((*at, "suite"), f"bad suite name {spec.suite!r}",
+                        "use lowercase letters, digits, '-' or '_', starting with a letter"))
+        if spec.service is not None and spec.service not in m.services:
+            out.append(((*at, "service"), f"check {spec.name!r}: unknown service {spec.service!r}",
+                        f"use one of: {', '.join(m.services)}"))
+        kind = KINDS.get(spec.kind)
+        if kind is None:
+            out.append(((*at, "kind"), f"check {spec.name!r}: unknown check kind {spec.kind!r}",
+                        f"use one of: {', '.join(sorted(KINDS))}"))
+            continue
+        try:
+            cfg = kind.config.model_validate(spec.model_extra or {})
+        except ValidationError as e:
+            out += [_pydantic_issue(spec.name, at, kind, err) for err in e.errors()]
+            continue
+        if kind.semantic:
+            out += [((*at, *loc), f"check {spec.name!r}: {problem}", fix)
+                    for loc, problem, fix in kind.semantic(spec, cfg, m)]
+    return out
+
+
+def _pydantic_issue(check: str, at: tuple, kind: Kind, err: dict) -> Issue:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p[:1].isupper() or "[" in p)))
+    problem, fix = err["msg"].removeprefix("Value error, "), None
+    if err["type"] == "extra_forbidden":
+        problem = f"unknown field {loc[-1]!r} for kind {kind.name!r}"
+        best = difflib.get_close_matches(str(loc[-1]), list(kind.config.model_fields), n=1) if len(loc) == 1 else []
+        fix = f"did you mean {best[0]!r}?" if best else f"see docs/testing/check-kinds.md#{kind.name}"
+    elif err["type"] == "missing":
+        fix = f"add '{loc[-1]}:'"
+    return ((*at, *loc), f"check {check!r}: {problem}", fix)
