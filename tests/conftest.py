@@ -18,7 +18,7 @@ from ruamel.yaml import YAML
 from upgrade_infra import postgres as pglib
 from upgrade_infra import sql
 from upgrade_infra.ports import holder_of
-from upgrade_infra.session import Session
+from upgrade_infra.session import Session, stop_everything
 
 REPO = Path(__file__).resolve().parents[1]
 PA_STACK = REPO / "examples" / "pa-stack"
@@ -89,11 +89,7 @@ def write_stack(dest: Path, source: Path = PA_STACK / "stack.yaml", edit=None) -
 
 
 def stop_all(s: Session) -> None:
-    for name in s.state.env_names():
-        try:
-            s.env(name).down()
-        except Exception:  # noqa: BLE001 - best effort in teardown
-            pass
+    stop_everything(s)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import glob
 import hashlib
+import importlib.util
 import os
 import pwd
 import re
@@ -58,12 +59,9 @@ def _candidate_bindirs() -> list[tuple[Path, str]]:
             pass
     for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
         found.append((Path(d), "system"))
-    try:
-        import pgserver  # type: ignore
-
-        found.append((Path(pgserver.__file__).parent / "pginstall" / "bin", "pgserver"))
-    except ImportError:
-        pass
+    spec = importlib.util.find_spec("pgserver")  # located, not imported: its import has side effects
+    if spec and spec.submodule_search_locations:
+        found.append((Path(list(spec.submodule_search_locations)[0]) / "pginstall" / "bin", "pgserver"))
     return found
 
 

@@ -10,8 +10,10 @@ metadata ``upgrade_infra.budget_s``) are reported and enforced.
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import platform
 import re
 import tempfile
 import time
@@ -143,15 +145,50 @@ def _steps(nb: Any) -> list[Step]:
     return steps
 
 
-def _header(name: str, nb: Any, params: dict, status: str, error: str | None, started: float) -> Any:
+def _register_stack_secrets(params: dict, env: dict[str, str] | None) -> None:
+    """The kernel resolved secrets in its own process; learn every value it could have seen."""
+    from .secrets import known_values
+    from .session import session
+
+    env = {**os.environ, **(env or {})}
+    stack = params.get("stack") or env.get("UPGRADE_INFRA_STACK")
+    if not stack:
+        from .notebook import REFERENCE_STACK
+
+        stack = str(Path(REFERENCE_STACK.replace("../", "")).resolve())
+    try:
+        s = session(stack, params.get("state_dir") or env.get("UPGRADE_INFRA_STATE_DIR"))
+        known_values(s.manifest, s.state)
+    except Exception:  # noqa: BLE001 - pattern-based scrubbing still applies
+        pass
+
+
+def _stack_line(params: dict, env: dict[str, str] | None) -> str:
+    stack = params.get("stack") or (env or {}).get("UPGRADE_INFRA_STACK") or os.environ.get("UPGRADE_INFRA_STACK")
+    if not stack:
+        return "the reference stack (examples/pa-stack/stack.yaml)"
+    try:
+        from .manifest import load_manifest
+
+        m = load_manifest(stack)
+        return f"stack <code>{html.escape(m.name)}</code> (manifest sha256 <code>{m.sha256[:12]}</code>)"
+    except Exception:  # noqa: BLE001 - the header must not fail the run
+        return f"stack <code>{html.escape(str(stack))}</code>"
+
+
+def _header(name: str, params: dict, status: str, error: str | None, started: float,
+            against: str) -> Any:
+    """An HTML admonition (Material styles it; notebook markdown has no admonition syntax)."""
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started))
-    shown = ", ".join(f"`{k}={v}`" for k, v in params.items()) or "defaults"
-    lines = [f"!!! {'success' if status == 'passed' else 'failure'} \"Run of {when}: {status.upper()}\"",
-             f"    Runbook `{name}` executed by upgrade-infra {__version__} with Papermill; parameters: {shown}.",
-             f"    Stack: `{nb.metadata.get('upgrade_infra', {}).get('stack', 'see parameters')}`."]
+    shown = ", ".join(f"<code>{html.escape(f'{k}={v}')}</code>" for k, v in params.items()) or "defaults"
+    kind = "success" if status == "passed" else "failure"
+    body = (f"<p>Runbook <code>{name}</code> executed by upgrade-infra {__version__} with Papermill against "
+            f"{against} on host <code>{html.escape(platform.node())}</code>; parameters: {shown}.</p>")
     if error:
-        lines.append(f"    **Failed:** {error}")
-    cell = nbformat.v4.new_markdown_cell("\n".join(lines))
+        body += f"<p><strong>Failed:</strong> {html.escape(error)}</p>"
+    cell = nbformat.v4.new_markdown_cell(
+        f'<div class="admonition {kind}"><p class="admonition-title">Run of {when}: {status.upper()}</p>'
+        f"{body}</div>")
     cell.metadata["upgrade_infra"] = {"header": True}
     return cell
 
@@ -192,11 +229,13 @@ def execute(path: Path, reports: Path, params: dict[str, Any] | None = None, *,
     if not error and budget and duration > budget:
         error = f"runbook took {duration:.1f}s, budget {budget}s"
     status = "failed" if error else "passed"
-    nb.cells.insert(0, _header(name, nb, params, status, error, started))
+    nb.cells.insert(0, _header(name, params, status, error, started, _stack_line(params, env)))
     nb.metadata["upgrade_infra"] = {**nb.metadata.get("upgrade_infra", {}), "status": status,
                                     "ran_at": started, "duration_s": round(duration, 3)}
+    _register_stack_secrets(params, env)
+    nb = scrub_notebook(nb)
     _cap_outputs(nb, reports / f"{name}.outputs")
-    nbformat.write(scrub_notebook(nb), out_nb)
+    nbformat.write(nb, out_nb)
     result = RunResult(name, status, round(duration, 3), str(out_nb), str(out_json), error, budget, steps,
                        figures, round(max(duration - cell_time, 0.0), 3))
     atomic_write_json(out_json, json.loads(scrub(json.dumps(result.to_dict(), default=str))), mode=0o644)

@@ -68,3 +68,22 @@ def db_password(state: StateDir, env: str, db: str) -> str:
     value = _generated(state, env, f"_db_{db}")
     redact.register(value)
     return value
+
+
+def known_values(m: Manifest, state: StateDir) -> set[str]:
+    """Every secret value this stack can have: env vars, files, and all generated values in the state dir."""
+    values: set[str] = set()
+    for spec in m.secrets.values():
+        for var, val in os.environ.items():
+            if spec.env and (var == spec.env or var.startswith(spec.env + "_")):
+                values.add(val)
+        if spec.file:
+            p = Path(spec.file) if Path(spec.file).is_absolute() else m.stack_dir / spec.file
+            if p.is_file():
+                values.add(p.read_text().strip())
+    root = state.root / "secrets"
+    if root.is_dir():
+        values.update(f.read_text().strip() for f in root.rglob("*") if f.is_file())
+    for v in values:
+        redact.register(v)
+    return values

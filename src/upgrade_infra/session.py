@@ -41,3 +41,15 @@ class Session:
 def session(stack: str | Path | None = None, state_dir: str | Path | None = None) -> Session:
     """Entry point for runbooks and scripts: ``s = session('examples/pa-stack/stack.yaml')``."""
     return Session(Path(stack) if stack else default_stack_path(), Path(state_dir) if state_dir else None)
+
+
+def stop_everything(s: Session) -> list[str]:
+    """Bring down every environment recorded in the state dir (best effort, for teardown)."""
+    stopped = []
+    for name in s.state.env_names():
+        try:
+            s.env(name).down()
+            stopped.append(name)
+        except Exception:  # noqa: BLE001 - keep stopping the others
+            continue
+    return stopped

@@ -8,30 +8,25 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from ..errors import EXIT_BAD_INPUT, EXIT_OPERATION_FAILED, UpgradeInfraError
 from .app import app, console_err, state_of
 
 # sub-command modules register themselves on import
-from . import env_cmds, runbook_cmds  # noqa: E402,F401  isort: skip
+from . import env_cmds, runbook_cmds, site_cmds  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; usage errors exit 2 (Typer's standalone mode), library errors map to their exit code."""
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)
         return 0
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else EXIT_BAD_INPUT)
     except UpgradeInfraError as e:
         _report(e.one_line(), e.to_dict(), argv)
         return e.exit_code
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort:
-        return EXIT_OPERATION_FAILED
-    except click.ClickException as e:
-        e.show()
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         console_err.print("interrupted")
         return EXIT_OPERATION_FAILED

@@ -1,0 +1,59 @@
+"""``runbook run-all`` and ``site publish``: the gate that blocks a stale or slow rollback from being published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from .. import publish
+from .app import console, emit, progress, session, sub
+from .runbook_cmds import DIR, REPORTS, rb_app
+
+site_app = sub("site", "Execute the runbooks, gate on their results, and build the docs site.")
+
+
+def _summary_table(s: dict) -> None:
+    t = Table(title=f"gate: {s['gate']}")
+    for c in ("runbook", "status", "seconds", "papermill overhead s"):
+        t.add_column(c)
+    for r in s["runbooks"]:
+        t.add_row(r["name"], r["status"], f"{r['duration_s']:.1f}", f"{r.get('papermill_overhead_s') or 0:.2f}")
+    console.print(t)
+    rb = s["rollback"]
+    console.print(f"rollback: {rb.get('total_s')} s of {rb['budget_s']} s budget, verified {rb.get('verified')}")
+    for reason in s.get("reasons", []):
+        console.print(f"[red]- {reason}")
+
+
+def _state_dir(state_dir: Path | None) -> Path:
+    return state_dir or session().stack.resolve().parent / ".upgrade-infra-site"
+
+
+@rb_app.command("run-all")
+def run_all(directory: Path = DIR, reports: Path = REPORTS,
+            only: list[str] = typer.Option([], "--only", help="run only these runbooks (in order)")) -> None:
+    """Execute every runbook in order into reports/runs/<time>/ (reports/latest points there)."""
+    s = session()
+    with progress("running runbooks"):
+        results = publish.run_all(directory, reports, stack=s.stack, state_dir=s.state.root, only=only or None)
+    summary = publish.summarize(results, s.manifest.policies.rollback_budget_s, reports)
+    emit(summary, _summary_table)
+
+
+@site_app.command("publish")
+def site_publish(reports: Path = REPORTS, site: Path = typer.Option(Path("site"), "--site"),
+                 rollback_budget: float = typer.Option(None, "--rollback-budget",
+                                                       help="seconds; default policies.rollback_budget_s"),
+                 state_dir: Path = typer.Option(None, "--run-state-dir",
+                                                help="fresh state dir for the run (default .upgrade-infra-site/)"),
+                 only: list[str] = typer.Option([], "--only", help="run only these runbooks")) -> None:
+    """Run every runbook against the stack, gate (all passed, rollback within budget), build the site."""
+    s = session()
+    budget = rollback_budget or s.manifest.policies.rollback_budget_s
+    paths = publish.Paths(Path.cwd(), reports, site)
+    with progress("executing runbooks, then building the site"):
+        summary = publish.publish(paths, stack=s.stack, state_dir=_state_dir(state_dir), rollback_budget_s=budget,
+                                  only=only or None)
+    emit(summary, _summary_table)

@@ -1,0 +1,157 @@
+"""The publication gate: execute every runbook → check results and the rollback budget → build the site.
+
+``run_all`` executes runbooks in order into a fresh run directory, then makes it ``reports/latest``
+(a failed run is kept too: its notebooks say where it failed). ``gate`` decides; only a passing
+gate rebuilds the site, built aside and swapped in, so a failure leaves the previous site untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import runbooks, runner
+from .errors import CheckFailed
+from .redact import scrub
+from .state import atomic_write_json, read_json
+
+ROLLBACK_RUNBOOK = "rollback"
+
+
+@dataclass
+class Paths:
+    repo: Path
+    reports: Path
+    site: Path
+
+    @property
+    def latest(self) -> Path:
+        return self.reports / "latest"
+
+    @property
+    def history(self) -> Path:
+        return self.reports / "history.jsonl"
+
+    @property
+    def build(self) -> Path:
+        return self.repo / "build"
+
+
+def run_all(directory: Path, reports: Path, *, stack: Path, state_dir: Path,
+            only: list[str] | None = None, params: dict[str, dict] | None = None) -> list[runbooks.RunResult]:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    run_dir = reports / "runs" / stamp
+    env = {"UPGRADE_INFRA_STACK": str(stack.resolve()), "UPGRADE_INFRA_STATE_DIR": str(state_dir.resolve())}
+    results = []
+    for name, path in runbooks.list_runbooks(directory):
+        if only and name not in only:
+            continue
+        results.append(runbooks.execute(path, run_dir, (params or {}).get(name), env=env))
+    latest = reports / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink() if latest.is_symlink() else shutil.rmtree(latest)
+    latest.symlink_to(Path("runs") / stamp)
+    return results
+
+
+def summarize(results: list[runbooks.RunResult], rollback_budget_s: float, reports: Path) -> dict[str, Any]:
+    rb = next((r for r in results if r.name == ROLLBACK_RUNBOOK), None)
+    rollback = dict((rb.figures.get("rollback") or {}) if rb else {})
+    rollback.setdefault("total_s", None)
+    rollback["budget_s"] = rollback_budget_s
+    rollback.setdefault("verified", False)
+    rollback.setdefault("quarantined_rows", None)
+    reasons = [f"runbook {r.name} {r.status}: {r.error}" for r in results if r.status != "passed"]
+    if rb is None:
+        reasons.append("the rollback drill did not run")
+    elif rollback["total_s"] is None or not rollback["verified"]:
+        reasons.append("the rollback drill reported no verified rollback time")
+    elif rollback["total_s"] > rollback_budget_s:
+        reasons.append(f"rollback took {rollback['total_s']:.1f}s, over the {rollback_budget_s:g}s budget")
+    return {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "runbooks": [{"name": r.name, "status": r.status, "duration_s": r.duration_s,
+                      "papermill_overhead_s": r.papermill_overhead_s, "error": r.error,
+                      "output": os.path.relpath(r.notebook, reports)} for r in results],
+        "rollback": rollback, "gate": "fail" if reasons else "pass", "reasons": reasons,
+    }
+
+
+def record_history(paths: Paths, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    entry = {"at": summary["generated_at"], "gate": summary["gate"],
+             "rollback_s": summary["rollback"].get("total_s")}
+    with open(paths.history, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    lines = paths.history.read_text().splitlines()
+    return [json.loads(line) for line in lines[-20:]]
+
+
+def build_site(paths: Paths, summary: dict[str, Any], history: list[dict]) -> Path:
+    """Copy docs/ and mkdocs.yml into build/, add generated pages and executed runbooks, build strict."""
+    from . import cos
+    from .cli import app
+    from .clidoc import cli_reference
+
+    build = paths.build
+    shutil.rmtree(build, ignore_errors=True)
+    shutil.copytree(paths.repo / "docs", build / "docs")
+    shutil.copy2(paths.repo / "mkdocs.yml", build / "mkdocs.yml")
+    nb_dir = build / "docs" / "runbooks"
+    nb_dir.mkdir(parents=True, exist_ok=True)
+    latest = paths.latest.resolve()
+    for r in summary["runbooks"]:
+        shutil.copy2(latest / f"{r['name']}.ipynb", nb_dir / f"{r['name']}.ipynb")
+        spill = latest / f"{r['name']}.outputs"
+        if spill.exists():
+            shutil.copytree(spill, nb_dir / spill.name)
+    (build / "docs" / "reference" / "cli.md").write_text(cli_reference(app))
+    cos.write_report(build / "docs" / "validation", summary, history, latest)
+    out = build / "site"
+    runner.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(build / "mkdocs.yml"),
+                "-d", str(out)], timeout=600)
+    return out
+
+
+def swap_in(new: Path, site: Path) -> None:
+    old = site.with_name(site.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if site.exists():
+        site.rename(old)
+    shutil.move(str(new), str(site))
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: float,
+            only: list[str] | None = None) -> dict[str, Any]:
+    from .session import Session, stop_everything
+
+    stop_everything(Session(stack, state_dir))
+    shutil.rmtree(state_dir, ignore_errors=True)
+    t0 = time.monotonic()
+    try:
+        results = run_all(paths.repo / "runbooks", paths.reports, stack=stack, state_dir=state_dir, only=only)
+    finally:
+        stop_everything(Session(stack, state_dir))
+    summary = summarize(results, rollback_budget_s, paths.reports)
+    summary["runbooks_s"] = round(time.monotonic() - t0, 1)
+    history = record_history(paths, summary)
+    if summary["gate"] == "pass":
+        t1 = time.monotonic()
+        swap_in(build_site(paths, summary, history), paths.site)
+        summary["site_build_s"] = round(time.monotonic() - t1, 1)
+        summary["site"] = str(paths.site)
+    atomic_write_json(paths.latest.resolve() / "summary.json", json.loads(scrub(json.dumps(summary))), mode=0o644)
+    if summary["gate"] != "pass":
+        raise CheckFailed("gate failed, site not rebuilt: " + "; ".join(summary["reasons"]),
+                          fix=f"see {paths.latest}/ for the executed runbooks", summary=summary)
+    return summary
+
+
+def last_summary(reports: Path) -> dict[str, Any] | None:
+    return read_json(reports / "latest" / "summary.json")
