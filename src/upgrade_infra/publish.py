@@ -105,9 +105,13 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict]) -> Pa
     nb_dir = build / "docs" / "runbooks"
     nb_dir.mkdir(parents=True, exist_ok=True)
     latest = paths.latest.resolve()
-    for r in summary["runbooks"]:
-        shutil.copy2(latest / f"{r['name']}.ipynb", nb_dir / f"{r['name']}.ipynb")
-        spill = latest / f"{r['name']}.outputs"
+    ran = {r["name"] for r in summary["runbooks"]}
+    for name, _ in runbooks.list_runbooks(paths.repo / "runbooks"):
+        if name not in ran:  # a partial run (--only): say so, never show a stale page as current
+            _not_run_page(nb_dir / f"{name}.ipynb", name)
+            continue
+        shutil.copy2(latest / f"{name}.ipynb", nb_dir / f"{name}.ipynb")
+        spill = latest / f"{name}.outputs"
         if spill.exists():
             shutil.copytree(spill, nb_dir / spill.name)
     (build / "docs" / "reference" / "cli.md").write_text(cli_reference(app))
@@ -116,6 +120,17 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict]) -> Pa
     runner.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(build / "mkdocs.yml"),
                 "-d", str(out)], timeout=600)
     return out
+
+
+def _not_run_page(path: Path, name: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        f"# {name}\n\n<div class=\"admonition warning\"><p class=\"admonition-title\">Not run in this "
+        f"publication</p><p>This site was built from a partial run (<code>--only</code>); runbook "
+        f"<code>{name}</code> was not executed, so no output is shown.</p></div>"))
+    nbformat.write(nb, path)
 
 
 def swap_in(new: Path, site: Path) -> None:
