@@ -20,6 +20,7 @@ from upgrade_infra import sql
 from upgrade_infra.ports import holder_of
 from upgrade_infra.session import Session, stop_everything
 
+collect_ignore = ["data"]  # notebooks and stacks used as test inputs, not tests
 REPO = Path(__file__).resolve().parents[1]
 PA_STACK = REPO / "examples" / "pa-stack"
 STAGING_SPAN = 60
