@@ -50,13 +50,14 @@ class ScratchCluster:
                                      root / "pg.log", pglib.server_user())
         self.cluster.init()
         self.cluster.start()
+        sql.execute(self.admin(), sql.alter_role_password("postgres", "scratch"))  # host auth is scram
 
     def admin(self, db: str = "postgres") -> str:
         return self.cluster.admin_conninfo(db)
 
     def create_database(self, name: str) -> str:
         sql.execute(self.admin(), sql.drop_database(name), sql.create_database(name))
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
+        return f"postgresql://postgres:scratch@127.0.0.1:{self.port}/{name}"
 
 
 @pytest.fixture(scope="session")

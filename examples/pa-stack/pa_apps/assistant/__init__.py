@@ -1,0 +1,2 @@
+"""Letta-like assistant service: users, agents, memories, conversations."""
+SERVICE = "assistant"

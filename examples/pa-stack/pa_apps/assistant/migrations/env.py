@@ -1,0 +1,3 @@
+from pa_apps.common.alembic_env import run
+
+run()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the automations database (see versions/)."""

@@ -1,0 +1,1 @@
+"""Code shared by both services (releases, CLI, migrations, web plumbing)."""

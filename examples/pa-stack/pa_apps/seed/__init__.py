@@ -1,0 +1,1 @@
+"""Seeder for both databases: ``python -m pa_apps.seed --help``."""
