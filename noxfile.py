@@ -17,7 +17,8 @@ import nox
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 EXTRAS = ".[examples,pg16,browser,docs,test]"
-APT_PACKAGES = {"chromium": "/usr/bin/chromium"}  # package -> a file it provides
+# package -> a file it provides (fonts-liberation: chromium only recommends it, and pages need fonts)
+APT_PACKAGES = {"chromium": "/usr/bin/chromium", "fonts-liberation": "/usr/share/fonts/truetype/liberation"}
 ROOT = Path(__file__).parent
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 HEALTH = "health"
 WORKERS = 4
+KEEP_REPORTS = 30  # default report dirs kept per environment (watch windows validate every few seconds)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class ValidationReport:
     smoke_only: bool = False
     baseline: str | None = None
     report_dir: Path | None = None
+    baseline_recorded: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -83,6 +86,7 @@ class ValidationReport:
                 "duration_s": round(self.duration_s, 3), "started_at": self.started_at, "versions": self.versions,
                 "suites": self.suites, "smoke_only": self.smoke_only, "baseline": self.baseline,
                 "report_dir": str(self.report_dir) if self.report_dir else None,
+                "baseline_recorded": self.baseline_recorded,
                 "results": [r.to_dict() for r in self.results]}
 
     def to_junit(self, path: Path) -> Path:
@@ -146,9 +150,16 @@ def run_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
                        round(time.monotonic() - t0, 3), details, outcome.error, spec.smoke)
 
 
-def default_report_dir(env: Environment) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return env.state.root / "reports" / "validation" / f"{env.name}-{stamp}"
+def default_report_dir(env: Environment, keep: int = KEEP_REPORTS) -> Path:
+    """``<state>/reports/validation/<env>-<time>``; older default report dirs of ``env`` beyond ``keep`` go."""
+    root = env.state.root / "reports" / "validation"
+    now = time.time()
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
+    if root.is_dir():
+        mine = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(f"{env.name}-2"))
+        for old in mine[:max(0, len(mine) - keep + 1)]:
+            shutil.rmtree(old, ignore_errors=True)
+    return root / f"{env.name}-{stamp}"
 
 
 def validate(env: Environment, suites: list[str] | None = None, *, smoke_only: bool = False,
@@ -171,14 +182,18 @@ def validate(env: Environment, suites: list[str] | None = None, *, smoke_only: b
     def one(i: int) -> None:
         results[i] = run_check(specs[i], ctx)
         if on_result:
-            on_result(results[i])
+            try:
+                on_result(results[i])
+            except Exception:  # noqa: BLE001 - a progress display must not stop validation
+                pass
 
     exclusive = [i for i, s in enumerate(specs) if _exclusive(s)]
     shared = [i for i in range(len(specs)) if i not in exclusive]
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="check") as pool:
         list(pool.map(one, shared))
-    for i in exclusive:
-        one(i)
+    # one at a time, and off the caller's thread: Playwright's sync API refuses a running event loop (Jupyter)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="check-exclusive") as pool:
+        list(pool.map(one, exclusive))
     report = ValidationReport(env.name, [results[i] for i in range(len(specs))], t_start,
                               time.monotonic() - t0, dict(env.record.versions), sorted({s.suite for s in specs}),
                               smoke_only, base.label if base else None, rdir)
@@ -191,3 +206,19 @@ def _exclusive(spec: CheckSpec) -> bool:
         return get_kind(spec.kind).exclusive
     except UnknownName:
         return False
+
+
+def validate_env(env: Environment, suites: list[str] | None = None, *, smoke_only: bool = False,
+                 baseline: str | Path | None = None, report_dir: Path | None = None, junit: Path | None = None,
+                 record: bool = False, baseline_out: Path | None = None,
+                 on_result: Callable[[CheckResult], None] | None = None) -> ValidationReport:
+    """``validate`` plus what the command line adds: an extra JUnit copy and recording the baseline."""
+    from .baseline import record_baseline
+
+    report = validate(env, suites, smoke_only=smoke_only, baseline=baseline, report_dir=report_dir,
+                      on_result=on_result)
+    if junit:
+        report.to_junit(Path(junit))
+    if record or baseline_out:
+        report.baseline_recorded = str(record_baseline(env, report, Path(baseline_out) if baseline_out else None))
+    return report

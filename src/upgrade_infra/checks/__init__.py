@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .base import KINDS, CheckContext, Issue, Kind, KindConfig, Outcome, get_kind, parse_config, register_kind
 
 # kinds register themselves on import
-from . import command, http, sql  # noqa: E402,F401  isort: skip
+from . import browser, command, http, performance, pytest_suite, sql, workflow  # noqa: E402,F401  isort: skip
 
 if TYPE_CHECKING:
     from ..manifest import Manifest
@@ -32,11 +32,11 @@ def manifest_issues(m: Manifest) -> list[Issue]:
     for i, spec in enumerate(m.checks):
         at = ("checks", i)
         if spec.name in seen:
-            out.append(((*at, "name"), f"duplicate check name {spec.name!r} (also checks.{seen[spec.name]})",
+            out.append(((*at, "name"), f"check {spec.name!r}: duplicate name (also checks.{seen[spec.name]})",
                         "give every check its own name"))
         seen.setdefault(spec.name, i)
         if not SUITE.match(spec.suite):
-            out.append(((*at, "suite"), f"bad suite name {spec.suite!r}",
+            out.append(((*at, "suite"), f"check {spec.name!r}: bad suite name {spec.suite!r}",
                         "use lowercase letters, digits, '-' or '_', starting with a letter"))
         if spec.service is not None and spec.service not in m.services:
             out.append(((*at, "service"), f"check {spec.name!r}: unknown service {spec.service!r}",
@@ -62,8 +62,30 @@ def _pydantic_issue(check: str, at: tuple, kind: Kind, err: dict) -> Issue:
     problem, fix = err["msg"].removeprefix("Value error, "), None
     if err["type"] == "extra_forbidden":
         problem = f"unknown field {loc[-1]!r} for kind {kind.name!r}"
-        best = difflib.get_close_matches(str(loc[-1]), list(kind.config.model_fields), n=1) if len(loc) == 1 else []
+        best = difflib.get_close_matches(str(loc[-1]), field_names(kind.config, loc[:-1]), n=1)
         fix = f"did you mean {best[0]!r}?" if best else f"see docs/testing/check-kinds.md#{kind.name}"
     elif err["type"] == "missing":
         fix = f"add '{loc[-1]}:'"
     return ((*at, *loc), f"check {check!r}: {problem}", fix)
+
+
+def field_names(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names (aliases) of the model(s) found at ``loc`` inside ``model``, for did-you-mean."""
+    models = [model]
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        nxt: list[type[BaseModel]] = []
+        for m in models:
+            f = next((f for n, f in m.model_fields.items() if part in (n, f.alias)), None)
+            if f is not None:
+                nxt += [a for a in _flatten(f.annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+        models = nxt
+    return sorted({f.alias or n for m in models for n, f in m.model_fields.items()})
+
+
+def _flatten(ann: Any) -> list:
+    args = getattr(ann, "__args__", None) or getattr(ann, "__metadata__", None) and [ann.__origin__]
+    if not args:
+        return [ann]
+    return [x for a in args for x in _flatten(a)]

@@ -105,8 +105,11 @@ def parse_config(spec: CheckSpec) -> Any:
     return get_kind(spec.kind).config.model_validate(spec.model_extra or {})
 
 
-def template_issues(loc: tuple, value: Any, m: Manifest, variables: set[str] = frozenset()) -> list[Issue]:
-    """Placeholders in ``value`` (strings, recursively) that cannot be rendered for a check."""
+def template_issues(loc: tuple, value: Any, m: Manifest, variables: set[str] | None = None) -> list[Issue]:
+    """Placeholders in ``value`` (strings, recursively) that cannot be rendered for a check.
+
+    ``variables``: names saved by earlier workflow steps (None outside workflows).
+    """
     if isinstance(value, dict):
         return [i for k, v in value.items() for i in template_issues((*loc, k), v, m, variables)]
     if isinstance(value, list):
@@ -120,10 +123,11 @@ def template_issues(loc: tuple, value: Any, m: Manifest, variables: set[str] = f
         return [(loc, str(e), "balance the braces; write {{ for a literal {")]
     out: list[Issue] = []
     for f in fields:
-        if f in variables:
+        if variables and f in variables:
             continue
-        problem = templates.check_placeholder(f, CHECK_FIELDS | set(variables), names)
+        problem = templates.check_placeholder(f, CHECK_FIELDS, names)
         if problem:
-            out.append((loc, problem, "saved workflow variables must be saved by an earlier step"
-                        if variables else None))
+            fix = (f"save it in an earlier step (saved so far: {', '.join(sorted(variables)) or 'none'})"
+                   if variables is not None and "." not in f else None)
+            out.append((loc, problem, fix))
     return out

@@ -13,27 +13,29 @@
 
 from __future__ import annotations
 
-import httpx
 from pydantic import Field
 
-from .base import CheckContext, KindConfig, Outcome, register_kind
-from .request import Expect, RequestSpec, build, problems, send
+from .base import CheckContext, KindConfig, Outcome, register_kind, template_issues
+from .request import Expect, RequestSpec, build, client, problems, send
 
 
 class HttpConfig(KindConfig, RequestSpec):
     expect: Expect = Field(default_factory=Expect)
 
 
-def http_issues(spec, cfg: HttpConfig, m) -> list:
-    if not (cfg.url or spec.service):
-        return [((), "needs a target: 'service' (+ 'path') or 'url'", "add 'service: <name>' and 'path: /...'")]
-    return []
+def request_issues(spec, cfg: RequestSpec, m) -> list:
+    """A target, and renderable templates in the request fields (shared with the performance kind)."""
+    out = [] if (cfg.url or spec.service) else [
+        ((), "needs a target: 'service' (+ 'path') or 'url'", "add 'service: <name>' and 'path: /...'")]
+    for f in ("path", "url", "headers", "params", "body"):
+        out += template_issues((f,), getattr(cfg, f), m)
+    return out
 
 
-@register_kind("http", HttpConfig, semantic=http_issues)
+@register_kind("http", HttpConfig, semantic=request_issues)
 def run_http(spec, cfg: HttpConfig, ctx: CheckContext) -> Outcome:
-    with httpx.Client(timeout=cfg.timeout_s) as client:
-        sent = send(client, build(cfg, ctx, {}, spec.service, client), spec.service)
+    with client(cfg.timeout_s) as c:
+        sent = send(c, build(cfg, ctx, {}, spec.service, c), spec.service)
     details = {"request": sent.label(), "latency_ms": round(sent.latency_ms, 1),
                "status": sent.response.status_code if sent.response is not None else None}
     if sent.response is None:
@@ -41,4 +43,6 @@ def run_http(spec, cfg: HttpConfig, ctx: CheckContext) -> Outcome:
     bad = problems(sent, cfg.expect)
     if bad:
         return Outcome.fail("; ".join(bad), **details)
-    return Outcome(True, f"{sent.label()} -> {sent.response.status_code} in {sent.latency_ms:.0f} ms", details)
+    target = sent.request.url.raw_path.decode()
+    return Outcome(True, f"{sent.request.method} {target} -> {sent.response.status_code} in {sent.latency_ms:.0f} ms",
+                   details)

@@ -9,11 +9,21 @@ from rich.table import Table
 
 from .. import runbooks
 from ..errors import CheckFailed
-from .app import console, emit, progress, sub
+from .app import console, emit, progress, session, sub
 
 rb_app = sub("runbook", "List and execute runbooks (notebooks) into reports/.")
 DIR = typer.Option(Path("runbooks"), "--dir", help="runbook directory")
 REPORTS = typer.Option(Path("reports"), "--reports", help="where executed notebooks and results go")
+
+
+def session_env() -> dict[str, str]:
+    """The CLI's --stack/--state-dir reach the notebook kernel as UPGRADE_INFRA_STACK/STATE_DIR."""
+    s, env = session(), {}
+    if s.stack.exists():
+        env["UPGRADE_INFRA_STACK"] = str(s.stack.resolve())
+    if s.state_dir:
+        env["UPGRADE_INFRA_STATE_DIR"] = str(s.state_dir.resolve())
+    return env
 
 
 @rb_app.command("list")
@@ -40,7 +50,7 @@ def run(name: str, param: list[str] = typer.Option([], "-p", "--param", help="ke
     """Execute one runbook; exit 1 when it fails (its executed notebook is still written)."""
     path = runbooks.find_runbook(directory, name)
     with progress(f"running {name}"):
-        res = runbooks.execute(path, reports, runbooks.parse_params(param))
+        res = runbooks.execute(path, reports, runbooks.parse_params(param), env=session_env())
     emit(res.to_dict(), lambda _: _show(res))
     if res.status != "passed":
         raise CheckFailed(f"runbook {name} failed: {res.error}")
