@@ -74,10 +74,11 @@ def write_stack(dest: Path, source: Path = PA_STACK / "stack.yaml", edit=None) -
     """A copy of a stack manifest in ``dest`` with its own free port blocks (pa_apps linked in)."""
     yaml = YAML()
     data = yaml.load(source.read_text())
-    base = free_base(10 + STAGING_SPAN)
+    n = len(data["environments"])
+    base = free_base(10 * n + STAGING_SPAN)
     for i, env in enumerate(data["environments"].values()):
         env["port_base"] = base + 10 * i
-    data["staging"]["port_range"] = [base + 10, base + 10 + STAGING_SPAN - 1]
+    data["staging"]["port_range"] = [base + 10 * n, base + 10 * n + STAGING_SPAN - 1]
     if edit:
         edit(data)
     dest.mkdir(parents=True, exist_ok=True)

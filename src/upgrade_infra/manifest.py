@@ -97,6 +97,7 @@ class EnvironmentSpec(Strict):
     port_base: int = Field(..., ge=1024, le=65000)
     versions: dict[str, str] = {}
     backend: str = "local"
+    disposable: bool = Field(False, description="may be destroyed and re-created from scratch (acceptance runs)")
 
 
 class SeedSpec(Strict):
