@@ -22,7 +22,7 @@ from typing import Any
 
 from .state import StateDir
 
-OUTCOMES = ("succeeded", "failed", "rolled-back", "recovered")
+OUTCOMES = ("succeeded", "failed", "rolled-back", "recovered", "abandoned")
 
 
 def new_op_id() -> str:
@@ -57,7 +57,7 @@ class OpSummary:
     ended_at: float | None = None
     error: str | None = None
     steps: list[StepSummary] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -99,7 +99,7 @@ class Journal:
     def start(self, op: str, kind: str, *, command: str = "", parent: str | None = None,
               **fields: Any) -> dict[str, Any]:
         return self.append("op-start", op, kind=kind, command=command, parent=parent, pid=os.getpid(),
-                           user=_user(), host=socket.gethostname(), **fields)
+                           user=user_name(), host=socket.gethostname(), **fields)
 
     def records(self) -> list[dict[str, Any]]:
         try:
@@ -135,7 +135,7 @@ def fold(records: list[dict[str, Any]]) -> list[OpSummary]:
                                 command=r.get("command", ""), user=r.get("user", ""), pid=r.get("pid"),
                                 parent=r.get("parent"), from_versions=r.get("from_versions") or {},
                                 to_versions=r.get("to_versions") or {}, restore_point=r.get("restore_point"),
-                                extra={k: v for k, v in r.items() if k in ("strategy", "auto", "target")})
+                                data=r.get("data") or {})
             continue
         o = ops.get(op)
         if o is None:
@@ -149,8 +149,9 @@ def fold(records: list[dict[str, Any]]) -> list[OpSummary]:
                 s.duration_s = r.get("duration_s")
                 s.error = r.get("error")
                 s.result = r.get("result") or {}
-        elif t == "note" and r.get("restore_point"):
-            o.restore_point = r["restore_point"]
+        elif t == "note":
+            o.restore_point = r.get("restore_point") or o.restore_point
+            o.data.update(r.get("data") or {})
         elif t == "op-end":
             o.outcome, o.ended_at, o.error = r.get("outcome"), r["at"], r.get("error")
     for o in ops.values():
@@ -184,5 +185,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _user() -> str:
-    return os.environ.get("SUDO_USER") or os.environ.get("USER") or str(os.geteuid())
+def user_name() -> str:
+    if os.environ.get("SUDO_USER"):
+        return os.environ["SUDO_USER"]
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return os.environ.get("USER") or str(os.geteuid())

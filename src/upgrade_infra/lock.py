@@ -26,6 +26,7 @@ from typing import Any
 import psutil
 
 from .errors import LockHeld
+from .journal import user_name as journal_user
 from .state import StateDir
 
 _held: dict[str, int] = {}  # lock path -> nesting depth in this process
@@ -49,16 +50,7 @@ def lock_path(state: StateDir | Path, env: str) -> Path:
 def _me(command: str) -> dict[str, Any]:
     p = psutil.Process()
     return {"pid": os.getpid(), "create_time": p.create_time(), "host": socket.gethostname(),
-            "user": _user(), "command": command, "since": time.time()}
-
-
-def _user() -> str:
-    try:
-        import pwd
-
-        return pwd.getpwuid(os.geteuid()).pw_name
-    except (KeyError, ImportError):
-        return str(os.geteuid())
+            "user": journal_user(), "command": command, "since": time.time()}
 
 
 def _read(fd: int) -> dict[str, Any] | None:

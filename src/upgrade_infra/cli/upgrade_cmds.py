@@ -1,0 +1,155 @@
+"""``upgrade``, ``rollback``, ``resume``, ``history`` and ``env restore``."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.table import Table
+
+from .. import dr, journal
+from .. import rollback as rb
+from .. import upgrade as up
+from ..errors import BudgetExceeded, CheckFailed
+from .app import app, console, emit, progress, session, state_of
+from .env_cmds import env_app
+from .snapshot_cmds import command_line, steps_table
+
+
+def quarantine_table(q: dict) -> None:
+    tables = [t for t in q.get("tables") or [] if (t["rows_new"] or t["rows_gone"]) and not t.get("bookkeeping")]
+    console.print(f"quarantine {q['op']}: {q.get('rows_new_total') or 0} rows written after the upgrade, "
+                  f"kept in {q.get('where')}")
+    if not tables:
+        return
+    t = Table(title="rows only in the quarantine (written after the upgrade)")
+    for c in ("database", "table", "new rows", "gone", "by"):
+        t.add_column(c)
+    for r in tables:
+        t.add_row(r["database"], r["table"], str(r["rows_new"]), str(r["rows_gone"]), r["by"])
+    console.print(t)
+    for r in tables:
+        if r.get("export"):
+            console.print(f"[bold]{r['database']}.{r['table']}[/bold] inspect: {r['inspect']}\n  export: {r['export']}",
+                          soft_wrap=True, highlight=False)
+
+
+def show_rollback(r: dict) -> None:
+    steps_table(r["steps"], f"rollback of {r['environment']} to {r['restore_point']} ({r['op']})")
+    colour = "red" if r["over_budget"] else "green"
+    console.print(f"[{colour}]total {r['total_s']:.2f}s of a {r['budget_s']:.0f}s budget[/{colour}] "
+                  f"(database step {r['database_step_s']}s via {r['staging_path']}; wall {r['wall_s']:.2f}s); "
+                  f"verified: {r['verified']}; versions now {_v(r['versions'])}")
+    quarantine_table(r["quarantine"])
+
+
+def fail(err: Exception) -> None:
+    """After the result was emitted: with --json, only the exit code (stdout stays one JSON document)."""
+    if state_of().json:
+        raise typer.Exit(getattr(err, "exit_code", 1))
+    raise err
+
+
+def _check_budget(r: dict) -> None:
+    if r.get("over_budget"):
+        fail(BudgetExceeded(f"rollback took {r['total_s']:.1f}s, over the {r['budget_s']:.0f}s budget",
+                             fix="see the step table; raise policies.rollback_budget_s only if that is acceptable"))
+
+
+def do_rollback(env: str, to: str | None) -> None:
+    e = session().env(env)
+    with progress(f"rolling {env} back"):
+        res = rb.rollback(e, to, command=command_line())
+    if "recovered" in res:
+        emit(res, show_recovered)
+        return
+    emit(res, show_rollback)
+    _check_budget(res)
+
+
+def show_recovered(r: dict) -> None:
+    if not r["recovered"]:
+        console.print(f"nothing to resume in {r['environment']}")
+    for x in r["recovered"]:
+        console.print(f"{x['kind']} {x['op']}: {x['action']}")
+        if x.get("result") and "quarantine" in x["result"]:
+            show_rollback(x["result"])
+    console.print(f"versions now {r['versions']}")
+
+
+@app.command("upgrade")
+def upgrade(env: str, to: list[str] = typer.Option(..., "--to", help="SERVICE=VERSION (repeatable)"),
+            strategy: str = typer.Option(None, "--strategy", help="restore point strategy (default: policy)"),
+            watch: float = typer.Option(None, "--watch", help="watch window in seconds (default: policy)")) -> None:
+    """Guarded upgrade: restore point, switch, start, smoke checks, watch; rolls back on any failure."""
+    e = session().env(env)
+    targets = up.parse_targets(e, to)
+    with progress(f"upgrading {env}"):
+        res = up.upgrade(e, targets, strategy=strategy, command=command_line(), watch_s=watch)
+
+    def human(r: dict) -> None:
+        steps_table(r["steps"], f"upgrade of {env}: {_v(r['from_versions'])} -> {_v(r['to_versions'])} ({r['op']})")
+        console.print(f"outcome: {r['outcome']} in {r['total_s']:.1f}s (downtime {r['downtime_s']}s); "
+                      f"restore point {r['restore_point']}")
+        if r.get("rollback"):
+            console.print(f"[red]failed at {r['failed_step']}:[/red] {r['error']}", soft_wrap=True)
+            show_rollback(r["rollback"])
+    emit(res, human)
+    if res["outcome"] != "succeeded":
+        fail(CheckFailed(f"upgrade of {env} failed at {res.get('failed_step')} and was rolled back "
+                         f"to {res['restore_point']}: {res.get('error')}"))
+
+
+@app.command("rollback")
+def rollback(env: str, to: str = typer.Option(None, "--to", help="restore point id (default: before the "
+                                                                 "last upgrade in effect)")) -> None:
+    """Roll ENV back to a restore point (or finish an interrupted operation), verified."""
+    do_rollback(env, to)
+
+
+@app.command("resume")
+def resume(env: str) -> None:
+    """Finish what a crashed upgrade-infra left half-done in ENV (from the journal)."""
+    e = session().env(env)
+    with progress(f"resuming {env}"):
+        res = up.recover(e, command=command_line())
+    emit(res, show_recovered)
+
+
+@app.command("history")
+def history(env: str = typer.Argument(None), limit: int = typer.Option(20, "--limit")) -> None:
+    """Operations (who, when, versions from -> to, outcome, durations) from the journal."""
+    ops = [o.to_dict() for o in journal.history(session().state, env, limit)]
+
+    def human(rows: list[dict]) -> None:
+        t = Table(title="history")
+        for c in ("when", "env", "op", "kind", "who", "from", "to", "outcome", "seconds", "steps"):
+            t.add_column(c)
+        for o in rows:
+            bad = [s for s in o["steps"] if s["status"] not in ("ok", "undone")]
+            steps = f"{len(o['steps'])}" + (f", {bad[0]['status']} at {bad[0]['name']}" if bad else "")
+            t.add_row(time.strftime("%m-%d %H:%M:%S", time.localtime(o["started_at"])), o["env"], o["op"],
+                      o["kind"], o["user"], _v(o["from_versions"]), _v(o["to_versions"]),
+                      o["outcome"] or "[red]interrupted", str(o["duration_s"] or ""), steps)
+        console.print(t)
+    emit(ops, human)
+
+
+def _v(d: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in d.items())
+
+
+@env_app.command("restore")
+def env_restore(name: str, from_: str = typer.Option(..., "--from", help="restore point id (dump or fs; "
+                                                                          "import an export first)"),
+                port_base: int = typer.Option(None, "--port-base", help="default: the manifest's, else a "
+                                                                          "free block of staging.port_range")) -> None:
+    """Build a fresh environment NAME from a restore point (the machine-lost case) and verify it."""
+    s = session()
+    with progress(f"restoring {name} from {from_}"):
+        res = dr.restore_env(s.manifest, s.state, name, from_, port_base=port_base, command=command_line())
+    emit(res, lambda r: (steps_table(r["steps"],
+                                     f"{name} restored from {from_} on port base {r['port_base']}"),
+                         console.print(f"verified: {r['verified']} in {r['total_s']:.1f}s")))
+    if not res["verified"]:
+        fail(CheckFailed(f"{name} was restored but its smoke checks fail: {res['smoke']['failed']}"))

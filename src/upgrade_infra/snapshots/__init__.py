@@ -1,0 +1,154 @@
+"""Restore points: capture an environment's databases, data dirs, versions and manifest hash.
+
+Strategies (``clone``, ``dump``, ``fs``) live in a registry keyed by their YAML name
+(:mod:`.registry`). This module is the library API the CLI, upgrades and rollbacks call::
+
+    rp = snapshots.create(env, "clone", label="before 1.1.0")   # an operation: locked, journaled
+    snapshots.list_points(env.state, "production")
+    snapshots.verify(env, rp)                                   # [] when intact
+    snapshots.prune(env)                                        # retention from policies.retention
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from .. import fsutil
+from ..errors import RestorePointError, UnknownName
+from ..state import StateDir
+from . import datadirs
+from .meta import (
+    RestorePoint,
+    all_ids,
+    incomplete_ids,
+    load,
+    make_dir,
+    remove_dir,
+    rp_dir,
+    save,
+    verify_files,
+)
+from .names import clone_name, spare_name
+from .registry import STRATEGIES, Strategy, get_strategy, register_strategy
+
+if TYPE_CHECKING:
+    from ..environments import Environment
+
+__all__ = ["STRATEGIES", "RestorePoint", "Strategy", "capture", "create", "delete", "get", "get_strategy",
+           "list_points", "make_spare", "prune", "register_strategy", "require_valid", "verify"]
+
+
+def strategy_name(env: Environment, name: str | None = None) -> str:
+    return name or env.manifest.policies.snapshot_strategy
+
+
+def capture(env: Environment, strategy: str | None = None, *, label: str | None = None,
+            op: str | None = None, rp_id: str | None = None, spare: bool = False) -> RestorePoint:
+    """Capture a restore point now (services already stopped when the strategy needs it).
+
+    On any failure the partial restore point is removed and the error re-raised: nothing else
+    was modified. A disk-space check runs first (``DiskFull`` names what is needed and free).
+    """
+    from .meta import new_id
+
+    st = get_strategy(strategy_name(env, strategy))
+    need = (st.estimate_bytes(env) + datadirs.bytes_of(env)) * (2 if spare else 1)
+    fsutil.require_space(env.state.root, need, f"a {st.name} restore point of {env.name}")
+    t0 = time.monotonic()
+    rp = RestorePoint(id=rp_id or new_id(), env=env.name, strategy=st.name, created_at=time.time(), label=label,
+                      op=op, versions=dict(env.record.versions), manifest_sha256=env.manifest.sha256,
+                      pg_major=env.cluster.install.major)
+    d = make_dir(env.state, rp.id)
+    try:
+        w0 = time.monotonic()
+        with st.quiesced(env):
+            st.capture(env, rp, d)
+            datadirs.capture(env, rp, d)
+        rp.downtime_s = round(time.monotonic() - w0, 3) if st.name == "clone" else None
+        for rel in rp.data_dirs.values():
+            from .meta import checksum_tree
+
+            rp.files.update(checksum_tree(d, rel))
+        rp.bytes += datadirs.bytes_of(env)
+        rp.capture_s = round(time.monotonic() - t0, 3)
+        save(env.state, rp)
+    except BaseException:
+        _drop_partial(env, rp.id, st)
+        raise
+    return rp
+
+
+def _drop_partial(env: Environment, rp_id: str, st: Strategy) -> None:
+    from .. import sql
+
+    if st.name == "clone" or not st.portable:
+        admin = env.conninfo()
+        for db in env.manifest.postgres.databases:
+            sql.execute(admin, sql.drop_database(clone_name(db, rp_id)), sql.drop_database(spare_name(db, rp_id)))
+    remove_dir(rp_dir(env.state, rp_id))
+
+
+def make_spare(env: Environment, rp: RestorePoint) -> bool:
+    d = rp_dir(env.state, rp.id)
+    made = get_strategy(rp.strategy).make_spare(env, rp, d)
+    datadirs.make_spare(rp, d)
+    return made
+
+
+def has_spare(env: Environment, rp: RestorePoint) -> bool:
+    return get_strategy(rp.strategy).has_spare(env, rp, rp_dir(env.state, rp.id))
+
+
+def get(state: StateDir, rp_id: str) -> RestorePoint:
+    return load(state, rp_id)
+
+
+def list_points(state: StateDir, env: str | None = None) -> list[RestorePoint]:
+    out = []
+    for i in all_ids(state):
+        try:
+            rp = load(state, i)
+        except (RestorePointError, UnknownName):
+            continue
+        if env is None or rp.env == env:
+            out.append(rp)
+    return sorted(out, key=lambda r: r.created_at)
+
+
+def verify(env: Environment, rp: RestorePoint) -> list[str]:
+    """Problems with a restore point (missing databases, missing or changed files); [] when intact."""
+    d = rp_dir(env.state, rp.id)
+    st = get_strategy(rp.strategy)
+    return st.verify(env, rp, d) + datadirs.verify(rp, d) + verify_files(d, rp.files, "data/")
+
+
+def require_valid(env: Environment, rp_id: str) -> RestorePoint:
+    rp = get(env.state, rp_id)
+    if rp.env != env.name:
+        raise RestorePointError(f"restore point {rp_id} belongs to environment {rp.env!r}, not {env.name!r}",
+                                fix=f"build a new environment from it: `upgrade-infra env restore NAME --from {rp_id}`")
+    problems = verify(env, rp)
+    if problems:
+        raise RestorePointError(f"restore point {rp_id} is damaged: {'; '.join(problems[:5])}",
+                                fix="pick another (`upgrade-infra snapshot list`) or import an exported copy",
+                                problems=problems)
+    return rp
+
+
+def delete(env: Environment, rp_id: str) -> None:
+    """Remove a restore point (complete or half-made), including its databases in the cluster."""
+    try:
+        rp = get(env.state, rp_id)
+    except (RestorePointError, UnknownName):
+        _drop_partial(env, rp_id, get_strategy("clone"))
+        return
+    get_strategy(rp.strategy).drop(env, rp, rp_dir(env.state, rp.id))
+    remove_dir(rp_dir(env.state, rp.id))
+
+
+def incomplete(state: StateDir) -> list[str]:
+    return incomplete_ids(state)
+
+
+from .ops import create, prune  # noqa: E402  (operations built on the functions above)

@@ -1,0 +1,80 @@
+"""A small service that migrates its schema on start, for the rollback and fault-injection tests.
+
+Releases: 1.0 (accounts), 2.0 (adds accounts.currency, rewrites every balance into cents, new
+table audit), broken (2.0's migration, then /healthz answers 500: never ready), halfway (commits the
+first half of 2.0's migration, then crashes). Its data dir holds a file naming the schema version.
+"""
+
+import argparse
+import http.server
+import json
+import os
+import sys
+from pathlib import Path
+
+import psycopg
+
+TARGET = {"1.0": 1, "2.0": 2, "broken": 2, "halfway": 2}
+
+
+def migrate(conn, version: str) -> int:
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (v int PRIMARY KEY)")
+    current = conn.execute("SELECT coalesce(max(v), 0) FROM schema_version").fetchone()[0]
+    target = TARGET[version]
+    if current < 1 <= target:
+        conn.execute("CREATE TABLE accounts (id serial PRIMARY KEY, name text NOT NULL, balance int NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        conn.commit()
+    if current < 2 <= target:
+        conn.execute("ALTER TABLE accounts ADD COLUMN currency text NOT NULL DEFAULT 'EUR'")
+        if version == "halfway":
+            conn.commit()
+            raise SystemExit("migration 2 failed halfway: simulated crash after its first statement")
+        conn.execute("UPDATE accounts SET balance = balance * 100")
+        conn.execute("CREATE TABLE audit (id serial PRIMARY KEY, account_id int NOT NULL, note text)")
+        conn.execute("INSERT INTO audit (account_id, note) SELECT id, 'migrated to cents' FROM accounts")
+        conn.execute("INSERT INTO schema_version VALUES (2)")
+        conn.commit()
+    return max(current, target)
+
+
+def serve(a) -> None:
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        schema = migrate(conn, a.release)
+    data = Path(os.environ["LEDGER_DATA_DIR"])
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "state.json").write_text(json.dumps({"release": a.release, "schema": schema}))
+    ok = a.release != "broken"
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200 if self.path == "/healthz" and ok else 500 if ok is False else 404)
+            self.end_headers()
+            self.wfile.write(b"ok" if ok else b"broken")
+
+        def log_message(self, *args):
+            pass
+
+    print(f"ledger {a.release} (schema {schema}) on {a.port}", flush=True)
+    http.server.ThreadingHTTPServer(("127.0.0.1", a.port), H).serve_forever()
+
+
+def seed(a) -> None:
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        conn.execute("INSERT INTO accounts (name, balance) SELECT 'acct ' || g, g %% 997 FROM generate_series(1, %s) g",
+                     [a.rows])
+    print(json.dumps({"rows": a.rows}))
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve")
+    s.add_argument("--release", required=True)
+    s.add_argument("--port", type=int, required=True)
+    d = sub.add_parser("seed")
+    d.add_argument("--rows", type=int, default=2000)
+    d.add_argument("--size-mb", default=None)
+    a = p.parse_args()
+    {"serve": serve, "seed": seed}[a.cmd](a)
+    sys.exit(0)
