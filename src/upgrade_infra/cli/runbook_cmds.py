@@ -52,5 +52,5 @@ def run(name: str, param: list[str] = typer.Option([], "-p", "--param", help="ke
     with progress(f"running {name}"):
         res = runbooks.execute(path, reports, runbooks.parse_params(param), env=session_env())
     emit(res.to_dict(), lambda _: _show(res))
-    if res.status != "passed":
-        raise CheckFailed(f"runbook {name} failed: {res.error}")
+    if res.status != "passed":  # the result (with its error) is already printed: just the exit code
+        raise typer.Exit(CheckFailed.exit_code)

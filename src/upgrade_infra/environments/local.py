@@ -207,8 +207,12 @@ class LocalEnvironment(Environment):
                        {"running": running, "port": c.port, "major": c.install.major, "data_dir": str(c.data_dir)})
         if running:
             try:
-                st.databases = {k: v for k, v in sql.database_sizes(c.admin_conninfo()).items()
-                                if k != "postgres"}
+                sizes = sql.database_sizes(c.admin_conninfo())
+                live = self.manifest.postgres.databases
+                st.databases = {k: v for k, v in sizes.items() if k in live}
+                # restore-point clones, spares and quarantines live in the same cluster
+                st.postgres["kept_databases_bytes"] = sum(v for k, v in sizes.items()
+                                                          if k not in live and k != "postgres")
             except Exception as e:  # noqa: BLE001 - status reports, never fails
                 st.postgres["error"] = str(e)
         for n in self.manifest.start_order():
