@@ -10,13 +10,16 @@ hashes (which column changed) are taken for tables up to ``columns_max_bytes``. 
 Measured on a 110 MB table (PG 15, 2 cores): count only 45 ms, record hash 165-200 ms, text hash of
 the row 460 ms, ``md5(string_agg(… ORDER BY …))`` 1.5-1.9 s: the record hash is the cheap one.
 Reads go through ``env.conninfo(db)`` on read-only connections; all tables of one database are
-read in one exported snapshot (consistent even while the database is written).
+read in one exported snapshot (consistent even while the database is written); tables of all
+databases are hashed by two sessions at once, largest first.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -104,7 +107,7 @@ class DataFingerprint:
         return t["rows"] if t else None
 
     def total_rows(self) -> int:
-        return sum(t["rows"] for t in self.tables.values())
+        return sum(t["rows"] or 0 for t in self.tables.values())
 
     def diff(self, other: DataFingerprint) -> list[Difference]:
         """What changed from ``self`` (before) to ``other`` (after); empty when the data is the same."""
@@ -154,10 +157,10 @@ def _diff_db(db: str, a: DataFingerprint, b: DataFingerprint) -> list[Difference
             out.append(Difference(db, t, "table", "new table", None, b.rows(db, t)))
             continue
         x, y = a.tables[(db, t)], b.tables[(db, t)]
-        if x["rows"] != y["rows"]:
+        if x["rows"] is not None and y["rows"] is not None and x["rows"] != y["rows"]:
             out.append(Difference(db, t, "rows", f"rows {x['rows']} -> {y['rows']} ({y['rows'] - x['rows']:+d})",
                                   x["rows"], y["rows"]))
-        if x["hash"] != y["hash"]:
+        if x["hash"] and y["hash"] and x["hash"] != y["hash"]:  # None: counted only or shape only
             cols = changed_columns(x.get("columns"), y.get("columns"))
             detail = "content changed" + (f" in column(s) {', '.join(cols)}" if cols else "")
             out.append(Difference(db, t, "content", detail, x["hash"], y["hash"]))
@@ -175,55 +178,88 @@ def changed_columns(before: dict[str, str] | None, after: dict[str, str] | None)
 
 # -- taking it ------------------------------------------------------------------------------------
 def fingerprint(env: Environment, databases: list[str] | None = None, *, skip_tables: tuple[str, ...] = (),
-                columns: bool | str = "auto", workers: int = 2, schema: str = "public") -> DataFingerprint:
-    """Fingerprint ``databases`` (default: the manifest's) of ``env``, read-only."""
+                columns: bool | str = "auto", workers: int = 2, schema: str = "public",
+                count_only: Iterable[tuple[str, str]] = (),
+                shape_only: Iterable[tuple[str, str]] = ()) -> DataFingerprint:
+    """Fingerprint ``databases`` (default: the manifest's) of ``env``, read-only.
+
+    ``count_only``: (db, table) pairs whose rows are counted but not hashed (``hash`` None; a diff
+    then compares their row counts and shape only). ``shape_only``: pairs neither counted nor hashed
+    (``rows`` and ``hash`` None: only their shape is compared), e.g. the tables a migration may change.
+    """
     dbs = list(databases) if databases is not None else list(env.manifest.postgres.databases)
     return fingerprint_conninfos({db: env.conninfo(db) for db in dbs}, env.name, skip_tables=skip_tables,
-                                 columns=columns, workers=workers, schema=schema)
+                                 columns=columns, workers=workers, schema=schema, count_only=count_only,
+                                 shape_only=shape_only)
 
 
 def fingerprint_conninfos(conninfos: dict[str, str], label: str = "", *, skip_tables: tuple[str, ...] = (),
-                          columns: bool | str = "auto", workers: int = 2,
-                          schema: str = "public") -> DataFingerprint:
-    """The same from plain conninfos (a scratch cluster of another major, a restored dump…)."""
+                          columns: bool | str = "auto", workers: int = 2, schema: str = "public",
+                          count_only: Iterable[tuple[str, str]] = (),
+                          shape_only: Iterable[tuple[str, str]] = ()) -> DataFingerprint:
+    """The same from plain conninfos (a scratch cluster of another major, a restored dump…).
+
+    One coordinator session per database exports its snapshot and reads the schema; the tables of
+    all databases are then hashed by ``workers`` sessions, largest first, each in its database's snapshot.
+    """
     t0 = time.monotonic()
     fp = DataFingerprint(label, taken_at=time.time())
-    for db, ci in conninfos.items():
-        _fingerprint_db(fp, db, ci, skip_tables, columns, max(1, workers), schema)
+    counted, shaped = set(count_only), set(shape_only)
+    with ExitStack() as stack:
+        jobs: list[tuple[str, str, str, str, int, list[str]]] = []
+        for db, ci in conninfos.items():
+            c = stack.enter_context(sql.connect(ci, read_only=True, autocommit=False))
+            jobs += _open_db(fp, db, ci, c, skip_tables, schema)
+        jobs.sort(key=lambda j: -j[4])
+
+        def one(job: tuple[str, str, str, str, int, list[str]]) -> tuple[tuple[str, str], dict[str, Any]]:
+            db, ci, snap, table, size, cols = job
+            if (db, table) in shaped:
+                return (db, table), {"rows": None, "hash": None, "method": "shape", "bytes": size}
+            if (db, table) in counted:
+                return (db, table), {**count_table(ci, snap, schema, table), "bytes": size}
+            per_col = columns is True or (columns == "auto" and size <= COLUMNS_MAX_BYTES)
+            return (db, table), {**hash_table(ci, snap, schema, table, cols, per_col), "bytes": size}
+
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs)))) as pool:
+            fp.tables.update(pool.map(one, jobs))
+    fp.tables = dict(sorted(fp.tables.items()))
     fp.seconds = round(time.monotonic() - t0, 3)
     return fp
 
 
-def _fingerprint_db(fp: DataFingerprint, db: str, conninfo: str, skip: tuple[str, ...], columns: bool | str,
-                    workers: int, schema: str) -> None:
+def _open_db(fp: DataFingerprint, db: str, conninfo: str, c: psycopg.Connection, skip: tuple[str, ...],
+             schema: str) -> list[tuple[str, str, str, str, int, list[str]]]:
+    """Export the database's snapshot (``c`` stays open until its tables are hashed), read sizes and schema."""
+    c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    snap = c.execute(EXPORT_SNAPSHOT).fetchone()["id"]
+    fp.postgres = fp.postgres or c.execute("SHOW server_version").fetchone()["server_version"]
+    fp.sizes[db] = int(c.execute(DB_SIZE).fetchone()["bytes"])
+    tables = [r for r in c.execute(TABLES, [schema]).fetchall() if r["table"] not in skip]
+    fp.schema[db] = shapes = schemalib.read_schema(c, schema, [r["table"] for r in tables])
+    return [(db, conninfo, snap, r["table"], int(r["bytes"]), list(shapes[r["table"]]["columns"])) for r in tables]
+
+
+def _snapshot_tx(c: psycopg.Connection, snapshot: str | None) -> None:
+    c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+    if snapshot:
+        c.execute(psql.SQL("SET TRANSACTION SNAPSHOT {}").format(psql.Literal(snapshot)))
+
+
+def count_table(conninfo: str, snapshot: str | None, schema: str, table: str) -> dict[str, Any]:
     with sql.connect(conninfo, read_only=True, autocommit=False) as c:
-        c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        snap = c.execute(EXPORT_SNAPSHOT).fetchone()["id"]
-        fp.postgres = fp.postgres or c.execute("SHOW server_version").fetchone()["server_version"]
-        fp.sizes[db] = int(c.execute(DB_SIZE).fetchone()["bytes"])
-        tables = [r for r in c.execute(TABLES, [schema]).fetchall() if r["table"] not in skip]
-        shapes = schemalib.read_schema(c, schema, [r["table"] for r in tables])
-        fp.schema[db] = shapes
-        jobs = [(r["table"], int(r["bytes"]), list(shapes[r["table"]]["columns"])) for r in tables]
-
-        def one(job: tuple[str, int, list[str]]) -> tuple[str, dict[str, Any]]:
-            table, size, cols = job
-            per_col = columns is True or (columns == "auto" and size <= COLUMNS_MAX_BYTES)
-            return table, {**hash_table(conninfo, snap, schema, table, cols, per_col), "bytes": size}
-
-        with ThreadPoolExecutor(max_workers=min(workers, max(1, len(jobs)))) as pool:
-            for table, result in pool.map(one, jobs):
-                fp.tables[(db, table)] = result
+        _snapshot_tx(c, snapshot)
+        n = c.execute(psql.SQL("SELECT count(*) AS n FROM {}.{}").format(psql.Identifier(schema),
+                                                                         psql.Identifier(table))).fetchone()["n"]
         c.rollback()
+    return {"rows": int(n), "hash": None, "method": "count"}
 
 
 def hash_table(conninfo: str, snapshot: str | None, schema: str, table: str, columns: list[str],
                per_column: bool) -> dict[str, Any]:
     """Row count + content hash of one table, in ``snapshot`` when given."""
     with sql.connect(conninfo, read_only=True, autocommit=False) as c:
-        c.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        if snapshot:
-            c.execute(psql.SQL("SET TRANSACTION SNAPSHOT {}").format(psql.Literal(snapshot)))
+        _snapshot_tx(c, snapshot)
         c.execute("SAVEPOINT h")
         method = "record"
         try:

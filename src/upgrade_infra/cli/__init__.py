@@ -15,6 +15,10 @@ from .app import app, console_err, state_of
 
 # sub-command modules register themselves on import
 from . import env_cmds, runbook_cmds, site_cmds  # noqa: E402,F401  isort: skip
+from . import validate_cmds  # noqa: E402,F401  isort: skip
+from . import snapshot_cmds, upgrade_cmds  # noqa: E402,F401  isort: skip
+from . import stage_cmds  # noqa: E402,F401  isort: skip
+from . import migrate_cmds  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,7 +59,13 @@ def env_status(name: str) -> None:
 
 
 @app.command("status")
-def status_all() -> None:
-    """Every environment (production and staging) at a glance."""
+def status_all(watch: bool = typer.Option(False, "--watch", help="health check loop: redraw until Ctrl-C"),
+               interval: float = typer.Option(5.0, "--interval", help="seconds between rounds with --watch"),
+               count: int = typer.Option(None, "--count", help="with --watch: stop after N rounds")) -> None:
+    """Every environment (production and staging) at a glance; --watch keeps checking."""
+    if watch:
+        from .stage_cmds import watch_status
+
+        return watch_status(interval, count)
     rows = [e.status().to_dict() for e in session().environments() if e.state.load_record(e.name)]
     emit({"environments": rows}, lambda r: _status_table(r["environments"]))
