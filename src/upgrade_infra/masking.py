@@ -1,0 +1,191 @@
+"""Masking of personal data in a staging copy: rules from ``staging.masking``, checked, applied, verified.
+
+Rules: ``fake_name``, ``fake_first_name``, ``fake_last_name``, ``fake_email``, ``hash``, ``null``,
+``{constant: v}``, ``keep``; long form ``{rule: R, if_exists: true}`` for a column that only some
+releases of the app have. Masking is deterministic (HMAC under a per-stack key kept in the state dir),
+so equal values stay equal across tables and databases and joins still match.
+
+Three steps, all against live databases:
+
+1. :func:`plan` checks every rule against the live schema (a missing table/column is an error naming
+   the manifest line, unless ``if_exists``; a rule must fit the column's type);
+2. :func:`apply` runs one UPDATE per table in one transaction per database, then rewrites the table
+   (``VACUUM FULL``) so old row versions do not stay in its files;
+3. :func:`leak_check` compares the md5 sets of every masked column between the source (read-only)
+   and the copy: no source value may survive.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import masking_sql as msql
+from . import redact, sql
+from . import secrets as secretlib
+from .errors import CheckFailed, ManifestError, ManifestIssue
+from .manifest import Manifest, MaskRuleSpec
+from .state import StateDir
+
+ConninfoFor = Callable[[str], str]  # database name -> conninfo
+KEY_OWNER, KEY_NAME = "_stack", "masking_key"
+
+
+@dataclass(frozen=True)
+class ColumnRule:
+    database: str
+    table: str
+    column: str
+    rule: str  # a rule name, or "constant"
+    constant: Any = None
+    if_exists: bool = False
+
+    @property
+    def where(self) -> str:
+        return f"{self.database}.{self.table}.{self.column}"
+
+
+@dataclass
+class MaskPlan:
+    apply: list[ColumnRule] = field(default_factory=list)
+    keep: list[ColumnRule] = field(default_factory=list)
+    skipped: list[ColumnRule] = field(default_factory=list)  # if_exists and absent from the live schema
+
+    def by_table(self, db: str) -> dict[str, dict[str, tuple[str, Any]]]:
+        out: dict[str, dict[str, tuple[str, Any]]] = {}
+        for r in self.apply:
+            if r.database == db:
+                out.setdefault(r.table, {})[r.column] = (r.rule, r.constant)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"apply": [r.where + f" ({r.rule})" for r in self.apply], "keep": [r.where for r in self.keep],
+                "skipped_absent": [r.where for r in self.skipped]}
+
+
+def rules_of(m: Manifest) -> list[ColumnRule]:
+    out = []
+    for db, tables in m.staging.masking.items():
+        for table, cols in tables.items():
+            for col, rule in cols.items():
+                if isinstance(rule, MaskRuleSpec):
+                    name = rule.rule or "constant"
+                    out.append(ColumnRule(db, table, col, name, rule.constant, rule.if_exists))
+                else:
+                    out.append(ColumnRule(db, table, col, rule))
+    return out
+
+
+def masking_key(state: StateDir) -> bytes:
+    """The per-stack HMAC key (generated once, 0600 in the state dir; never copied into staging)."""
+    value = secretlib._generated(state, KEY_OWNER, KEY_NAME)  # noqa: SLF001 - shared generator
+    redact.register(value)
+    return value.encode()
+
+
+def _issue(m: Manifest, r: ColumnRule, problem: str, fix: str) -> ManifestIssue:
+    loc = ("staging", "masking", r.database, r.table, r.column)
+    return ManifestIssue(str(m.path), m.line_of(*loc), ".".join(loc), problem, fix)
+
+
+def plan(m: Manifest, conninfo_for: ConninfoFor, *, read_only: bool = True, context: str = "") -> MaskPlan:
+    """Check the rules against the live schema of each database; raise one error listing every problem."""
+    rules = rules_of(m)
+    live: dict[str, dict[str, dict[str, dict]]] = {}
+    for db in {r.database for r in rules}:
+        tables: dict[str, dict[str, dict]] = {}
+        for row in sql.fetch(conninfo_for(db), msql.COLUMNS, read_only=read_only):
+            name = row["table"] if row["schema"] == "public" else f"{row['schema']}.{row['table']}"
+            tables.setdefault(name, {})[row["column"]] = row
+        live[db] = tables
+    out, issues = MaskPlan(), []
+    where = f" ({context})" if context else ""
+    for r in rules:
+        cols = live[r.database].get(r.table)
+        col = cols.get(r.column) if cols else None
+        if col is None:
+            if r.if_exists:
+                out.skipped.append(r)
+                continue
+            what = (f"table {r.table!r} does not exist in database {r.database!r}{where}" if cols is None else
+                    f"column {r.table}.{r.column} does not exist in database {r.database!r}{where}; it has: "
+                    + ", ".join(cols))
+            issues.append(_issue(m, r, what, f"fix the name, or write {{rule: {r.rule}, if_exists: true}} when "
+                                 "only some releases of the app have it"))
+            continue
+        problem = _type_problem(r, col)
+        if problem:
+            issues.append(_issue(m, r, problem[0], problem[1]))
+        elif r.rule == "keep":
+            out.keep.append(r)
+        else:
+            out.apply.append(r)
+    if issues:
+        raise ManifestError(issues)
+    return out
+
+
+def _type_problem(r: ColumnRule, col: dict) -> tuple[str, str] | None:
+    if r.rule in msql.FAKE_RULES and col["data_type"] not in msql.TEXT_TYPES:
+        return (f"rule {r.rule} needs a text column; {r.table}.{r.column} is {col['data_type']}",
+                "use null, {constant: …} or keep for non-text columns")
+    if r.rule == "null" and col["is_nullable"] != "YES":
+        return (f"rule null on {r.table}.{r.column}, which is NOT NULL", "use hash, a fake_* rule or {constant: …}")
+    return None
+
+
+def apply(p: MaskPlan, conninfo_for: ConninfoFor, key: bytes, *, vacuum: bool = True) -> dict[str, Any]:
+    """Mask the copy. One transaction per database: all of its tables are masked, or none."""
+    t0 = time.monotonic()
+    tables = []
+    for db in sorted({r.database for r in p.apply}):
+        per_table = p.by_table(db)
+        with sql.connect(conninfo_for(db)) as c:
+            with c.transaction():
+                for q in msql.helper_functions(key):
+                    c.execute(q)
+                for table, cols in per_table.items():
+                    t1 = time.monotonic()
+                    n = c.execute(msql.update_table(table, cols)).rowcount
+                    tables.append({"database": db, "table": table, "columns": sorted(cols), "rows": n,
+                                   "seconds": round(time.monotonic() - t1, 3)})
+            if vacuum:
+                for table in per_table:
+                    c.execute(msql.vacuum_full(table))
+    return {"tables": tables, "skipped_absent": [r.where for r in p.skipped], "kept": [r.where for r in p.keep],
+            "seconds": round(time.monotonic() - t0, 3)}
+
+
+def _hashes(conninfo: str, r: ColumnRule, read_only: bool) -> set[str]:
+    return {row["h"] for row in sql.fetch(conninfo, msql.value_hashes(r.table, r.column), read_only=read_only)}
+
+
+def leak_check(p: MaskPlan, source_for: ConninfoFor, copy_for: ConninfoFor) -> dict[str, Any]:
+    """Per masked column: how many distinct source values still appear in the copy (must be 0).
+
+    Only md5 digests travel; the source is read through read-only sessions. For ``null`` the copy
+    must hold no value at all; for a constant, only the constant.
+    """
+    rows = []
+    for r in p.apply:
+        src = _hashes(source_for(r.database), r, True)
+        dst = _hashes(copy_for(r.database), r, False)
+        if r.rule == "null":
+            surviving = len(dst)
+        elif r.rule == "constant":
+            surviving = max(len(dst) - 1, 0)
+        else:
+            surviving = len(src & dst)
+        rows.append({"column": r.where, "rule": r.rule, "source_values": len(src), "masked_values": len(dst),
+                     "surviving": surviving, "ok": surviving == 0})
+    return {"ok": all(r["ok"] for r in rows), "columns": rows}
+
+
+def require_no_leak(report: dict[str, Any]) -> None:
+    bad = [r for r in report["columns"] if not r["ok"]]
+    if bad:
+        raise CheckFailed("masking leak check failed: " + "; ".join(
+            f"{r['column']}: {r['surviving']} production value(s) survive" for r in bad),
+            fix="check the rule of each column named; the staging copy was not started")

@@ -1,0 +1,159 @@
+"""Health and monitoring: Prometheus text-format metrics of every environment, and a status loop.
+
+``upgrade-infra metrics`` prints the exposition once (for a node_exporter textfile collector or a
+cron job); ``--listen HOST:PORT`` serves it on ``/metrics`` for a Prometheus scrape. Every scrape
+probes the services' health endpoints, so keep the scrape interval at 15 s or more.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from . import fsutil, snapshots, sql
+from .snapshots.meta import rp_dir
+from .staging_info import load_meta
+
+if TYPE_CHECKING:
+    from .environments import Environment
+    from .session import Session
+
+PREFIX = "upgrade_infra_"
+HELP = {
+    "environment_up": "1 when the environment's PostgreSQL runs and every service is healthy",
+    "postgres_up": "1 when the environment's PostgreSQL runs",
+    "service_up": "1 when the service process runs",
+    "service_healthy": "1 when the service's health probe passes",
+    "database_bytes": "size of each database of the environment (restore-point clones excluded)",
+    "staging_environments": "staging environments in the state dir",
+    "staging_expired_environments": "staging environments past their TTL (removed by `stage gc`)",
+    "staging_last_sync_age_seconds": "seconds since the staging environment was last synced from its source",
+    "staging_ttl_remaining_seconds": "seconds until the staging environment expires (negative: expired)",
+    "restore_points": "restore points of the environment",
+    "restore_points_bytes": "disk used by the environment's restore points (files and cloned databases)",
+    "scrape_duration_seconds": "time taken to collect these metrics",
+}
+
+
+@dataclass
+class Sample:
+    name: str
+    value: float
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+def _escape(v: str) -> str:
+    return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render(samples: list[Sample]) -> str:
+    """The Prometheus text exposition format (version 0.0.4): HELP and TYPE once per metric family."""
+    lines: list[str] = []
+    seen: set[str] = set()
+    for s in sorted(samples, key=lambda x: list(HELP).index(x.name) if x.name in HELP else 99):
+        full = PREFIX + s.name
+        if s.name not in seen:
+            seen.add(s.name)
+            lines += [f"# HELP {full} {HELP.get(s.name, s.name)}", f"# TYPE {full} gauge"]
+        lab = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(s.labels.items()))
+        value = repr(float(s.value)) if not float(s.value).is_integer() else str(int(s.value))
+        lines.append(f"{full}{{{lab}}} {value}" if lab else f"{full} {value}")
+    return "\n".join(lines) + "\n"
+
+
+def restore_points_bytes(env: Environment, live_sizes: dict[str, int]) -> tuple[int, int]:
+    """(count, bytes) of the env's restore points: their directories plus their databases in the cluster."""
+    points = snapshots.list_points(env.state, env.name)
+    total = 0
+    for rp in points:
+        total += fsutil.tree_bytes(rp_dir(env.state, rp.id))
+        for d in rp.databases.values():
+            total += sum(live_sizes.get(n, 0) for k, n in d.items() if k in ("clone", "spare") and isinstance(n, str))
+    return len(points), total
+
+
+def env_samples(env: Environment, now: float) -> list[Sample]:
+    st = env.status()
+    e = {"env": env.name}
+    running = bool(st.postgres.get("running"))
+    out = [Sample("environment_up", int(st.healthy), {**e, "kind": env.kind}), Sample("postgres_up", int(running), e)]
+    for svc in st.services:
+        lab = {**e, "service": svc.name, "version": svc.version}
+        out += [Sample("service_up", int(svc.running), lab), Sample("service_healthy", int(svc.healthy), lab)]
+    sizes: dict[str, int] = {}
+    if running:
+        try:
+            sizes = sql.database_sizes(env.conninfo())
+        except Exception:  # noqa: BLE001 - metrics never fail a scrape
+            sizes = {}
+    for db in env.manifest.postgres.databases:
+        if db in sizes:
+            out.append(Sample("database_bytes", sizes[db], {**e, "database": db}))
+    n, nbytes = restore_points_bytes(env, sizes)
+    out += [Sample("restore_points", n, e), Sample("restore_points_bytes", nbytes, e)]
+    rec = env.record
+    if env.kind == "staging":
+        if rec.synced_at:
+            out.append(Sample("staging_last_sync_age_seconds", round(now - rec.synced_at, 1),
+                              {**e, "source": rec.source or ""}))
+        if rec.ttl_s is not None:
+            out.append(Sample("staging_ttl_remaining_seconds", round(rec.created_at + rec.ttl_s - now, 1), e))
+    return out
+
+
+def collect(s: Session) -> list[Sample]:
+    t0 = time.monotonic()
+    now = time.time()
+    envs = [e for e in s.environments() if s.state.load_record(e.name)]
+    samples: list[Sample] = []
+    for env in envs:
+        samples += env_samples(env, now)
+    staging = [e for e in envs if e.kind == "staging"]
+    samples.append(Sample("staging_environments", len(staging)))
+    samples.append(Sample("staging_expired_environments", sum(e.record.expired(now) for e in staging)))
+    samples.append(Sample("scrape_duration_seconds", round(time.monotonic() - t0, 3)))
+    return samples
+
+
+def text(s: Session) -> str:
+    return render(collect(s))
+
+
+def serve(s: Session, host: str = "127.0.0.1", port: int = 9188) -> ThreadingHTTPServer:
+    """An HTTP server answering ``GET /metrics``; call ``serve_forever()`` on it."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path.split("?")[0] != "/metrics":
+                self.send_error(404, "try /metrics")
+                return
+            body = text(s).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    return ThreadingHTTPServer((host, port), Handler)
+
+
+def watch(s: Session, interval: float = 5.0, rounds: int | None = None) -> Iterator[dict[str, Any]]:
+    """The health check loop behind ``status --watch``: every environment's status, every ``interval``."""
+    n = 0
+    while rounds is None or n < rounds:
+        t0 = time.monotonic()
+        envs = [e.status().to_dict() for e in s.environments() if s.state.load_record(e.name)]
+        for row in envs:
+            if row["kind"] == "staging":
+                meta = load_meta(s.env(row["name"]))
+                row["staging"] = {"status": meta.get("status"), "restore_point": meta.get("restore_point")}
+        yield {"at": time.time(), "round": n + 1, "healthy": all(r["healthy"] for r in envs), "environments": envs}
+        n += 1
+        if rounds is None or n < rounds:
+            time.sleep(max(0.0, interval - (time.monotonic() - t0)))
