@@ -102,22 +102,39 @@ def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | Path, log_p
 
 def stop_process(handle: ProcessHandle, timeout: float = 10.0) -> str:
     """SIGTERM the process group, SIGKILL after ``timeout``. Returns how it ended."""
-    if not handle.alive():
-        _reap(handle.pid)
-        return "not running"
-    try:
-        pgid = os.getpgid(handle.pid)
-    except ProcessLookupError:
-        return "not running"
-    members = _group(pgid)
-    _signal_group(pgid, signal.SIGTERM)
-    _, alive = psutil.wait_procs(members, timeout=timeout)
-    how = "terminated"
+    return stop_processes([handle], timeout)[0]
+
+
+def stop_processes(handles: list[ProcessHandle], timeout: float = 10.0) -> list[str]:
+    """Stop several process groups at once: SIGTERM all, wait up to ``timeout``, SIGKILL what is left.
+
+    Stopping them together makes the wait the slowest service's, not the sum of all.
+    """
+    groups: dict[int, list[psutil.Process]] = {}
+    how = ["not running"] * len(handles)
+    for i, h in enumerate(handles):
+        if not h.alive():
+            _reap(h.pid)
+            continue
+        try:
+            pgid = os.getpgid(h.pid)
+        except ProcessLookupError:
+            continue
+        groups[pgid] = _group(pgid)
+        how[i] = "terminated"
+    for pgid in groups:
+        _signal_group(pgid, signal.SIGTERM)
+    _, alive = psutil.wait_procs([p for members in groups.values() for p in members], timeout=timeout)
     if alive:
-        _signal_group(pgid, signal.SIGKILL)
+        for pgid, members in groups.items():
+            if any(p in alive for p in members):
+                _signal_group(pgid, signal.SIGKILL)
+                for i, h in enumerate(handles):
+                    if how[i] == "terminated" and any(p.pid == h.pid for p in members):
+                        how[i] = "killed"
         psutil.wait_procs(alive, timeout=5)
-        how = "killed"
-    _reap(handle.pid)
+    for h in handles:
+        _reap(h.pid)
     return how
 
 

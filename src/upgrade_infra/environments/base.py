@@ -143,6 +143,10 @@ class Environment(ABC):
     def status(self, probe: bool = True) -> EnvStatus: ...
 
     @abstractmethod
+    def provision_database(self) -> bool:
+        """Create the cluster, roles and databases if missing (and start it); True when newly created."""
+
+    @abstractmethod
     def start_database(self) -> float: ...
 
     @abstractmethod

@@ -153,12 +153,12 @@ class LocalEnvironment(Environment):
 
     def stop_services(self, names: list[str] | None = None) -> dict[str, str]:
         order = [n for n in reversed(self.manifest.start_order()) if names is None or n in names]
-        out = {}
+        running = {n: h for n in order if (h := self._handle(n))}
+        how = runner.stop_processes(list(running.values()), self.manifest.policies.stop_timeout_s)
+        out = {n: "not running" for n in order} | dict(zip(running, how, strict=True))
         for n in order:
-            h = self._handle(n)
-            out[n] = runner.stop_process(h, self.manifest.policies.stop_timeout_s) if h else "not running"
             self.record.processes.pop(n, None)
-            self.save()
+        self.save()
         return out
 
     def run_service_command(self, service: str, which: str, version: str | None = None,
