@@ -124,7 +124,7 @@ def stop_processes(handles: list[ProcessHandle], timeout: float = 10.0) -> list[
         how[i] = "terminated"
     for pgid in groups:
         _signal_group(pgid, signal.SIGTERM)
-    _, alive = psutil.wait_procs([p for members in groups.values() for p in members], timeout=timeout)
+    alive = _wait_gone([p for members in groups.values() for p in members], timeout)
     if alive:
         for pgid, members in groups.items():
             if any(p in alive for p in members):
@@ -132,10 +132,30 @@ def stop_processes(handles: list[ProcessHandle], timeout: float = 10.0) -> list[
                 for i, h in enumerate(handles):
                     if how[i] == "terminated" and any(p.pid == h.pid for p in members):
                         how[i] = "killed"
-        psutil.wait_procs(alive, timeout=5)
+        _wait_gone(alive, 5)
     for h in handles:
         _reap(h.pid)
     return how
+
+
+def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has exited (a zombie counts as exited: an orphaned child lingers
+    as one until init reaps it). Returns those still running at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for p in procs:
+            _reap(p.pid)
+        alive = [p for p in procs if _running(p)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _running(p: psutil.Process) -> bool:
+    try:
+        return p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def _group(pgid: int) -> list[psutil.Process]:
