@@ -105,13 +105,13 @@ def write_report(out_dir: Path, summary: dict, history: list[dict], latest: Path
         ok = c.passed(f)
         all_ok &= ok
         links = ", ".join(f"[{n}](../runbooks/{n}.ipynb)" for n in c.runbooks if (latest / f"{n}.ipynb").exists())
-        rows.append(f"| {c.title} | {links or 'not run'} | {c.figure(f)} | {'✅ pass' if ok else '❌ fail'} |")
+        rows.append(f"| {c.title} | {links or 'not run'} | {c.figure(f)} | {'**PASS**' if ok else '**FAIL**'} |")
     docs_ok = all(r["status"] == "passed" for r in summary["runbooks"])
     all_ok &= docs_ok
     rows.append(f"| Documentation: every runbook executed on the reference stack, site built with `--strict` | "
                 f"[runbook index](../runbooks/index.md) | {len(summary['runbooks'])} runbooks, "
                 f"{sum(r['status'] == 'passed' for r in summary['runbooks'])} passed, gate {summary['gate']} | "
-                f"{'✅ pass' if docs_ok else '❌ fail'} |")
+                f"{'**PASS**' if docs_ok else '**FAIL**'} |")
     runs = "\n".join(f"| [{r['name']}](../runbooks/{r['name']}.ipynb) | {r['status']} | {r['duration_s']:.1f} | "
                      f"{r.get('papermill_overhead_s') or 0:.2f} |" for r in summary["runbooks"])
     chart = _history_chart(out_dir, history)
