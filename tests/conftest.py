@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -103,13 +104,23 @@ def pa_stack(private_tmp):
     stop_all(s)
 
 
-@pytest.fixture(scope="module")
-def pa_production(tmp_path_factory):
-    """The reference production, up and seeded (small), shared by a test module."""
-    root = Path(tempfile.mkdtemp(prefix="uinfra-prod-"))
+@contextmanager
+def running_stack(source: Path, prefix: str, seed_mb: float | None = None):
+    """A private copy of a stack with its production up; everything stopped and removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(root, 0o711)
-    s = Session(write_stack(root / "stack"), root / "state")
-    s.env("production").up(seed_mb=float(os.environ.get("UPGRADE_INFRA_TEST_SEED_MB", "4")))
-    yield s
-    stop_all(s)
-    shutil.rmtree(root, ignore_errors=True)
+    s = Session(write_stack(root / "stack", source), root / "state")
+    try:
+        s.env("production").up(seed_mb=seed_mb)
+        yield s
+    finally:
+        stop_all(s)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def pa_production():
+    """The reference production, up and seeded (small), shared by a test module."""
+    with running_stack(PA_STACK / "stack.yaml", "uinfra-prod-",
+                       float(os.environ.get("UPGRADE_INFRA_TEST_SEED_MB", "4"))) as s:
+        yield s

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -26,9 +23,9 @@ from upgrade_infra.session import Session
 from upgrade_infra.steps import step_names
 from upgrade_infra.upgrade import upgrade_steps
 
-from ..conftest import REPO, stop_all, write_stack
+from ..conftest import running_stack
+from .conftest import LEDGER
 
-LEDGER = REPO / "tests" / "data" / "ledger" / "stack.yaml"
 UPGRADE_STEPS = step_names(upgrade_steps("clone"))
 ROLLBACK_STEPS = step_names(rollback_steps("clone"))
 
@@ -43,14 +40,9 @@ def cli(s: Session, *args: str, fault: str | None = None) -> subprocess.Complete
 
 @pytest.fixture(scope="module")
 def ledger():
-    root = Path(tempfile.mkdtemp(prefix="uinfra-faults-"))
-    os.chmod(root, 0o711)
-    s = Session(write_stack(root / "stack", LEDGER), root / "state")
-    env = s.env("production")
-    env.up()
-    yield s, fingerprint(env)
-    stop_all(s)
-    shutil.rmtree(root, ignore_errors=True)
+    """The ledger stack up, with the fingerprint every injected fault must come back to."""
+    with running_stack(LEDGER, "uinfra-faults-") as s:
+        yield s, fingerprint(s.env("production"))
 
 
 def _assert_back_to_start(s: Session, before) -> None:

@@ -4,9 +4,7 @@ retention, and disaster recovery (export, import, env restore)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,23 +13,7 @@ from upgrade_infra import dr, fsutil, quarantine, rollback, snapshots, sql
 from upgrade_infra.errors import DiskFull, RestorePointError, UnknownName
 from upgrade_infra.fingerprint import fingerprint
 from upgrade_infra.journal import Journal
-from upgrade_infra.session import Session
 from upgrade_infra.steps import StepFailed
-
-from ..conftest import REPO, stop_all, write_stack
-
-LEDGER = REPO / "tests" / "data" / "ledger" / "stack.yaml"
-
-
-@pytest.fixture(scope="module")
-def ledger():
-    root = Path(tempfile.mkdtemp(prefix="uinfra-rbs-"))
-    os.chmod(root, 0o711)
-    s = Session(write_stack(root / "stack", LEDGER), root / "state")
-    s.env("production").up()
-    yield s
-    stop_all(s)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _write_after(env, n: int = 3) -> None:

@@ -4,34 +4,16 @@ ready; and bad input changes nothing."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
-
 import pytest
 
 from upgrade_infra import sql, upgrade
 from upgrade_infra.errors import BadInput, UnknownName
 from upgrade_infra.fingerprint import fingerprint
 from upgrade_infra.journal import Journal
-from upgrade_infra.session import Session
-
-from ..conftest import REPO, stop_all, write_stack
 
 COLUMNS = "SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts'"
-LEDGER = REPO / "tests" / "data" / "ledger" / "stack.yaml"
 
 
-@pytest.fixture(scope="module")
-def ledger():
-    root = Path(tempfile.mkdtemp(prefix="uinfra-upf-"))
-    os.chmod(root, 0o711)
-    s = Session(write_stack(root / "stack", LEDGER), root / "state")
-    s.env("production").up()
-    yield s
-    stop_all(s)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize("release, failed_step", [("halfway", "start_services"), ("broken", "start_services")])
