@@ -18,7 +18,9 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 EXTRAS = ".[examples,pg16,browser,docs,test]"
 # package -> a file it provides (fonts-liberation: chromium only recommends it, and pages need fonts)
-APT_PACKAGES = {"chromium": "/usr/bin/chromium", "fonts-liberation": "/usr/share/fonts/truetype/liberation"}
+# npm: the site ships Mermaid from the npm registry instead of loading it from a CDN
+APT_PACKAGES = {"chromium": "/usr/bin/chromium", "fonts-liberation": "/usr/share/fonts/truetype/liberation",
+                "npm": "/usr/bin/npm"}
 ROOT = Path(__file__).parent
 
 

@@ -67,3 +67,13 @@ def test_swap_in_replaces_site_atomically(tmp_path):
     publish.swap_in(new, site)
     assert (site / "index.html").read_text() == "new" and not new.exists()
     assert not (tmp_path / "site.old").exists()
+
+
+def test_mermaid_is_shipped_not_loaded_from_a_cdn(tmp_path):
+    from upgrade_infra import siteassets
+
+    assert siteassets.npm_pack_argv("mermaid@11.17.2", tmp_path) == [
+        "npm", "pack", "mermaid@11.17.2", "--silent", "--pack-destination", str(tmp_path)]
+    js = siteassets.mermaid_js(tmp_path / "cache")
+    assert js.stat().st_size > 1_000_000 and b"mermaid" in js.read_bytes()[:20000]
+    assert siteassets.mermaid_js(tmp_path / "cache") == js  # cached

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import runbooks, runner
+from . import runbooks, runner, siteassets
 from .errors import CheckFailed
 from .redact import scrub
 from .state import atomic_write_json, read_json
@@ -115,6 +115,9 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict]) -> Pa
         if spill.exists():
             shutil.copytree(spill, nb_dir / spill.name)
     (build / "docs" / "reference" / "cli.md").write_text(cli_reference(app))
+    js_dir = build / "docs" / "javascripts"
+    js_dir.mkdir(exist_ok=True)
+    shutil.copy2(siteassets.mermaid_js(paths.repo / ".cache"), js_dir / "mermaid.min.js")
     cos.write_report(build / "docs" / "validation", summary, history, latest)
     out = build / "site"
     runner.run(mkdocs_argv(build / "mkdocs.yml", out), env=runner.base_env({"NO_MKDOCS_2_WARNING": "1"}),

@@ -101,7 +101,10 @@ def test_site_in_the_browser(published):
                                                        viewport={"width": 1280, "height": 900})
             page = ctx.new_page()
             page.goto(f"{base}/index.html")
-            page.wait_for_selector(".mermaid svg", timeout=15000)  # Mermaid rendered
+            # Material swaps <pre class="mermaid"> for a <div> holding the SVG in a closed shadow root
+            page.wait_for_selector("div.mermaid", timeout=15000)
+            assert page.evaluate("typeof mermaid") == "object"  # shipped with the site, not from a CDN
+            assert page.locator("div.mermaid").first.bounding_box()["height"] > 40
             page.screenshot(path=str(SHOTS / "home.png"))
             page.click("text=Acceptance (CoS) report")  # navigation
             page.wait_for_selector("text=Rapid rollback")
@@ -111,8 +114,8 @@ def test_site_in_the_browser(published):
             assert page.locator(".jp-OutputArea-output, .output_area").count() > 0  # real outputs
             page.screenshot(path=str(SHOTS / "runbook-rollback.png"))
             page.goto(f"{base}/index.html")
-            page.click("label[for='__search']")
-            page.fill("input[data-md-component='search-query']", "rollback")
+            page.click("input[data-md-component='search-query']")  # the search box, in the header
+            page.keyboard.type("rollback")
             page.wait_for_selector(".md-search-result__item", timeout=15000)
             hits = page.locator(".md-search-result__item a").evaluate_all("els => els.map(e => e.href)")
             assert any("runbooks/rollback" in h for h in hits), hits
