@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from pa_apps.common.web import Ctx
+from pa_apps.common.web import Ctx, row_or_404
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
@@ -26,10 +26,7 @@ class MemoryIn(BaseModel):
 
 
 def require_agent(conn: Connection, agent_id: int) -> dict:
-    row = conn.execute(text(f"{_AGENT} WHERE id = :id"), {"id": agent_id}).first()
-    if row is None:
-        raise HTTPException(404, f"agent {agent_id} not found")
-    return dict(row._mapping)
+    return row_or_404(conn, f"{_AGENT} WHERE id = :id", {"id": agent_id}, f"agent {agent_id}")
 
 
 @router.get("")

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from pa_apps.assistant.agents import require_agent
 from pa_apps.assistant.reply import compose_reply, recall
-from pa_apps.common.web import Ctx
+from pa_apps.common.web import Ctx, row_or_404
 
 router = APIRouter(prefix="/api", tags=["conversations"])
 
@@ -50,12 +50,8 @@ def _store_attachment(conn: Connection, data_dir: Path, message_id: int, content
 
 
 def _conversation(conn: Connection, conversation_id: int) -> dict:
-    row = conn.execute(
-        text("SELECT id, agent_id, title, created_at FROM conversations WHERE id = :id"), {"id": conversation_id}
-    ).first()
-    if row is None:
-        raise HTTPException(404, f"conversation {conversation_id} not found")
-    return dict(row._mapping)
+    return row_or_404(conn, "SELECT id, agent_id, title, created_at FROM conversations WHERE id = :id",
+                      {"id": conversation_id}, f"conversation {conversation_id}")
 
 
 @router.post("/conversations", status_code=201)

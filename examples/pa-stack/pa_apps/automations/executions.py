@@ -1,12 +1,12 @@
 """/api/executions and /api/stats."""
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from sqlalchemy import text
 
 from pa_apps.common.db import table_counts
 from pa_apps.common.service import ServiceContext
-from pa_apps.common.web import Ctx
+from pa_apps.common.web import Ctx, row_or_404
 
 router = APIRouter(prefix="/api", tags=["executions"])
 
@@ -19,12 +19,8 @@ def _columns(ctx: ServiceContext) -> str:
 @router.get("/executions/{execution_id}")
 def get_execution(ctx: Ctx, execution_id: int):
     with ctx.engine.connect() as conn:
-        row = conn.execute(
-            text(f"SELECT {_columns(ctx)} FROM executions WHERE id = :id"), {"id": execution_id}
-        ).first()
-    if row is None:
-        raise HTTPException(404, f"execution {execution_id} not found")
-    return dict(row._mapping)
+        return row_or_404(conn, f"SELECT {_columns(ctx)} FROM executions WHERE id = :id", {"id": execution_id},
+                          f"execution {execution_id}")
 
 
 @router.get("/executions")

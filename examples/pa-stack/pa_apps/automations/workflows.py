@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from pa_apps.common.sealing import InvalidToken, Sealer
-from pa_apps.common.web import Ctx
+from pa_apps.common.web import Ctx, row_or_404
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 
@@ -53,12 +53,8 @@ def mask(credentials: dict) -> dict:
 
 
 def load_workflow(conn: Connection, workflow_id: int) -> dict:
-    row = conn.execute(
-        text(f"SELECT {_SUMMARY}, credentials_encrypted FROM workflows WHERE id = :id"), {"id": workflow_id}
-    ).first()
-    if row is None:
-        raise HTTPException(404, f"workflow {workflow_id} not found")
-    return dict(row._mapping)
+    return row_or_404(conn, f"SELECT {_SUMMARY}, credentials_encrypted FROM workflows WHERE id = :id",
+                      {"id": workflow_id}, f"workflow {workflow_id}")
 
 
 @router.get("")

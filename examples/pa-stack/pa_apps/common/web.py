@@ -4,8 +4,9 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pa_apps.common.migrator import Migrator, Relation
@@ -58,6 +59,14 @@ def version(ctx: Ctx):
         "revision": ctx.head,
         "db_revision": db_revision,
     }
+
+
+def row_or_404(conn, query: str, params: dict, what: str) -> dict:
+    """The one row a by-id lookup returns, as a dict; 404 naming ``what`` when there is none."""
+    row = conn.execute(text(query), params).first()
+    if row is None:
+        raise HTTPException(404, f"{what} not found")
+    return dict(row._mapping)
 
 
 def _first_line(exc: DBAPIError) -> str:
