@@ -77,3 +77,15 @@ def test_mermaid_is_shipped_not_loaded_from_a_cdn(tmp_path):
     js = siteassets.mermaid_js(tmp_path / "cache")
     assert js.stat().st_size > 1_000_000 and b"mermaid" in js.read_bytes()[:20000]
     assert siteassets.mermaid_js(tmp_path / "cache") == js  # cached
+
+
+def test_publish_never_wipes_a_state_dir_it_did_not_make(tmp_path):
+    from upgrade_infra.errors import BadInput
+
+    state = tmp_path / "state"
+    (state / "envs" / "production").mkdir(parents=True)
+    (state / "envs" / "production" / "env.json").write_text("{}")
+    paths = publish.Paths(tmp_path, tmp_path / "reports", tmp_path / "site")
+    with pytest.raises(BadInput, match="refusing to wipe"):
+        publish.publish(paths, stack=tmp_path / "stack.yaml", state_dir=state, rollback_budget_s=300)
+    assert (state / "envs" / "production" / "env.json").exists()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import runbooks, runner, siteassets
-from .errors import CheckFailed
+from .errors import BadInput, CheckFailed
 from .redact import scrub
 from .state import atomic_write_json, read_json
 
@@ -150,12 +150,25 @@ def swap_in(new: Path, site: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+SITE_RUN_MARKER = ".site-run"
+
+
+def _require_site_run_dir(state_dir: Path) -> None:
+    """The run starts from a fresh state dir: never wipe one a user keeps real environments in."""
+    if state_dir.exists() and any(state_dir.iterdir()) and not (state_dir / SITE_RUN_MARKER).exists():
+        raise BadInput(f"refusing to wipe {state_dir}: it is not a state dir made by `site publish`",
+                       fix="pass --run-state-dir to an empty or new directory")
+
+
 def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: float,
             only: list[str] | None = None) -> dict[str, Any]:
     from .session import Session, stop_everything
 
+    _require_site_run_dir(state_dir)
     stop_everything(Session(stack, state_dir))
     shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True)
+    (state_dir / SITE_RUN_MARKER).write_text("state of a `site publish` run: wiped and re-created by the next one\n")
     t0 = time.monotonic()
     try:
         results = run_all(paths.repo / "runbooks", paths.reports, stack=stack, state_dir=state_dir, only=only)
