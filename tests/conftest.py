@@ -30,13 +30,13 @@ STAGING_SPAN = 60
 def test_port_window() -> tuple[int, int]:
     """Where tests put their port blocks: below the kernel's ephemeral range (outgoing connections
     of anything on the machine take ports there between a check and a bind), away from the
-    reference stack's own ports (25400-25599). ``UPGRADE_INFRA_TEST_PORTS=lo-hi`` narrows it, so
+    reference stack's own ports (25400-25420, staging 26000-26999). ``UPGRADE_INFRA_TEST_PORTS=lo-hi`` narrows it, so
     parallel runs on one machine can be given disjoint windows."""
     if os.environ.get("UPGRADE_INFRA_TEST_PORTS"):
         lo, hi = (int(x) for x in os.environ["UPGRADE_INFRA_TEST_PORTS"].split("-"))
         return lo, hi
     eph_lo = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    return 26000, min(eph_lo, 32768) - 1
+    return 28000, min(eph_lo, 32768) - 1
 
 
 test_port_window.__test__ = False  # a helper, not a test
