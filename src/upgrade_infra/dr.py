@@ -131,11 +131,11 @@ def import_(state: StateDir, src: Path) -> dict[str, Any]:
     fsutil.require_space(state.root, rp.bytes, f"the import of {rp.id}")
     state.private_dir("restore-points")
     tmp = dst.with_name(f".{rp.id}.importing")
-    shutil.rmtree(tmp, ignore_errors=True)
+    state.remove(tmp, ignore_errors=True)
     fsutil.copy_tree(Path(src), tmp)
     bad = verify_files(tmp, rp.files)
     if bad:
-        shutil.rmtree(tmp, ignore_errors=True)
+        state.remove(tmp, ignore_errors=True)
         raise RestorePointError(f"copy of {rp.id} does not match its checksums: {'; '.join(bad[:3])}",
                                 fix="check the disk and import again")
     (tmp / "SHA256SUMS").unlink(missing_ok=True)
@@ -223,5 +223,5 @@ def _place_dirs(env: Environment, rp: RestorePoint, src: Path) -> None:
     for svc, rel in rp.data_dirs.items():
         live = env.data_dir(svc)
         if live.exists():
-            shutil.rmtree(live)
+            env.state.remove(live)
         fsutil.copy_tree(src / rel, live)

@@ -1,4 +1,5 @@
-"""File-tree copies for restore points and staging: reflink where the filesystem can, checksums, disk space."""
+"""File-tree copies for restore points and staging: reflink where the filesystem can, checksums, disk space;
+and the one check every delete and write under the state dir goes through (:func:`inside`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,42 @@ import shutil
 from pathlib import Path
 
 from . import runner
-from .errors import DiskFull
+from .errors import DiskFull, StateDirError
+
+
+def inside(root: Path, path: Path, what: str = "write to") -> Path:
+    """``path`` with symlinks resolved, if it lies inside ``root`` (also resolved); else StateDirError (exit 2).
+
+    The one guard for every path the tool deletes or writes under its state dir: names are validated
+    where they come in (manifest, CLI), and this catches whatever still escapes (``..``, an absolute
+    path, a symlink planted inside the state dir that points out of it).
+    """
+    base = Path(root).resolve()
+    real = Path(os.path.join(base, path)).resolve()  # a relative path is taken relative to root
+    if real != base and not real.is_relative_to(base):
+        raise StateDirError(f"refusing to {what} {path}: it resolves to {real}, outside the state dir {base}",
+                            fix="use names without '/' or '..'; remove any symlink planted inside the state dir",
+                            path=str(path), resolved=str(real), state_dir=str(base))
+    return real
+
+
+def remove_tree(root: Path, path: Path, *, ignore_errors: bool = False) -> None:
+    """``rm -r path`` (a directory, a file, or a symlink itself), after :func:`inside` checked it lies in ``root``.
+
+    A symlink is removed as a link, never followed; a missing path is not an error.
+    """
+    p = Path(path)
+    if p.is_symlink():
+        inside(root, p.parent, "delete in")
+        p.unlink()
+        return
+    real = inside(root, p, "delete")
+    if real == Path(root).resolve():
+        raise StateDirError(f"refusing to delete the state dir itself ({real})", fix="name a path inside it")
+    if real.is_dir():
+        shutil.rmtree(real, ignore_errors=ignore_errors)
+    else:
+        real.unlink(missing_ok=True)
 
 
 def cp_argv(src: Path, dst: Path, reflink: str = "auto") -> list[str]:

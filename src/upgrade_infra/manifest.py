@@ -17,8 +17,37 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import BadInput, ManifestError, ManifestIssue
 from .yamlsource import YamlSource, load_yaml
 
-NAME = r"^[a-z][a-z0-9_-]{0,39}$"
+MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a page of YAML; anything bigger is refused before parsing
+
+# One pattern per kind of name that ends up in a path, a database name or a command line. None can
+# contain '/' or be '.'/'..', so a name is always exactly one path component.
+NAME = r"^[a-z][a-z0-9_-]{0,39}$"  # stack, environment, service, database and secret names
+VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,63}$"  # service versions (installs/<service>/<version>/)
+RESTORE_POINT_ID = r"^rp-[a-z0-9][a-z0-9_-]{0,39}$"  # restore points (restore-points/<id>/)
+OP_ID = r"^op-[a-z0-9][a-z0-9_-]{0,39}$"  # operations of the journal (quarantine/<op>/)
 Name = Annotated[str, Field(pattern=NAME)]
+Version = Annotated[str, Field(pattern=VERSION)]
+
+NAME_KINDS: dict[str, tuple[str, str]] = {
+    "environment": (NAME, "use lowercase letters, digits, '-' or '_', starting with a letter (at most 40)"),
+    "service": (NAME, "use lowercase letters, digits, '-' or '_', starting with a letter (at most 40)"),
+    "version": (VERSION, "use letters, digits, '.', '_', '+', '~' or '-', starting with a letter or digit "
+                         "(at most 64), e.g. 1.4.2"),
+    "restore point": (RESTORE_POINT_ID, "use an id from `upgrade-infra snapshot list`, e.g. rp-1a2b3c4d"),
+    "operation": (OP_ID, "use an id from `upgrade-infra history`, e.g. op-1a2b3c4d"),
+}
+_FIX_BY_PATTERN = {NAME: NAME_KINDS["environment"][1], VERSION: NAME_KINDS["version"][1]}
+
+
+def check_name(kind: str, value: str, where: str | None = None) -> str:
+    """``value`` if it is a valid ``kind`` name (see NAME_KINDS), else BadInput (exit 2) naming ``where``
+    (the CLI argument, or the manifest field) and the fix. Called wherever a name becomes a path."""
+    pattern, fix = NAME_KINDS[kind]
+    if not isinstance(value, str) or not re.fullmatch(pattern[1:-1], value):
+        label = "id" if kind in ("restore point", "operation") else "name"
+        raise BadInput(f"{where + ': ' if where else ''}{value!r} is not a valid {kind} {label}", fix=fix,
+                       argument=where, value=str(value))
+    return value
 
 
 class Strict(BaseModel):
@@ -55,7 +84,7 @@ class ServiceSpec(Strict):
     cwd: str | None = None
     install: str | None = Field(None, description="run once per version, cached under state_dir/installs")
     env: dict[str, str] = {}
-    versions: dict[str, VersionSpec | None]
+    versions: dict[Version, VersionSpec | None]
     depends_on: list[str] = []
     migrates_on_start: bool = False
     migrate: str | None = None
@@ -95,7 +124,7 @@ class SecretSpec(Strict):
 
 class EnvironmentSpec(Strict):
     port_base: int = Field(..., ge=1024, le=65000)
-    versions: dict[str, str] = {}
+    versions: dict[Name, Version] = {}
     backend: str = "local"
     disposable: bool = Field(False, description="may be destroyed and re-created from scratch (acceptance runs)")
 
@@ -265,7 +294,13 @@ def _issue_from_pydantic(source: YamlSource, err: dict) -> ManifestIssue:
     elif kind == "missing":
         fix = f"add '{loc[-1]}:'"
     elif kind == "string_pattern_mismatch":
-        fix = "use lowercase letters, digits, '-' or '_', starting with a letter"
+        pattern = (err.get("ctx") or {}).get("pattern")
+        fix = _FIX_BY_PATTERN.get(pattern, f"match the pattern {pattern}")
+        what = {NAME: "name", VERSION: "version"}.get(pattern, "value")
+        if loc and loc[-1] == "[key]":  # a mapping key, e.g. a version under services.<svc>.versions
+            loc = loc[:-1]
+            field = ".".join(str(p) for p in loc[:-1])
+        problem = f"{err.get('input')!r} is not a valid {what}"
     return ManifestIssue(str(source.path), source.line_of(loc), field, problem, fix)
 
 
@@ -299,6 +334,12 @@ def load_manifest(path: str | Path) -> Manifest:
     if not p.is_file():
         raise BadInput(f"stack manifest {path} not found",
                        fix="pass --stack PATH, set UPGRADE_INFRA_STACK, or create stack.yaml (see docs/reference/manifest.md)")
+    size = p.stat().st_size
+    if size > MAX_MANIFEST_BYTES:
+        raise ManifestError([ManifestIssue(str(p), None, "(file)", f"the manifest is {size / 1e6:.1f} MB, over the "
+                                           f"{MAX_MANIFEST_BYTES // (1 << 20)} MB limit; it was not parsed",
+                                           "a stack manifest is a page of YAML: check that --stack names the "
+                                           "right file")])
     source = load_yaml(p)
     try:
         m = Manifest.model_validate(source.data)

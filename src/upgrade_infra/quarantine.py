@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from psycopg import sql as q
 
 from . import sql
+from .manifest import check_name
 from .state import StateDir, atomic_write_json, read_json
 
 if TYPE_CHECKING:
@@ -45,7 +45,7 @@ ORDER BY 1, 2
 
 # -- where quarantines live ---------------------------------------------------------------------
 def qdir(state: StateDir, op: str) -> Path:
-    d = state.root / "quarantine" / op
+    d = state.path("quarantine", check_name("operation", op))
     for p in (d.parent, d):
         p.mkdir(parents=True, exist_ok=True)
         os.chmod(p, 0o711)  # the server user must reach a quarantined cluster data dir (fs)
@@ -82,7 +82,7 @@ def delete(env: Environment, op: str) -> None:
     for name in (meta.get("databases") or {}).values():
         if "__q_" in name:
             sql.execute(admin, sql.drop_database(name))
-    shutil.rmtree(env.state.root / "quarantine" / op, ignore_errors=True)
+    env.state.remove(env.state.path("quarantine", check_name("operation", op)), ignore_errors=True)
 
 
 # -- the report ----------------------------------------------------------------------------------

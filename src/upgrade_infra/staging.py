@@ -18,7 +18,6 @@ Extra facts about a staging env (strategy, masking and leak-check reports, resto
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from typing import Any
 
@@ -109,7 +108,7 @@ def create(s: Session, name: str | None = None, *, source: str = "production", v
             isolation.check(env, others(s, name))
             needed = prechecks(s, r)
         except BaseException:
-            shutil.rmtree(state.secrets_dir(name), ignore_errors=True)  # generated while rendering the checks
+            state.remove(state.secrets_dir(name), ignore_errors=True)  # generated while rendering the checks
             raise
 
         def reserve(ctx: Ctx) -> dict:
@@ -232,9 +231,9 @@ def destroy(s: Session, name: str) -> dict[str, Any]:
 
         points = snapshots.list_points(s.state, name)
         for rp in points:
-            shutil.rmtree(snapshots.meta.rp_dir(s.state, rp.id), ignore_errors=True)  # databases go with the cluster
+            s.state.remove(snapshots.meta.rp_dir(s.state, rp.id), ignore_errors=True)  # databases go with the cluster
         for q in quarantine.list_all(s.state, name):
-            shutil.rmtree(quarantine.qdir(s.state, q["op"]), ignore_errors=True)
+            s.state.remove(quarantine.qdir(s.state, q["op"]), ignore_errors=True)
         env.destroy()
     return {"destroyed": name, "restore_points_deleted": [p.id for p in points],
             "total_s": round(time.monotonic() - t0, 3)}

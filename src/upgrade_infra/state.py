@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +24,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from .errors import StateDirError, UnknownName
+from .fsutil import inside, remove_tree
+from .manifest import NAME, check_name
 
 TRAVERSE = 0o711
 
@@ -84,8 +87,14 @@ class StateDir:
             raise _not_writable(self.root, e) from None
         return self
 
+    def path(self, *parts: str) -> Path:
+        """``<state>/<parts...>``, checked (symlinks resolved) to lie inside the state dir."""
+        p = self.root.joinpath(*parts)
+        inside(self.root, p)
+        return p
+
     def env_dir(self, env: str) -> Path:
-        return self.root / "envs" / env
+        return self.path("envs", check_name("environment", env))
 
     def env_record_path(self, env: str) -> Path:
         return self.env_dir(env) / "env.json"
@@ -109,16 +118,21 @@ class StateDir:
 
     def env_names(self) -> list[str]:
         base = self.root / "envs"
-        return sorted(p.name for p in base.iterdir() if (p / "env.json").exists()) if base.exists() else []
+        return sorted(p.name for p in base.iterdir()
+                      if re.fullmatch(NAME[1:-1], p.name) and (p / "env.json").exists()) if base.exists() else []
 
     def installs_dir(self, service: str, version: str) -> Path:
-        return self.root / "installs" / service / version
+        return self.path("installs", check_name("service", service), check_name("version", version))
 
     def secrets_dir(self, env: str) -> Path:
-        return self.root / "secrets" / env
+        return self.path("secrets", check_name("environment", env))
+
+    def remove(self, path: Path, *, ignore_errors: bool = False) -> None:
+        """Delete ``path`` (a tree, a file or a link) if it lies inside the state dir; refuse otherwise."""
+        remove_tree(self.root, path, ignore_errors=ignore_errors)
 
     def private_dir(self, *parts: str) -> Path:
-        d = self.root.joinpath(*parts)
+        d = self.path(*parts)
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(d, 0o700)
         return d

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import shutil
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -158,7 +157,7 @@ def default_report_dir(env: Environment, keep: int = KEEP_REPORTS) -> Path:
     if root.is_dir():
         mine = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(f"{env.name}-2"))
         for old in mine[:max(0, len(mine) - keep + 1)]:
-            shutil.rmtree(old, ignore_errors=True)
+            env.state.remove(old, ignore_errors=True)
     return root / f"{env.name}-{stamp}"
 
 

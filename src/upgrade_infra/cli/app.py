@@ -1,4 +1,9 @@
-"""The Typer app, global options and output helpers shared by the command modules."""
+"""The Typer app, global options and output helpers shared by the command modules.
+
+Output rules: with ``--json`` stdout carries exactly one JSON document (the result, or the error when
+there is no result); everything else goes to stderr. Text from outside the tool (names, paths, error
+and log lines) goes through :func:`esc` before Rich renders it, so ``[/etc/pa.conf]`` prints verbatim.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,10 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from ..errors import BadInput
+from ..manifest import check_name
 from ..redact import scrub
 from ..session import Session, default_stack_path
 
@@ -25,6 +33,7 @@ console_err = Console(stderr=True)
 class CliState:
     session: Session
     json: bool = False
+    emitted: bool = False  # a JSON document is on stdout: errors after it add nothing there
 
 
 _state = CliState(Session())
@@ -46,6 +55,31 @@ def _global(
     _state = CliState(Session(stack or default_stack_path(), state_dir), as_json)
 
 
+def checked(kind: str) -> Callable:
+    """A Typer callback: the argument must be a valid ``kind`` name (see manifest.NAME_KINDS), else a usage
+    error (exit 2) naming the argument and the fix, before anything runs."""
+
+    def callback(ctx: typer.Context, param: Any, value: Any) -> Any:
+        if value is None or ctx.resilient_parsing:
+            return value
+        for v in value if isinstance(value, list | tuple) else [value]:
+            try:
+                check_name(kind, v)
+            except BadInput as e:
+                raise typer.BadParameter(f"{e.message} (fix: {e.fix})") from None
+        return value
+
+    return callback
+
+
+ENV_NAME, RP_ID = checked("environment"), checked("restore point")
+
+
+def esc(value: Any) -> str:
+    """``value`` as text Rich prints verbatim (no markup parsed in it)."""
+    return escape(str(value))
+
+
 def session() -> Session:
     return _state.session
 
@@ -53,7 +87,8 @@ def session() -> Session:
 def emit(data: Any, human: Callable[[Any], None] | None = None) -> None:
     """Print ``data`` as JSON (with --json) or through ``human`` for people. Secrets are scrubbed."""
     if _state.json or human is None:
-        print(scrub(json.dumps(data, indent=2, default=str)))
+        print(scrub(json.dumps(data, indent=2, default=str)), flush=True)
+        _state.emitted = True
     else:
         human(data)
 

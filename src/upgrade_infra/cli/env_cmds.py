@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from ..errors import CheckFailed
-from .app import app, console, emit, progress, session, sub
+from .app import ENV_NAME, app, console, emit, esc, progress, session, sub
 
 env_app = sub("env", "Bring environments up and down, and show their state.")
 
@@ -19,38 +19,39 @@ def _status_table(rows: list[dict]) -> None:
         dbs = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in st["databases"].items())
         pg = f"{'up' if st['postgres']['running'] else 'down'} :{st['postgres']['port']}"
         for i, s in enumerate(st["services"] or [{}]):
-            t.add_row(st["name"] if i == 0 else "", st["kind"] if i == 0 else "", pg if i == 0 else "",
-                      s.get("name", ""), s.get("version", ""), str(s.get("port", "")),
-                      ("[green]healthy" if s.get("healthy") else f"[red]{s.get('detail', '')}") if s else "",
-                      dbs if i == 0 else "")
+            t.add_row(esc(st["name"]) if i == 0 else "", st["kind"] if i == 0 else "", pg if i == 0 else "",
+                      esc(s.get("name", "")), esc(s.get("version", "")), str(s.get("port", "")),
+                      ("[green]healthy" if s.get("healthy") else f"[red]{esc(s.get('detail', ''))}") if s else "",
+                      esc(dbs) if i == 0 else "")
     console.print(t)
 
 
 @env_app.command("up")
-def up(name: str, no_seed: bool = typer.Option(False, "--no-seed", help="skip the manifest's seed step"),
+def up(name: str = typer.Argument(..., callback=ENV_NAME), no_seed: bool = typer.Option(False, "--no-seed", help="skip the manifest's seed step"),
        seed_mb: float = typer.Option(None, "--seed-mb", help="seed size in MB (default: seed.size_mb)")) -> None:
     """Create (first time) and start an environment: its PostgreSQL, then its services in order."""
     env = session().env(name)
     with progress(f"bringing {name} up"):
         result = env.up(seed=not no_seed, seed_mb=seed_mb)
     result["status"] = env.status().to_dict()
-    emit(result, lambda r: (console.print(f"{name} up in {r['total_s']:.1f}s"
+    emit(result, lambda r: (console.print(f"{esc(name)} up in {r['total_s']:.1f}s"
                                           + (f", seeded {r['seed']['bytes_added'] / 1e6:.0f} MB at "
                                              f"{r['seed']['mb_per_s']} MB/s" if r.get("seed") else "")),
                             _status_table([r["status"]])))
 
 
 @env_app.command("down")
-def down(name: str) -> None:
+def down(name: str = typer.Argument(..., callback=ENV_NAME)) -> None:
     """Stop an environment's services (SIGTERM, then SIGKILL) and its PostgreSQL."""
     env = session().env(name)
     with progress(f"stopping {name}"):
         result = env.down()
-    emit(result, lambda r: console.print(f"{name} down in {r['total_s']:.1f}s: {r['services']}"))
+    emit(result, lambda r: console.print(f"{name} down in {r['total_s']:.1f}s: {r['services']}",
+                                         markup=False))
 
 
 @env_app.command("status")
-def env_status(name: str) -> None:
+def env_status(name: str = typer.Argument(..., callback=ENV_NAME)) -> None:
     """Versions, health, ports and database sizes of one environment. Exit 1 when unhealthy."""
     st = session().env(name).status().to_dict()
     emit(st, lambda r: _status_table([r]))

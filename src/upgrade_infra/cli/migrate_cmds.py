@@ -9,7 +9,7 @@ from rich.markdown import Markdown
 
 from ..errors import CheckFailed
 from ..migration import recovery  # noqa: F401  (registers how `resume` finishes an interrupted migrate-test)
-from .app import console, emit, progress, session, sub
+from .app import console, emit, esc, progress, session, sub
 
 mig_app = sub("migrate", "Rehearse migrations on staging, lint their SQL, check other PostgreSQL majors.")
 
@@ -35,7 +35,7 @@ def test(on: str = typer.Option(..., "--on", help="the staging environment to re
         rep = rehearsal.rehearse(session(), on, targets, suites=suite or None, interval_s=interval_ms / 1000,
                                  mode=mode, skip=tuple(skip), canary=not no_canary, report_path=report_file)
     emit(rep, lambda r: (console.print(Markdown(report.render(r))),
-                         console.print(f"report: {r['report_json']} and {r['report_md']}")))
+                         console.print(f"report: {r['report_json']} and {r['report_md']}", markup=False)))
     if not rep["verdict"]["passed"]:
         raise CheckFailed(f"migration rehearsal failed: {'; '.join(rep['verdict']['failures'][:3])}")
 
@@ -52,10 +52,11 @@ def lint_cmd(service: str = typer.Option(..., "--service"), from_: str = typer.O
     res = lint.lint(session().env(on), service, from_, to).to_dict()
 
     def human(r: dict) -> None:
-        console.print(f"{service} {from_} -> {to}: {len(r['findings'])} finding(s), {r['lock_hazards']} lock hazard(s)")
+        console.print(f"{service} {from_} -> {to}: {len(r['findings'])} finding(s), {r['lock_hazards']} lock hazard(s)",
+                      markup=False)
         for f in r["findings"]:
             tag = "[red]lock hazard[/red]" if f["lock_hazard"] else "note"
-            console.print(f"  line {f['line']} {tag} {f['rule']}: {f['message']}\n    {f['statement']}")
+            console.print(f"  line {f['line']} {tag} {esc(f['rule'])}: {esc(f['message'])}\n    {esc(f['statement'])}")
 
     emit(res, human)
     if strict and res["lock_hazards"]:
@@ -73,14 +74,14 @@ def cross_major_cmd(on: str = typer.Option("production", "--on"),
         res = cross_major(session().env(on), major or None).to_dict()
 
     def human(r: dict) -> None:
-        console.print(f"{r['environment']} (PostgreSQL {r['source_version']}):")
+        console.print(f"{r['environment']} (PostgreSQL {r['source_version']}):", markup=False)
         for t in r["targets"]:
             state = "[green]PASS[/green]" if t["passed"] else "[red]FAIL[/red]"
-            console.print(f"  -> {t['major']} ({t['version']}, {t['source']}): {state} {t['tables']} tables, "
+            console.print(f"  -> {t['major']} ({esc(t['version'])}, {esc(t['source'])}): {state} {t['tables']} tables, "
                           f"{t['rows']} rows, {t['seconds']}")
             for line in t["differences"] + t["constraints_failed"] + t["invariants_failed"] + [t["error"] or ""]:
                 if line:
-                    console.print(f"     {line}")
+                    console.print(f"     {line}", markup=False)
 
     emit(res, human)
     if not res["passed"]:

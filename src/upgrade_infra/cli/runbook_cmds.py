@@ -9,7 +9,7 @@ from rich.table import Table
 
 from .. import runbooks
 from ..errors import CheckFailed
-from .app import console, emit, progress, session, sub
+from .app import console, emit, esc, progress, session, sub
 
 rb_app = sub("runbook", "List and execute runbooks (notebooks) into reports/.")
 DIR = typer.Option(Path("runbooks"), "--dir", help="runbook directory")
@@ -29,19 +29,19 @@ def session_env() -> dict[str, str]:
 @rb_app.command("list")
 def list_(directory: Path = DIR) -> None:
     rows = [{"name": n, "path": str(p)} for n, p in runbooks.list_runbooks(directory)]
-    emit(rows, lambda r: [console.print(f"{x['name']:<20} {x['path']}") for x in r])
+    emit(rows, lambda r: [console.print(f"{x['name']:<20} {x['path']}", markup=False) for x in r])
 
 
 def _show(res: runbooks.RunResult) -> None:
-    t = Table(title=f"runbook {res.name}: {res.status} in {res.duration_s:.1f}s")
+    t = Table(title=f"runbook {esc(res.name)}: {res.status} in {res.duration_s:.1f}s")
     for c in ("step", "seconds", "budget", "status"):
         t.add_column(c)
     for s in res.steps:
-        t.add_row(s.name, f"{s.duration_s:.2f}", str(s.budget_s or ""), s.status)
+        t.add_row(esc(s.name), f"{s.duration_s:.2f}", str(s.budget_s or ""), s.status)
     console.print(t)
-    console.print(f"notebook: {res.notebook}\nresult:   {res.result_json}")
+    console.print(f"notebook: {res.notebook}\nresult:   {res.result_json}", markup=False)
     if res.error:
-        console.print(f"[red]failed:[/red] {res.error}")
+        console.print(f"[red]failed:[/red] {esc(res.error)}")
 
 
 @rb_app.command("run")

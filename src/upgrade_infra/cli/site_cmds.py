@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from .. import publish
-from .app import console, emit, progress, session, sub
+from .app import console, emit, esc, progress, session, sub
 from .runbook_cmds import DIR, REPORTS, rb_app
 
 site_app = sub("site", "Execute the runbooks, gate on their results, and build the docs site.")
@@ -19,12 +19,12 @@ def _summary_table(s: dict) -> None:
     for c in ("runbook", "status", "seconds", "papermill overhead s"):
         t.add_column(c)
     for r in s["runbooks"]:
-        t.add_row(r["name"], r["status"], f"{r['duration_s']:.1f}", f"{r.get('papermill_overhead_s') or 0:.2f}")
+        t.add_row(esc(r["name"]), r["status"], f"{r['duration_s']:.1f}", f"{r.get('papermill_overhead_s') or 0:.2f}")
     console.print(t)
     rb = s["rollback"]
     console.print(f"rollback: {rb.get('total_s')} s of {rb['budget_s']} s budget, verified {rb.get('verified')}")
     for reason in s.get("reasons", []):
-        console.print(f"[red]- {reason}")
+        console.print(f"[red]- {esc(reason)}")
 
 
 def _state_dir(state_dir: Path | None) -> Path:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from .. import dr, snapshots
 from ..redact import scrub
-from .app import console, emit, progress, session, sub
+from .app import ENV_NAME, RP_ID, console, emit, esc, progress, session, sub
 
 snap_app = sub("snapshot", "Restore points: create, list, show, restore, prune, export, import.")
 
@@ -21,17 +21,17 @@ def command_line() -> str:
 
 
 def steps_table(steps: list[dict], title: str, budget: float | None = None) -> None:
-    t = Table(title=title)
+    t = Table(title=esc(title))
     for c in ("step", "start s", "seconds", "status"):
         t.add_column(c, justify="right" if c != "step" and c != "status" else "left")
     for s in steps:
-        t.add_row(s["step"], f"{s['start_s']:.2f}", f"{s['duration_s']:.3f}",
-                  s["status"] + ("" if s.get("budgeted", True) else " (outside budget)"))
+        t.add_row(esc(s["step"]), f"{s['start_s']:.2f}", f"{s['duration_s']:.3f}",
+                  esc(s["status"]) + ("" if s.get("budgeted", True) else " (outside budget)"))
     console.print(t)
 
 
 @snap_app.command("create")
-def create(env: str, strategy: str = typer.Option(None, "--strategy", help="clone | dump | fs "
+def create(env: str = typer.Argument(..., callback=ENV_NAME), strategy: str = typer.Option(None, "--strategy", help="clone | dump | fs "
                                                      "(default: policies.snapshot_strategy)"),
            label: str = typer.Option(None, "--label", help="a note shown in `snapshot list`")) -> None:
     """Capture a restore point of ENV: databases, data dirs, versions, manifest hash."""
@@ -57,14 +57,14 @@ def list_(env: str = typer.Argument(None, help="only this environment")) -> None
         for c in ("id", "env", "strategy", "created", "versions", "MB", "label"):
             t.add_column(c)
         for r in rs:
-            t.add_row(r["id"], r["env"], r["strategy"], r["created"],
-                      ", ".join(f"{k}={v}" for k, v in r["versions"].items()), str(r["mb"]), r["label"] or "")
+            t.add_row(esc(r["id"]), esc(r["env"]), r["strategy"], r["created"],
+                      esc(", ".join(f"{k}={v}" for k, v in r["versions"].items())), str(r["mb"]), esc(r["label"] or ""))
         console.print(t)
     emit(rows, human)
 
 
 @snap_app.command("show")
-def show(rp_id: str) -> None:
+def show(rp_id: str = typer.Argument(..., callback=RP_ID)) -> None:
     """Metadata of one restore point and whether it is intact (checksums, databases)."""
     s = session()
     rp = snapshots.get(s.state, rp_id)
@@ -72,11 +72,11 @@ def show(rp_id: str) -> None:
     data["files"] = len(rp.files)
     data["problems"] = snapshots.verify(s.env(rp.env), rp) if rp.env in s.state.env_names() else ["env gone"]
     data["spare"] = snapshots.has_spare(s.env(rp.env), rp) if not data["problems"] else False
-    emit(data, lambda d: [console.print(f"{k:>16}: {v}") for k, v in d.items()])
+    emit(data, lambda d: [console.print(f"{k:>16}: {v}", markup=False) for k, v in d.items()])
 
 
 @snap_app.command("restore")
-def restore(env: str, rp_id: str) -> None:
+def restore(env: str = typer.Argument(..., callback=ENV_NAME), rp_id: str = typer.Argument(..., callback=RP_ID)) -> None:
     """Put ENV back to restore point RP_ID (same as `rollback ENV --to RP_ID`)."""
     from .upgrade_cmds import do_rollback
 
@@ -93,18 +93,19 @@ def prune(env: str, keep_last: int = typer.Option(None, "--keep-last"),
                           quarantine_days=quarantine_days, dry_run=dry_run, command=command_line())
     emit(res, lambda r: console.print(
         f"{'would delete' if r['dry_run'] else 'deleted'}: {[d['id'] for d in r['deleted']] or 'none'}; "
-        f"incomplete: {r['incomplete_deleted'] or 'none'}; quarantines: {r['quarantines_deleted'] or 'none'}"))
+        f"incomplete: {r['incomplete_deleted'] or 'none'}; quarantines: {r['quarantines_deleted'] or 'none'}",
+        markup=False))
 
 
 @snap_app.command("export")
-def export(rp_id: str, directory: Path) -> None:
+def export(rp_id: str = typer.Argument(..., callback=RP_ID), directory: Path = typer.Argument(...)) -> None:
     """Copy restore point RP_ID to DIRECTORY/<id>/ (a clone is converted to dumps), verified."""
     s = session()
     rp = snapshots.get(s.state, rp_id)
     with progress(f"exporting {rp_id}"):
         res = dr.export(s.env(rp.env), rp_id, directory)
     emit(res, lambda r: console.print(f"exported {r['restore_point']} to {r['path']} ({r['mb']} MB, "
-                                      f"{r['files']} files, {r['seconds']:.1f}s); verify: sha256sum -c SHA256SUMS"))
+                                      f"{r['files']} files, {r['seconds']:.1f}s); verify: sha256sum -c SHA256SUMS", markup=False))
 
 
 @snap_app.command("import")
@@ -112,4 +113,4 @@ def import_(directory: Path) -> None:
     """Bring an exported restore point (DIRECTORY/<id>) into the state dir, verified by checksum."""
     with progress(f"importing {directory}"):
         res = dr.import_(session().state.ensure(), directory)
-    emit(res, lambda r: console.print(f"imported {r['restore_point']} into {r['path']}"))
+    emit(res, lambda r: console.print(f"imported {r['restore_point']} into {r['path']}", markup=False))

@@ -13,7 +13,7 @@ from .. import metrics, staging, staging_info
 from ..errors import BadInput, CheckFailed
 from ..redact import scrub
 from ..sync.progress import rich_progress
-from .app import app, console, console_err, emit, progress, session, state_of, sub
+from .app import app, console, console_err, emit, esc, progress, session, state_of, sub
 
 stage_app = sub("stage", "Staging environments: isolated, masked copies of production.")
 VERSIONS = typer.Option([], "--versions", help="service=version (repeatable, or comma-separated)")
@@ -34,18 +34,18 @@ def parse_versions(items: list[str]) -> dict[str, str]:
 
 def _done(r: dict) -> None:
     what = "created" if "created" in r else "synced"
-    console.print(f"staging [bold]{r.get(what)}[/] {what} from {r['source']}: ready in {r['ready_s']:.1f}s "
+    console.print(f"staging [bold]{esc(r.get(what))}[/] {what} from {esc(r['source'])}: ready in {r['ready_s']:.1f}s "
                   f"({r['strategy']}: {r['mb']} MB copied in {r['copy_s']:.1f}s, {r['mb_per_s']} MB/s); ports {r['ports']}")
     t = Table(title="steps")
     for c in ("step", "seconds", "status"):
         t.add_column(c)
     for s in r["timeline"]:
-        t.add_row(s["step"], f"{s['duration_s']:.2f}", s["status"])
+        t.add_row(esc(s["step"]), f"{s['duration_s']:.2f}", esc(s["status"]))
     console.print(t)
     masked = (r.get("masking") or {}).get("tables") or []
     if masked:
         console.print("masked: " + ", ".join(f"{m['database']}.{m['table']} ({', '.join(m['columns'])}: "
-                                             f"{m['rows']} rows)" for m in masked))
+                                             f"{m['rows']} rows)" for m in masked), markup=False)
     leak = r.get("leak_check")
     if leak:
         console.print(f"leak check: {'[green]no production value survives' if leak['ok'] else '[red]LEAK'}")
@@ -82,7 +82,7 @@ def reset(name: str) -> None:
     with progress(f"resetting {name}"):
         r = staging.reset(session(), name)
     emit(r, lambda x: console.print(f"{name} reset to {x['restore_point']}: ready in {x['ready_s']:.2f}s "
-                                    f"(wall {x['wall_s']:.2f}s), versions {x['versions']}"))
+                                    f"(wall {x['wall_s']:.2f}s), versions {x['versions']}", markup=False))
 
 
 def _list_table(rows: list[dict]) -> None:
@@ -90,9 +90,9 @@ def _list_table(rows: list[dict]) -> None:
     for c in ("name", "source", "status", "age", "ttl left", "versions", "size", "last sync", "health"):
         t.add_column(c)
     for r in rows:
-        health = "[green]healthy" if r["healthy"] else "[red]" + "; ".join(f"{k}: {v}" for k, v in r["services"].items())
-        t.add_row(r["name"], r["source"] or "", r["status"], r["age"], r["ttl_left"],
-                  ", ".join(f"{k} {v}" for k, v in r["versions"].items()), f"{r['bytes'] / 1e6:.0f} MB",
+        health = "[green]healthy" if r["healthy"] else "[red]" + esc("; ".join(f"{k}: {v}" for k, v in r["services"].items()))
+        t.add_row(esc(r["name"]), esc(r["source"] or ""), esc(r["status"]), r["age"], r["ttl_left"],
+                  esc(", ".join(f"{k} {v}" for k, v in r["versions"].items())), f"{r['bytes'] / 1e6:.0f} MB",
                   staging_info._age(r["last_sync_age_s"]) + " ago" if r["last_sync_age_s"] is not None else "-",
                   health)
     console.print(t)
@@ -118,7 +118,8 @@ def gc(dry_run: bool = typer.Option(False, "--dry-run", help="only list what wou
     """Remove expired staging envs (and ones whose creation never finished)."""
     r = staging.gc(session(), dry_run=dry_run)
     emit(r, lambda x: console.print("\n".join(f"{'would remove' if dry_run else 'removed'} {e['environment']}: "
-                                              f"{e['reason']}" for e in x["removed"]) or "nothing to remove"))
+                                              f"{e['reason']}" for e in x["removed"]) or "nothing to remove",
+                                    markup=False))
 
 
 @app.command("metrics")
@@ -147,9 +148,9 @@ def _watch_table(snap: dict) -> Table:
     for st in snap["environments"]:
         pg = f"{'up' if st['postgres']['running'] else '[red]down'} :{st['postgres']['port']}"
         for i, s in enumerate(st["services"] or [{}]):
-            t.add_row(st["name"] if i == 0 else "", st["kind"] if i == 0 else "", pg if i == 0 else "",
-                      s.get("name", ""), s.get("version", ""),
-                      ("[green]healthy" if s.get("healthy") else f"[red]{s.get('detail', '')}") if s else "")
+            t.add_row(esc(st["name"]) if i == 0 else "", st["kind"] if i == 0 else "", pg if i == 0 else "",
+                      esc(s.get("name", "")), esc(s.get("version", "")),
+                      ("[green]healthy" if s.get("healthy") else f"[red]{esc(s.get('detail', ''))}") if s else "")
     return t
 
 

@@ -11,7 +11,7 @@ from .. import dr, journal
 from .. import rollback as rb
 from .. import upgrade as up
 from ..errors import BudgetExceeded, CheckFailed
-from .app import app, console, emit, progress, session, state_of
+from .app import ENV_NAME, RP_ID, app, console, emit, esc, progress, session, state_of
 from .env_cmds import env_app
 from .snapshot_cmds import command_line, steps_table
 
@@ -19,18 +19,19 @@ from .snapshot_cmds import command_line, steps_table
 def quarantine_table(q: dict) -> None:
     tables = [t for t in q.get("tables") or [] if (t["rows_new"] or t["rows_gone"]) and not t.get("bookkeeping")]
     console.print(f"quarantine {q['op']}: {q.get('rows_new_total') or 0} rows written after the upgrade, "
-                  f"kept in {q.get('where')}")
+                  f"kept in {q.get('where')}", markup=False)
     if not tables:
         return
     t = Table(title="rows only in the quarantine (written after the upgrade)")
     for c in ("database", "table", "new rows", "gone", "by"):
         t.add_column(c)
     for r in tables:
-        t.add_row(r["database"], r["table"], str(r["rows_new"]), str(r["rows_gone"]), r["by"])
+        t.add_row(esc(r["database"]), esc(r["table"]), str(r["rows_new"]), str(r["rows_gone"]), esc(r["by"]))
     console.print(t)
     for r in tables:
         if r.get("export"):
-            console.print(f"[bold]{r['database']}.{r['table']}[/bold] inspect: {r['inspect']}\n  export: {r['export']}",
+            console.print(f"[bold]{esc(r['database'])}.{esc(r['table'])}[/bold] inspect: {esc(r['inspect'])}\n"
+                          f"  export: {esc(r['export'])}",
                           soft_wrap=True, highlight=False)
 
 
@@ -38,8 +39,8 @@ def show_rollback(r: dict) -> None:
     steps_table(r["steps"], f"rollback of {r['environment']} to {r['restore_point']} ({r['op']})")
     colour = "red" if r["over_budget"] else "green"
     console.print(f"[{colour}]total {r['total_s']:.2f}s of a {r['budget_s']:.0f}s budget[/{colour}] "
-                  f"(database step {r['database_step_s']}s via {r['staging_path']}; wall {r['wall_s']:.2f}s); "
-                  f"verified: {r['verified']}; versions now {_v(r['versions'])}")
+                  f"(database step {r['database_step_s']}s via {esc(r['staging_path'])}; wall {r['wall_s']:.2f}s); "
+                  f"verified: {esc(r['verified'])}; versions now {esc(_v(r['versions']))}")
     quarantine_table(r["quarantine"])
 
 
@@ -69,16 +70,16 @@ def do_rollback(env: str, to: str | None) -> None:
 
 def show_recovered(r: dict) -> None:
     if not r["recovered"]:
-        console.print(f"nothing to resume in {r['environment']}")
+        console.print(f"nothing to resume in {r['environment']}", markup=False)
     for x in r["recovered"]:
-        console.print(f"{x['kind']} {x['op']}: {x['action']}")
+        console.print(f"{x['kind']} {x['op']}: {x['action']}", markup=False)
         if x.get("result") and "quarantine" in x["result"]:
             show_rollback(x["result"])
-    console.print(f"versions now {r['versions']}")
+    console.print(f"versions now {r['versions']}", markup=False)
 
 
 @app.command("upgrade")
-def upgrade(env: str, to: list[str] = typer.Option(..., "--to", help="SERVICE=VERSION (repeatable)"),
+def upgrade(env: str = typer.Argument(..., callback=ENV_NAME), to: list[str] = typer.Option(..., "--to", help="SERVICE=VERSION (repeatable)"),
             strategy: str = typer.Option(None, "--strategy", help="restore point strategy (default: policy)"),
             watch: float = typer.Option(None, "--watch", help="watch window in seconds (default: policy)")) -> None:
     """Guarded upgrade: restore point, switch, start, smoke checks, watch; rolls back on any failure."""
@@ -90,9 +91,9 @@ def upgrade(env: str, to: list[str] = typer.Option(..., "--to", help="SERVICE=VE
     def human(r: dict) -> None:
         steps_table(r["steps"], f"upgrade of {env}: {_v(r['from_versions'])} -> {_v(r['to_versions'])} ({r['op']})")
         console.print(f"outcome: {r['outcome']} in {r['total_s']:.1f}s (downtime {r['downtime_s']}s); "
-                      f"restore point {r['restore_point']}")
+                      f"restore point {r['restore_point']}", markup=False)
         if r.get("rollback"):
-            console.print(f"[red]failed at {r['failed_step']}:[/red] {r['error']}", soft_wrap=True)
+            console.print(f"[red]failed at {esc(r['failed_step'])}:[/red] {esc(r['error'])}", soft_wrap=True)
             show_rollback(r["rollback"])
     emit(res, human)
     if res["outcome"] != "succeeded":
@@ -101,14 +102,15 @@ def upgrade(env: str, to: list[str] = typer.Option(..., "--to", help="SERVICE=VE
 
 
 @app.command("rollback")
-def rollback(env: str, to: str = typer.Option(None, "--to", help="restore point id (default: before the "
-                                                                 "last upgrade in effect)")) -> None:
+def rollback(env: str = typer.Argument(..., callback=ENV_NAME),
+             to: str = typer.Option(None, "--to", callback=RP_ID, help="restore point id (default: before the "
+                                                                       "last upgrade in effect)")) -> None:
     """Roll ENV back to a restore point (or finish an interrupted operation), verified."""
     do_rollback(env, to)
 
 
 @app.command("resume")
-def resume(env: str) -> None:
+def resume(env: str = typer.Argument(..., callback=ENV_NAME)) -> None:
     """Finish what a crashed upgrade-infra left half-done in ENV (from the journal)."""
     e = session().env(env)
     with progress(f"resuming {env}"):
@@ -128,9 +130,10 @@ def history(env: str = typer.Argument(None), limit: int = typer.Option(20, "--li
         for o in rows:
             bad = [s for s in o["steps"] if s["status"] not in ("ok", "undone")]
             steps = f"{len(o['steps'])}" + (f", {bad[0]['status']} at {bad[0]['name']}" if bad else "")
-            t.add_row(time.strftime("%m-%d %H:%M:%S", time.localtime(o["started_at"])), o["env"], o["op"],
-                      o["kind"], o["user"], _v(o["from_versions"]), _v(o["to_versions"]),
-                      o["outcome"] or "[red]interrupted", str(o["duration_s"] or ""), steps)
+            t.add_row(time.strftime("%m-%d %H:%M:%S", time.localtime(o["started_at"])), esc(o["env"]), esc(o["op"]),
+                      esc(o["kind"]), esc(o["user"]), esc(_v(o["from_versions"])), esc(_v(o["to_versions"])),
+                      esc(o["outcome"]) if o["outcome"] else "[red]interrupted", str(o["duration_s"] or ""),
+                      esc(steps))
         console.print(t)
     emit(ops, human)
 
@@ -140,7 +143,8 @@ def _v(d: dict) -> str:
 
 
 @env_app.command("restore")
-def env_restore(name: str, from_: str = typer.Option(..., "--from", help="restore point id (dump or fs; "
+def env_restore(name: str = typer.Argument(..., callback=ENV_NAME),
+                from_: str = typer.Option(..., "--from", callback=RP_ID, help="restore point id (dump or fs; "
                                                                           "import an export first)"),
                 port_base: int = typer.Option(None, "--port-base", help="default: the manifest's, else a "
                                                                           "free block of staging.port_range")) -> None:
@@ -150,6 +154,6 @@ def env_restore(name: str, from_: str = typer.Option(..., "--from", help="restor
         res = dr.restore_env(s.manifest, s.state, name, from_, port_base=port_base, command=command_line())
     emit(res, lambda r: (steps_table(r["steps"],
                                      f"{name} restored from {from_} on port base {r['port_base']}"),
-                         console.print(f"verified: {r['verified']} in {r['total_s']:.1f}s")))
+                         console.print(f"verified: {r['verified']} in {r['total_s']:.1f}s", markup=False)))
     if not res["verified"]:
         fail(CheckFailed(f"{name} was restored but its smoke checks fail: {res['smoke']['failed']}"))

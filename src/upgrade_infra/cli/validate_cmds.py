@@ -9,19 +9,19 @@ from rich.table import Table
 
 from ..errors import CheckFailed
 from ..redact import scrub
-from .app import app, console, console_err, emit, session, state_of
+from .app import app, console, console_err, emit, esc, session, state_of
 
 STATUS = {"passed": "[green]pass", "failed": "[red]FAIL", "error": "[red]ERROR"}
 
 
 def _live(result) -> None:
     if not state_of().json:
-        console_err.print(f"{STATUS[result.status]}[/] {result.suite:<12} {result.name} "
+        console_err.print(f"{STATUS[result.status]}[/] {esc(f'{result.suite:<12}')} {esc(result.name)} "
                           f"[dim]{result.duration_s:.2f}s[/]", highlight=False)
 
 
 def _summary(r: dict) -> None:
-    t = Table(title=f"validate {r['environment']} ({', '.join(f'{k} {v}' for k, v in r['versions'].items())})")
+    t = Table(title=esc(f"validate {r['environment']} ({', '.join(f'{k} {v}' for k, v in r['versions'].items())})"))
     t.add_column("result", no_wrap=True)
     t.add_column("suite", no_wrap=True)
     t.add_column("check", overflow="fold", max_width=36)
@@ -29,17 +29,18 @@ def _summary(r: dict) -> None:
     t.add_column("detail", overflow="fold")
     for x in r["results"]:
         detail = x["message"] if x["status"] == "passed" else "see below"
-        t.add_row(STATUS[x["status"]], x["suite"], x["name"], f"{x['duration_s']:.2f}s", detail[:200])
+        t.add_row(STATUS[x["status"]], esc(x["suite"]), esc(x["name"]), f"{x['duration_s']:.2f}s", esc(detail[:200]))
     console.print(t)
     c = r["counts"]
     verdict = "[green]all checks passed" if r["passed"] else f"[red]{c['failed']} failed, {c['error']} error(s)"
     console.print(f"{verdict}[/] ({c['passed']} passed) in {r['duration_s']:.1f}s; baseline: "
-                  f"{r['baseline'] or 'none'}; results: {r['report_dir']}", highlight=False)
+                  f"{esc(r['baseline'] or 'none')}; results: {esc(r['report_dir'])}", highlight=False)
     for x in r["results"]:
         if x["status"] != "passed":
-            console.print(f"[red]✗ {x['name']}[/] ({x['kind']}): {x['message']}", highlight=False, soft_wrap=True)
+            console.print(f"[red]✗ {esc(x['name'])}[/] ({esc(x['kind'])}): {esc(x['message'])}", highlight=False,
+                          soft_wrap=True)
     if r.get("baseline_recorded"):
-        console.print(f"baseline recorded: {r['baseline_recorded']}")
+        console.print(f"baseline recorded: {r['baseline_recorded']}", markup=False)
 
 
 @app.command("validate")
@@ -73,10 +74,10 @@ def validate(
 
 
 def _diff_human(d: dict) -> None:
-    console.print(f"API of {d['service']}: {d['current']} -> {d['candidate']}")
+    console.print(f"API of {d['service']}: {d['current']} -> {d['candidate']}", markup=False)
     for c in d["changes"]:
         tag = "[red]BREAKING[/]" if c["breaking"] else "[green]compatible[/]"
-        console.print(f"  {tag} {c['where']}: {c['what']}", highlight=False)
+        console.print(f"  {tag} {esc(c['where'])}: {esc(c['what'])}", highlight=False)
     console.print("[green]no breaking change" if d["compatible"] else f"[red]{d['breaking']} breaking change(s)")
 
 

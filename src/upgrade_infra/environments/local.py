@@ -76,14 +76,14 @@ class LocalEnvironment(Environment):
         marker = target / INSTALL_MARKER
         if marker.exists() and marker.read_text() == digest:
             return target
-        if target.exists():
-            shutil.rmtree(target)
+        if target.exists() or target.is_symlink():
+            self.state.remove(target)
         target.mkdir(parents=True, mode=0o700)
         if argv:
             try:
                 runner.run(argv, env=runner.base_env(), cwd=self.manifest.stack_dir, timeout=900)
             except CommandFailed:
-                shutil.rmtree(target, ignore_errors=True)
+                self.state.remove(target, ignore_errors=True)
                 raise
         marker.write_text(digest)
         return target
@@ -227,7 +227,7 @@ class LocalEnvironment(Environment):
     def destroy(self) -> None:
         self.down()
         sock = self.cluster.socket_dir
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.state.remove(self.dir, ignore_errors=True)
         if not sock.is_relative_to(self.state.root):
             shutil.rmtree(sock, ignore_errors=True)
-        shutil.rmtree(self.state.secrets_dir(self.name), ignore_errors=True)
+        self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)

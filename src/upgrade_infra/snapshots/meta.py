@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import secrets
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from pydantic import BaseModel
 
 from .. import fsutil
 from ..errors import RestorePointError, UnknownName
+from ..manifest import check_name
 from ..state import StateDir, atomic_write_json
 
 META = "meta.json"
@@ -78,7 +78,8 @@ def root(state: StateDir) -> Path:
 
 
 def rp_dir(state: StateDir, rp_id: str) -> Path:
-    return root(state) / rp_id
+    """``<state>/restore-points/<id>``; a malformed id (``../x``, ``/tmp``) is BadInput, exit 2."""
+    return state.path("restore-points", check_name("restore point", rp_id))
 
 
 def make_dir(state: StateDir, rp_id: str) -> Path:
@@ -160,4 +161,6 @@ def private_files(path: Path) -> None:
 
 
 def remove_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    """Delete a restore point's directory (as made by :func:`rp_dir`), never anything outside the state dir."""
+    assert path.parent.name == "restore-points", path
+    fsutil.remove_tree(path.parent.parent, path, ignore_errors=True)
