@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import keyword
 import os
 import platform
 import re
@@ -87,6 +88,9 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
         if "=" not in pair:
             raise BadInput(f"parameter {pair!r} is not key=value", fix="write -p key=value")
         k, v = pair.split("=", 1)
+        if not k.isidentifier() or keyword.iskeyword(k):
+            raise BadInput(f"-p {pair!r}: {k!r} is not a parameter name", fix="write -p name=value, e.g. -p seed_mb=8",
+                           parameter=k)
         try:
             out[k] = json.loads(v)
         except ValueError:
@@ -95,6 +99,66 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
         if re.search(r"pass|secret|token|key", k, re.I):
             raise BadInput(f"parameter {k!r} looks like a secret; runbook parameters are written into reports",
                            fix="pass secrets through the environment or a file named in the manifest")
+    return out
+
+
+def declared_params(path: Path) -> dict[str, str | None]:
+    """The parameters cell of a runbook: name -> type (its annotation, ``seed_mb: float = None``, else the
+    type of its default, ``name = "x"`` -> str; None when neither says). Read with Papermill, nothing run."""
+    import ast
+
+    from papermill import inspect_notebook
+
+    out: dict[str, str | None] = {}
+    for name, info in inspect_notebook(str(path)).items():
+        declared = info.get("inferred_type_name")
+        if declared and declared != "None":
+            out[name] = declared
+            continue
+        try:
+            default = ast.literal_eval(info.get("default") or "None")
+        except (ValueError, SyntaxError):
+            default = None
+        out[name] = None if default is None else "number" if type(default) in (int, float) else type(default).__name__
+    return out
+
+
+_EXAMPLES = {"float": "8.5", "int": "3", "number": "8", "bool": "true", "str": "text", "list": '["a","b"]',
+             "dict": '{"a":1}'}
+
+
+def _typed(value: Any, raw: str, kind: str | None) -> Any:
+    """``value`` (``raw`` read as JSON) as a ``kind`` parameter; ValueError when it is not one."""
+    if value is None or kind is None or kind not in _EXAMPLES:
+        return value
+    if kind == "str":
+        return value if isinstance(value, str) else raw
+    if kind == "bool" and isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    ok = {"float": (int, float), "number": (int, float), "int": (int,), "bool": (bool,), "list": (list,),
+          "dict": (dict,)}[kind]
+    if isinstance(value, bool) and kind != "bool" or not isinstance(value, ok):
+        raise ValueError(kind)
+    return value
+
+
+def check_params(path: Path, pairs: list[str]) -> dict[str, Any]:
+    """``-p name=value`` pairs checked against the runbook's parameters cell before anything runs: an
+    empty or unknown name, or a value of the wrong type, is BadInput (exit 2) naming the parameter and its type."""
+    params = parse_params(pairs)
+    declared = declared_params(path)
+    raw = {k: v for k, _, v in (pair.partition("=") for pair in pairs)}
+    listing = ", ".join(f"{n} ({t or 'any'})" for n, t in declared.items()) or "none"
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if k not in declared:
+            raise BadInput(f"runbook {path.name} has no parameter {k!r}", fix=f"use one of: {listing}", parameter=k)
+        kind = declared[k]
+        try:
+            out[k] = _typed(v, raw[k], kind)
+        except ValueError:
+            raise BadInput(f"-p {k}={raw[k]}: {k} is a {kind} parameter and {raw[k]!r} is not a {kind}",
+                           fix=f"e.g. -p {k}={_EXAMPLES[kind]}", parameter=k, type=kind) from None
     return out
 
 

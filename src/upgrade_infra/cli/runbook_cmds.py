@@ -49,8 +49,9 @@ def run(name: str, param: list[str] = typer.Option([], "-p", "--param", help="ke
         directory: Path = DIR, reports: Path = REPORTS) -> None:
     """Execute one runbook; exit 1 when it fails (its executed notebook is still written)."""
     path = runbooks.find_runbook(directory, name)
+    params = runbooks.check_params(path, param)  # unknown names and wrong types: exit 2, nothing run
     with progress(f"running {name}"):
-        res = runbooks.execute(path, reports, runbooks.parse_params(param), env=session_env())
+        res = runbooks.execute(path, reports, params, env=session_env())
     emit(res.to_dict(), lambda _: _show(res))
     if res.status != "passed":  # the result (with its error) is already printed: just the exit code
         raise typer.Exit(CheckFailed.exit_code)

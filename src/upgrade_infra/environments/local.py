@@ -178,17 +178,24 @@ class LocalEnvironment(Environment):
     def up(self, *, seed: bool = True, seed_mb: float | None = None) -> dict[str, Any]:
         t0 = time.monotonic()
         self.state.ensure()
+        first = self.state.load_record(self.name) is None and not self.dir.exists()
+        had_secrets = self.state.secrets_dir(self.name).exists()
         self.save()
-        if not self.cluster.running():
-            check_free({POSTGRES: self.ports[POSTGRES]}, self.name)
-        created = self.provision_database()
-        t_db = time.monotonic() - t0
-        timings = self.start_services()
-        seeded = None
-        if seed and created and self.manifest.seed and self.kind == "production" and not self.record.seeded:
-            from ..seed import run_seed
+        try:
+            if not self.cluster.running():
+                check_free({POSTGRES: self.ports[POSTGRES]}, self.name)
+            created = self.provision_database()
+            t_db = time.monotonic() - t0
+            timings = self.start_services()
+            seeded = None
+            if seed and created and self.manifest.seed and self.kind == "production" and not self.record.seeded:
+                from ..seed import run_seed
 
-            seeded = run_seed(self, seed_mb)
+                seeded = run_seed(self, seed_mb)
+        except BaseException:
+            if first:  # a first `env up` that fails leaves nothing behind: no record, no half-made cluster
+                self._undo_first_up(had_secrets)
+            raise
         return {"environment": self.name, "created": created, "database_s": round(t_db, 3),
                 "services_s": {k: round(v, 3) for k, v in timings.items()},
                 "total_s": round(time.monotonic() - t0, 3), "seed": seeded}
@@ -223,6 +230,18 @@ class LocalEnvironment(Environment):
                                              bool(res and res.ok), res.detail if res else
                                              ("running" if alive else "stopped"), h.pid if h and alive else None))
         return st
+
+    def _undo_first_up(self, had_secrets: bool) -> None:
+        try:
+            self.down()
+        except Exception:  # noqa: BLE001 - best effort: the cluster may never have started
+            pass
+        sock = self.cluster.socket_dir
+        self.state.remove(self.dir, ignore_errors=True)
+        if not sock.is_relative_to(self.state.root):
+            shutil.rmtree(sock, ignore_errors=True)
+        if not had_secrets:
+            self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)
 
     def destroy(self) -> None:
         self.down()
