@@ -90,7 +90,7 @@ class StateDir:
     def path(self, *parts: str) -> Path:
         """``<state>/<parts...>``, checked (symlinks resolved) to lie inside the state dir."""
         p = self.root.joinpath(*parts)
-        inside(self.root, p)
+        inside(self.root, p, "use")
         return p
 
     def env_dir(self, env: str) -> Path:
