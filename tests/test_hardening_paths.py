@@ -58,10 +58,15 @@ def test_version_with_dotdot_is_refused_before_anything_is_touched(private_tmp):
         d["environments"]["production"]["versions"]["web"] = "../../../victim"
 
     stack = _tiny_with(private_tmp, edit)
-    for _ in range(2):  # the issue needed a second `env up`
-        r = cli(stack, private_tmp / "state", "env", "up", "production", "--no-seed")
-        assert r.returncode == 2, r.stderr
-        assert (victim / "precious.txt").read_text() == "do not delete"
+    (private_tmp / "state" / "installs" / "web").mkdir(parents=True)  # another web version was installed before
+    try:
+        for _ in range(2):  # the issue needed a second `env up`
+            r = cli(stack, private_tmp / "state", "env", "up", "production", "--no-seed")
+            assert (victim / "precious.txt").exists(), "a directory outside the state dir was deleted"
+            assert r.returncode == 2, r.stderr
+    finally:  # on a regression the env came up: stop it
+        if (private_tmp / "state" / "envs" / "production").exists():
+            cli(stack, private_tmp / "state", "env", "down", "production")
     assert f"{stack}:" in r.stderr and "services.web.versions" in r.stderr
     assert "'../../../victim' is not a valid version" in r.stderr and "fix:" in r.stderr
     assert not (private_tmp / "state" / "envs" / "production").exists()
@@ -155,3 +160,15 @@ def test_cli_ids_are_checked_before_anything_runs(tiny, args):
     assert "rm -r" not in r.stderr
     assert not (tiny.state.root / "envs").exists() or not any((tiny.state.root / "envs").iterdir())
     assert os.path.isdir("/tmp")
+
+
+def test_restore_point_metadata_cannot_point_outside():
+    """An imported meta.json whose data dir copy is `../../..` is refused when read."""
+    from pydantic import ValidationError
+
+    base = {"id": "rp-1a2b3c4d", "env": "production", "strategy": "dump", "created_at": 0, "versions": {},
+            "manifest_sha256": "", "pg_major": 15}
+    for rel in ("../../../victim", "/etc", "data/../../x"):
+        with pytest.raises(ValidationError):
+            meta.RestorePoint.model_validate({**base, "data_dirs": {"web": rel}})
+    assert meta.RestorePoint.model_validate({**base, "data_dirs": {"web": "data/web"}}).data_dirs == {"web": "data/web"}

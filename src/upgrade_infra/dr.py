@@ -101,8 +101,14 @@ def read_export(src: Path) -> RestorePoint:
                        fix="pass the directory `snapshot export` wrote (DIR/<id>)")
     import json
 
+    from pydantic import ValidationError
+
     raw = json.loads(meta.read_text())
-    rp = RestorePoint.model_validate(raw)
+    try:
+        rp = RestorePoint.model_validate(raw)
+    except ValidationError as e:
+        raise BadInput(f"{meta} is not a valid restore point: {e.errors()[0]['msg']}",
+                       fix="use the directory `snapshot export` wrote, unmodified") from None
     if raw.get("checksum") != checksum_of(raw):
         raise RestorePointError(f"{meta}: metadata checksum mismatch", fix="the export is damaged; use another copy")
     bad = verify_files(src, rp.files)

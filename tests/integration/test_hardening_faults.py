@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from upgrade_infra.errors import ManifestError
-from upgrade_infra.manifest import MAX_MANIFEST_BYTES, load_manifest
+from upgrade_infra.manifest import load_manifest
 from upgrade_infra.session import Session
 
 from ..conftest import REPO, stop_all, write_stack
@@ -90,6 +90,8 @@ def test_a_first_up_on_a_full_disk_leaves_nothing(private_tmp):
 
 
 def test_manifest_over_the_limit_is_refused_before_parsing(tmp_path):
+    from upgrade_infra.manifest import MAX_MANIFEST_BYTES
+
     big = tmp_path / "stack.yaml"
     padding = "# " + "x" * 1000 + "\n"
     big.write_text(TINY.read_text() + padding * (MAX_MANIFEST_BYTES // len(padding) + 10))

@@ -177,6 +177,6 @@ def _one_target(env: Environment, target: pglib.PgInstall, dbs: list[str], befor
         try:
             cluster.stop(mode="immediate")
         finally:
-            shutil.rmtree(d, ignore_errors=True)
+            env.state.remove(d, ignore_errors=True)
             if not cluster.socket_dir.is_relative_to(d):
                 shutil.rmtree(cluster.socket_dir, ignore_errors=True)

@@ -47,7 +47,7 @@ def make_spare(rp: RestorePoint, rp_dir: Path) -> None:
         dst = spare_path(rp_dir, rel)
         if not dst.exists():
             tmp = dst.with_name(dst.name + ".partial")
-            fsutil_rm(tmp)
+            fsutil.remove_tree(rp_dir.parent.parent, tmp)  # <state>/restore-points/<id>: never outside <state>
             fsutil.copy_tree(rp_dir / rel, tmp)
             os.replace(tmp, dst)
 
@@ -63,7 +63,7 @@ def stage(env: Environment, rp: RestorePoint, rp_dir: Path, op: str) -> dict[str
         staged = env.data_dir(svc).with_name(f".{svc}.__r_{short(op)}")
         if not staged.exists():
             tmp = staged.with_name(staged.name + ".partial")
-            fsutil_rm(tmp)
+            env.state.remove(tmp)
             fsutil.copy_tree(rp_dir / rel, tmp)
             os.replace(tmp, staged)
         out[svc] = str(staged)
@@ -89,9 +89,3 @@ def swap(env: Environment, staged: dict[str, str], qdir: Path) -> dict[str, str]
 def verify(rp: RestorePoint, rp_dir: Path) -> list[str]:
     return [f"missing data dir copy {rel}" for rel in rp.data_dirs.values() if not (rp_dir / rel).is_dir()]
 
-
-def fsutil_rm(path: Path) -> None:
-    import shutil
-
-    if path.exists():
-        shutil.rmtree(path)

@@ -89,7 +89,7 @@ class FsStrategy(Strategy):
         if dst.exists():
             return False
         tmp = dst.with_name(REL + ".partial")
-        shutil.rmtree(tmp, ignore_errors=True)
+        env.state.remove(tmp, ignore_errors=True)
         fsutil.copy_tree(rp_dir / REL, tmp)
         os.replace(tmp, dst)
         return True
@@ -100,7 +100,7 @@ class FsStrategy(Strategy):
         staged = env.cluster.data_dir.with_name(f"data.__r_{short(op)}")
         if not staged.exists():
             tmp = staged.with_name(staged.name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
+            env.state.remove(tmp, ignore_errors=True)
             fsutil.copy_tree(rp_dir / REL, tmp)
             os.replace(tmp, staged)
         return {"pgdata": str(staged), "path": "copy"}

@@ -14,10 +14,10 @@ import json
 import os
 import secrets
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError, field_validator
 
 from .. import fsutil
 from ..errors import RestorePointError, UnknownName
@@ -47,6 +47,16 @@ class RestorePoint(BaseModel):
     converted_from: str | None = None
     imported_from: str | None = None
     checksum: str = ""
+
+    @field_validator("data_dirs")
+    @classmethod
+    def _inside(cls, v: dict[str, str]) -> dict[str, str]:
+        """Copies of data dirs live inside the restore point (an imported meta.json could say otherwise)."""
+        for rel in v.values():
+            p = PurePosixPath(rel)
+            if p.is_absolute() or ".." in p.parts or not p.parts:
+                raise ValueError(f"data dir {rel!r} is not a path inside the restore point")
+        return v
 
     @property
     def short(self) -> str:
@@ -107,7 +117,11 @@ def load(state: StateDir, rp_id: str) -> RestorePoint:
     except ValueError:
         raise RestorePointError(f"restore point {rp_id}: {d / META} is corrupt (not JSON)",
                                 fix="restore it from an export (`snapshot import`) or pick another") from None
-    rp = RestorePoint.model_validate(raw)
+    try:
+        rp = RestorePoint.model_validate(raw)
+    except ValidationError as e:
+        raise RestorePointError(f"restore point {rp_id}: {d / META} is invalid: {e.errors()[0]['msg']}",
+                                fix="pick another restore point or import a good copy") from None
     if raw.get("checksum") != checksum_of(raw):
         raise RestorePointError(f"restore point {rp_id}: metadata checksum mismatch in {d / META}",
                                 fix="it was modified or damaged; pick another restore point or import a copy")

@@ -3,7 +3,6 @@ client tool runs, and the copy of services' data directories."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -110,13 +109,13 @@ def copy_data_dirs(source: Environment, target: Environment, copy: Copy, progres
     for svc, src in service_dirs(source).items():
         dst = target.data_dir(svc)
         prev = dst.with_name(f".{svc}.prev")
-        shutil.rmtree(prev, ignore_errors=True)
+        target.state.remove(prev, ignore_errors=True)
         if dst.exists():
             dst.rename(prev)
-            copy.on_abort.append(lambda d=dst, p=prev: (shutil.rmtree(d, ignore_errors=True), p.rename(d)))
-            copy.on_commit.append(lambda p=prev: shutil.rmtree(p, ignore_errors=True))
+            copy.on_abort.append(lambda d=dst, p=prev: (target.state.remove(d, ignore_errors=True), p.rename(d)))
+            copy.on_commit.append(lambda p=prev: target.state.remove(p, ignore_errors=True))
         else:
-            copy.on_abort.append(lambda d=dst: shutil.rmtree(d, ignore_errors=True))
+            copy.on_abort.append(lambda d=dst: target.state.remove(d, ignore_errors=True))
         if src.exists():
             fsutil.copy_tree(src, dst)
             done += fsutil.tree_bytes(dst)

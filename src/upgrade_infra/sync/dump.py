@@ -9,7 +9,6 @@ database beside the target's current one; ``commit`` swaps it in with two rename
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -88,10 +87,10 @@ class DumpSync(SyncStrategy):
         fresh = not target.cluster.initialized()  # new cluster: restore straight into its empty databases
         copy = Copy(self.name, {})
         work = target.dir / "sync"
-        shutil.rmtree(work, ignore_errors=True)
+        target.state.remove(work, ignore_errors=True)
         work.mkdir(parents=True, mode=0o700)
-        copy.on_commit.append(lambda: shutil.rmtree(work, ignore_errors=True))
-        copy.on_abort.append(lambda: shutil.rmtree(work, ignore_errors=True))
+        copy.on_commit.append(lambda: target.state.remove(work, ignore_errors=True))
+        copy.on_abort.append(lambda: target.state.remove(work, ignore_errors=True))
         sizes, dbs = self._sizes(source), list(source.manifest.postgres.databases)
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=2 * len(dbs)) as pool:
@@ -137,7 +136,7 @@ class DumpSync(SyncStrategy):
         run_watched(pg_restore_argv(tools, conn, d["dir"], jobs()),
                     lambda: int(sql.fetch_value(conn, DB_BYTES, [tmp]) or 0) - base, f"restore {db}",
                     size or None, progress, env=runner.base_env(), timeout=7200)
-        shutil.rmtree(d["dir"], ignore_errors=True)
+        target.state.remove(d["dir"], ignore_errors=True)
         return {"bytes": size, "dump_bytes": d["dump_bytes"], "dump_s": d["dump_s"],
                 "restore_s": round(time.monotonic() - t1, 3)}
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 from typing import TYPE_CHECKING
 
@@ -56,12 +55,12 @@ class PhysicalSync(SyncStrategy):
         prev = dst.with_name("data.prev")
         if target.cluster.initialized():
             target.stop_database()
-            shutil.rmtree(prev, ignore_errors=True)
+            target.state.remove(prev, ignore_errors=True)
             dst.rename(prev)
             copy.on_abort.append(lambda: _put_back(target, prev))
-            copy.on_commit.append(lambda: shutil.rmtree(prev, ignore_errors=True))
+            copy.on_commit.append(lambda: target.state.remove(prev, ignore_errors=True))
         else:
-            copy.on_abort.append(lambda: (target.stop_database(), shutil.rmtree(dst, ignore_errors=True)))
+            copy.on_abort.append(lambda: (target.stop_database(), target.state.remove(dst, ignore_errors=True)))
         (target.dir / "pg").mkdir(parents=True, exist_ok=True)
         os.chmod(target.dir / "pg", 0o711)
         target.cluster.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,5 +105,5 @@ def _drop_undeclared(target: Environment) -> list[str]:
 
 def _put_back(target: Environment, prev) -> None:
     target.stop_database()
-    shutil.rmtree(target.cluster.data_dir, ignore_errors=True)
+    target.state.remove(target.cluster.data_dir, ignore_errors=True)
     prev.rename(target.cluster.data_dir)
