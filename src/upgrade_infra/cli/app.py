@@ -99,7 +99,7 @@ def progress(message: str):
     if _state.json:
         yield
         return
-    with console_err.status(message):
+    with console_err.status(esc(message)):  # messages name paths and envs: never markup
         yield
 
 

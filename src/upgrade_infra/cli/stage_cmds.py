@@ -127,7 +127,8 @@ def metrics_cmd(listen: str = typer.Option(None, "--listen", help="HOST:PORT: se
     """Prometheus text-format metrics: environment up, service health, last sync age, staging count,
     disk used by restore points."""
     if not listen:
-        print(scrub(metrics.text(session())), end="")
+        text = scrub(metrics.text(session()))
+        emit({"metrics": text}, lambda d: print(d["metrics"], end=""))  # --json: one document, the text inside
         return
     host, _, port = listen.rpartition(":")
     server = metrics.serve(session(), host or "127.0.0.1", int(port))
