@@ -44,8 +44,8 @@ def check_name(kind: str, value: str, where: str | None = None) -> str:
     (the CLI argument, or the manifest field) and the fix. Called wherever a name becomes a path."""
     pattern, fix = NAME_KINDS[kind]
     if not isinstance(value, str) or not re.fullmatch(pattern[1:-1], value):
-        label = "id" if kind in ("restore point", "operation") else "name"
-        raise BadInput(f"{where + ': ' if where else ''}{value!r} is not a valid {kind} {label}", fix=fix,
+        label = {"restore point": " id", "operation": " id", "version": ""}.get(kind, " name")
+        raise BadInput(f"{where + ': ' if where else ''}{value!r} is not a valid {kind}{label}", fix=fix,
                        argument=where, value=str(value))
     return value
 

@@ -22,6 +22,7 @@ from .. import snapshots
 from ..errors import BadInput, RefusedToTouchProduction, UpgradeInfraError
 from ..fingerprint import DataFingerprint, fingerprint
 from ..lock import env_lock
+from ..manifest import check_name
 from ..steps import Ctx, Step, StepFailed, begin_op, end_op, note, require_no_incomplete, run_steps
 from . import execute, integrity, lint, recovery, report, rowdiff
 from .canary import Canary
@@ -43,7 +44,7 @@ def parse_targets(items: list[str]) -> dict[str, str]:
         svc, sep, ver = it.partition("=")
         if not sep or not svc or not ver:
             raise BadInput(f"bad --to {it!r}", fix="write SERVICE=VERSION, e.g. --to assistant=1.1.0")
-        out[svc.strip()] = ver.strip()
+        out[check_name("service", svc.strip(), "--to")] = check_name("version", ver.strip(), "--to")
     return out
 
 
