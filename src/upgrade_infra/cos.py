@@ -78,10 +78,9 @@ def _history_chart(out_dir: Path, history: list[dict]) -> str | None:
     points = [(h["at"], h["rollback_s"]) for h in history if isinstance(h.get("rollback_s"), int | float)]
     if not points:
         return None
-    import matplotlib
+    from .extras import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7, 2.8))
     ax.plot(range(len(points)), [p[1] for p in points], marker="o")

@@ -7,7 +7,9 @@ from typing import Any
 
 def timeline(res: dict[str, Any], version: str) -> Any:
     """A horizontal bar per step of the upgrade ``res`` and of its automatic rollback."""
-    import matplotlib.pyplot as plt
+    from .extras import require
+
+    plt = require("matplotlib.pyplot", "the rollback timeline chart")
 
     rb = res["rollback"]
     fig, ax = plt.subplots(figsize=(9, 4))

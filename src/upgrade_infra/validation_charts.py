@@ -23,8 +23,9 @@ def rows(report: ValidationReport) -> list[dict[str, Any]]:
 
 
 def _figure(height: float):
-    from matplotlib.figure import Figure
+    from .extras import require
 
+    Figure = require("matplotlib.figure", "validation charts").Figure
     return Figure(figsize=(9, height), dpi=100, layout="constrained")
 
 

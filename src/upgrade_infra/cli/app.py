@@ -25,8 +25,18 @@ from ..session import Session, default_stack_path
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Staging, validation, migration testing and rapid rollback for self-hosted stacks.")
-console = Console()
-console_err = Console(stderr=True)
+PIPED_WIDTH = 4096  # output to a file or pipe: tables at their natural width, nothing cut at 80 columns
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A terminal gets its own width; anything else (pipe, file, CI log) a wide one: tables keep
+    their natural width instead of being cut with an ellipsis at Rich's default of 80 columns."""
+    c = Console(stderr=stderr)
+    return c if c.is_terminal else Console(stderr=stderr, width=PIPED_WIDTH)
+
+
+console = make_console()
+console_err = make_console(stderr=True)
 
 
 @dataclass
