@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import install  # noqa: E402 (beside this script)
+
 APPS = {
     # app -> its only service, the release production starts on, the release it is upgraded to
     "prefect": {"service": "prefect", "from": "3.6.20", "to": "3.9.1"},
@@ -84,18 +87,21 @@ def ensure_installs(app: str) -> dict:
         t0 = time.monotonic()
         subprocess.run([sys.executable, str(HERE / "install.py"), app, v], check=True)
         dt = time.monotonic() - t0
-        from install import cache_root  # noqa: PLC0415 (this folder is on sys.path)
-        meta = json.loads((cache_root() / app / v / ".complete").read_text() or "{}")
+        meta = json.loads((install.cache_root() / app / v / ".complete").read_text() or "{}")
         out[v] = {"cached_before": cached, "seconds_now": round(dt, 1), **meta}
         print(f"  [{app}] install {v}: {'cached' if cached else 'installed'} in {dt:.1f}s "
               f"(first install {meta.get('seconds')}s, {meta.get('bytes', 0) / 1e6:.0f} MB)", flush=True)
     return out
 
 
-def cycle(app: str) -> dict:
+def default_state(app: str) -> Path:
+    return Path(os.environ.get("REAL_APPS_STATE") or HERE / app / ".upgrade-infra")
+
+
+def cycle(app: str, stack: Path | None = None, state: Path | None = None) -> dict:
     spec = APPS[app]
-    stack = HERE / app / "stack.yaml"
-    t = Transcript(app, stack, Path(os.environ.get("REAL_APPS_STATE", HERE / app / ".upgrade-infra")))
+    stack = stack or HERE / app / "stack.yaml"
+    t = Transcript(app, stack, state or default_state(app))
     cleanup(t)
     res: dict = {"app": app, "from": spec["from"], "to": spec["to"], "installs": ensure_installs(app)}
     to = f"{spec['service']}={spec['to']}"
@@ -153,11 +159,11 @@ def print_counts(res: dict) -> None:
     print(f"  [{res['app']}] {'PASSED' if res['passed'] else 'FAILED'}\n", flush=True)
 
 
-def rollbacks(app: str, n: int) -> dict:
+def rollbacks(app: str, n: int, stack: Path | None = None, state: Path | None = None) -> dict:
     """n manual rollbacks in a row: upgrade then `rollback production`, each time checking the data exact."""
     spec = APPS[app]
-    stack = HERE / app / "stack.yaml"
-    t = Transcript(app, stack, Path(os.environ.get("REAL_APPS_STATE", HERE / app / ".upgrade-infra")))
+    stack = stack or HERE / app / "stack.yaml"
+    t = Transcript(app, stack, state or default_state(app))
     cleanup(t)
     ensure_installs(app)
     to = f"{spec['service']}={spec['to']}"
@@ -186,7 +192,6 @@ def rollbacks(app: str, n: int) -> dict:
 
 
 def main() -> int:
-    sys.path.insert(0, str(HERE))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("apps", nargs="*", help=f"default: all of {', '.join(APPS)}")
     ap.add_argument("--rollbacks", type=int, default=0, help="instead of the cycle: N manual rollbacks in a row")

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 MARKER = ".complete"
-DEPS_WINDOW_DAYS = 14  # dependencies released up to two weeks after the app's release
+DEPS_WINDOW_DAYS = 1  # dependencies released up to a day after the app: what its own release ran on
 
 
 def cache_root() -> Path:
