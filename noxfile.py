@@ -68,3 +68,19 @@ def site_clean(session: nox.Session) -> None:
     """Remove the built site and executed reports (the state dir is left alone)."""
     for d in ("site", "reports/latest"):
         shutil.rmtree(ROOT / d, ignore_errors=True)
+
+
+@nox.session(name="real-apps")
+def real_apps(session: nox.Session) -> None:
+    """Real open-source apps (Prefect server from PyPI, n8n from npm): stage, rehearse, upgrade, roll back.
+
+    Installs of the apps are cached in ~/.cache/upgrade-infra/real-apps (first run: several minutes of
+    downloads). Pass app names to run only some (`nox -s real-apps -- prefect`) and `--rollbacks 10`
+    for ten manual rollbacks in a row. Results: reports/real-apps/summary.json.
+    """
+    if not shutil.which("npm"):  # n8n comes from npm (Debian's nodejs 18 is too old for n8n 1.x: see README)
+        session.error("n8n needs Node.js >= 20.19 and npm on PATH")
+    session.install("--quiet", "-e", ".")
+    args = session.posargs or ["prefect", "n8n"]
+    out = "reports/real-apps/rollbacks.json" if "--rollbacks" in args else "reports/real-apps/summary.json"
+    session.run("python", "examples/real/drive.py", *args, "--json", out)
