@@ -195,6 +195,7 @@ def scan(p: MaskPlan, copy_for: ConninfoFor, found: dict[str, str], databases: l
     masked = {(r.database, r.table, r.column) for r in p.apply}
     kept = {(r.database, r.table, r.column) for r in p.keep}
     hits, tables, columns = [], 0, 0
+    timing: dict[str, float] = {}
     for db in databases:
         by_table: dict[str, list[tuple[str, bool]]] = {}
         conninfo = copy_for(db)
@@ -210,12 +211,15 @@ def scan(p: MaskPlan, copy_for: ConninfoFor, found: dict[str, str], databases: l
                 continue  # views show other tables' rows
             tables += 1
             columns += len(cols)
-            for r in sql.fetch(conninfo, msql.scan_table(table, cols), params):
+            t1 = time.monotonic()
+            rows = sql.fetch(conninfo, msql.scan_table(table, cols), params)
+            timing[f"{db}.{table}"] = round(time.monotonic() - t1, 3)
+            for r in rows:
                 col = cols[r["col"]][0]
                 hits.append({"database": db, "table": table, "column": col, "where": f"{db}.{table}.{col}",
                              "values": int(r["hits"]), "example_from": found[values[r["first"] - 1]]})
     return {"ok": not hits, "hits": hits, "tables": tables, "columns": columns, "needles": len(values),
-            "seconds": round(time.monotonic() - t0, 3)}
+            "seconds": round(time.monotonic() - t0, 3), "seconds_by_table": timing}
 
 
 def _relkinds(conninfo: str) -> dict[str, str]:
