@@ -103,7 +103,8 @@ def _read(fd: int) -> dict[str, Any] | None:
 
 
 def holder(state: StateDir | Path, env: str) -> dict[str, Any] | None:
-    """Who holds the lock now (``alive`` False: a dead holder's leftover, free to take)."""
+    """Who holds the lock now (``alive`` False: a dead holder's leftover, free to take; ``shared``:
+    readers hold it, all listed in ``readers``)."""
     path = lock_path(state, env)
     try:
         fd = os.open(path, os.O_RDWR)
@@ -111,16 +112,15 @@ def holder(state: StateDir | Path, env: str) -> dict[str, Any] | None:
         return None
     try:
         info = _read(fd)
-        if info is None:
-            live = readers(state, env)
-            return {**live[0], "shared": True, "readers": live, "alive": True} if live else None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             fcntl.flock(fd, fcntl.LOCK_UN)
-            info["alive"] = False
-        except BlockingIOError:
-            info["alive"] = True
-        return info
+        except BlockingIOError:  # held: by readers (then the file may name a dead writer) or by a writer
+            live = readers(state, env)
+            if live:
+                return {**live[0], "shared": True, "readers": live, "alive": True}
+            return {**(info or {}), "alive": True}
+        return {**info, "alive": False} if info else None
     finally:
         os.close(fd)
 
