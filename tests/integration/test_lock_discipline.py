@@ -25,7 +25,8 @@ HOLD = textwrap.dedent("""
     import sys, time
     from upgrade_infra.lock import env_lock
     from upgrade_infra.state import StateDir
-    with env_lock(StateDir(sys.argv[1]), sys.argv[2], sys.argv[4], shared=sys.argv[3] == "shared"):
+    kw = {"shared": True} if sys.argv[3] == "shared" else {}  # an exclusive holder is as old as the lock
+    with env_lock(StateDir(sys.argv[1]), sys.argv[2], sys.argv[4], **kw):
         print("locked", flush=True)
         sys.stdin.readline()
 """)
