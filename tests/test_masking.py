@@ -169,7 +169,8 @@ def test_leak_check_scans_unmasked_columns_and_names_them(tmp_path, leaky_db):
     sql.execute(dst["assistant"], "UPDATE agents SET system_prompt = 'You help. The user is Björk.' WHERE id = 2")
     report = masking.leak_check(p, src.__getitem__, dst.__getitem__)
     assert not report["ok"]  # before the fix: ok, "no production value survives"
-    assert clean["scan"]["tables"] == 3 and clean["scan"]["needles"] == 6  # not users (all masked), not the view
+    # 3 full names, their parts of 5+ letters (lovelace, grace, hopper), 3 e-mails; not users (all masked), not the view
+    assert clean["scan"]["tables"] == 3 and clean["scan"]["needles"] == 9
     assert [(h["table"], h["column"]) for h in report["scan"]["hits"]] == [("agents", "system_prompt")]
     assert report["scan"]["hits"][0]["example_from"] == "assistant.users.full_name"
     with pytest.raises(CheckFailed) as e:

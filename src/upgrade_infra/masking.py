@@ -164,22 +164,34 @@ def _hashes(conninfo: str, r: ColumnRule, read_only: bool) -> set[str]:
     return {row["h"] for row in sql.fetch(conninfo, msql.value_hashes(r.table, r.column), read_only=read_only)}
 
 
-MIN_NEEDLE = 3  # shorter values ("Al", "x") are not looked for inside other text
+MIN_NEEDLE = 3  # shorter values ("Al", "x") are not looked for at all
+MIN_WORD = 5  # a one-word value shorter than this is only found as a whole cell: as a word ("Mei", "Kim")
+#               it turns up by chance in any free text
 DISTINCTIVE_LEN = 16  # a one-word value this long (a token, a hash) is distinctive enough to find in free text
 
 
-def _distinctive(v: str) -> bool:
-    return any(ch.isspace() for ch in v.strip()) or "@" in v or len(v) >= DISTINCTIVE_LEN
+def needle_mode(v: str) -> int:
+    """0: whole cell only; 1: also a word in unmasked text; 2: distinctive, also in ``keep`` columns."""
+    v = v.strip()
+    if any(ch.isspace() for ch in v) or "@" in v or len(v) >= DISTINCTIVE_LEN:
+        return 2
+    return 1 if len(v) >= MIN_WORD else 0
 
 
 def needles(p: MaskPlan, source_for: ConninfoFor, secrets: dict[str, str] | None = None) -> dict[str, str]:
-    """Lower-cased value -> where it comes from: the source's values of every masked column, and
-    the source's secrets (read-only sessions; the values stay in this process)."""
+    """Lower-cased value -> where it comes from: the source's values of every masked column (and, for
+    ``fake_name`` columns, each capitalised part of a name: "Olivia Smith" also looks for "olivia"
+    and "smith"), and the source's secrets (read-only sessions; the values stay in this process)."""
     out: dict[str, str] = {}
     for r in p.apply:
         for row in sql.fetch(source_for(r.database), msql.source_values(r.table, r.column, MIN_NEEDLE),
                              read_only=True):
-            out.setdefault(row["v"].strip().lower(), r.where)
+            value = row["v"].strip()
+            out.setdefault(value.lower(), r.where)
+            if r.rule == "fake_name":
+                for part in value.split():
+                    if len(part) >= MIN_WORD and part[:1].isupper():
+                        out.setdefault(part.lower(), f"{r.where} (part of a name)")
     for name, value in (secrets or {}).items():
         if value and len(value) >= 8:
             out.setdefault(value.lower(), f"secret {name}")
@@ -191,7 +203,7 @@ def scan(p: MaskPlan, copy_for: ConninfoFor, found: dict[str, str], databases: l
     :func:`upgrade_infra.masking_sql.scan_table`): which columns hold which kind of source value."""
     t0 = time.monotonic()
     values = list(found)
-    params = {"v": values, "distinct": [_distinctive(v) for v in values]}
+    params = {"v": values, "mode": [needle_mode(v) for v in values]}
     masked = {(r.database, r.table, r.column) for r in p.apply}
     kept = {(r.database, r.table, r.column) for r in p.keep}
     hits, tables, columns = [], 0, 0

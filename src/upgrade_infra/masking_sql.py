@@ -131,11 +131,12 @@ def source_values(table: str, column: str, min_len: int) -> sql.Composed:
 def scan_table(table: str, columns: list[tuple[str, bool]]) -> sql.Composed:
     """One pass over ``table`` looking for any needle in any listed column.
 
-    Parameters: ``v`` (the needles, lower-case) and ``distinct`` (bool[], per needle). ``columns``:
-    (column, kept). A column the manifest declares ``keep`` (free text someone vouched for) is searched
-    for the distinctive needles (several words, an e-mail, a long token) and for exact whole values;
-    every other column for every needle. Words are compared, not characters: ``ada`` is found in
-    "the user is Ada." but not in "Adam".
+    Parameters: ``v`` (the needles, lower-case) and ``mode`` (int[], per needle): 0 = found only as a
+    whole cell value (a short word: as a word it would turn up by chance in any free text), 1 = also
+    as words inside the text of columns not declared ``keep``, 2 = distinctive (several words, an
+    e-mail, a long token): also inside ``keep`` columns (free text someone vouched for). ``columns``:
+    (column, kept). Words are compared, not characters: ``olivia`` is found in "the user is Olivia."
+    but not in "Olivian".
 
     Cost: each cell is parsed into words once (``to_tsvector``) and tested against ONE query OR-ing
     every needle's words, so the table is scanned once whatever the number of needles; only the cells
@@ -147,17 +148,18 @@ def scan_table(table: str, columns: list[tuple[str, bool]]) -> sql.Composed:
         for i, (c, kept) in enumerate(columns))
     return sql.SQL(
         "WITH n AS MATERIALIZED ("
-        "  SELECT i, v, d, plainto_tsquery({cfg}, v) AS q"
-        "  FROM unnest(%(v)s::text[], %(distinct)s::bool[]) WITH ORDINALITY AS u(v, d, i)),"
+        "  SELECT i, v, m, plainto_tsquery({cfg}, v) AS q"
+        "  FROM unnest(%(v)s::text[], %(mode)s::int[]) WITH ORDINALITY AS u(v, m, i)),"
         " nq AS MATERIALIZED (SELECT"
-        "  (SELECT string_agg(q::text, ' | ') FROM n WHERE q::text <> '')::tsquery AS qa,"
-        "  (SELECT string_agg(q::text, ' | ') FROM n WHERE d AND q::text <> '')::tsquery AS qd),"
+        "  (SELECT string_agg(q::text, ' | ') FROM n WHERE m >= 1 AND q::text <> '')::tsquery AS qa,"
+        "  (SELECT string_agg(q::text, ' | ') FROM n WHERE m = 2 AND q::text <> '')::tsquery AS qd),"
         " x AS (SELECT x.col, x.kept, x.val, to_tsvector({cfg}, x.val) AS tsv FROM {t} AS t"
         "  CROSS JOIN LATERAL (VALUES {cells}) AS x(col, kept, val)"
         "  WHERE x.val IS NOT NULL),"
         " hit AS (SELECT x.* FROM x, nq WHERE x.tsv @@ (CASE WHEN x.kept THEN nq.qd ELSE nq.qa END)"
-        "  OR x.val IN (SELECT v FROM n))"
+        "  OR btrim(x.val) IN (SELECT v FROM n))"
         " SELECT hit.col, count(DISTINCT n.i) AS hits, min(n.i) AS first FROM hit JOIN n"
-        "  ON (hit.val = n.v OR ((NOT hit.kept OR n.d) AND hit.tsv @@ n.q AND strpos(hit.val, n.v) > 0))"
+        "  ON (btrim(hit.val) = n.v OR (n.m >= CASE WHEN hit.kept THEN 2 ELSE 1 END"
+        "      AND hit.tsv @@ n.q AND strpos(hit.val, n.v) > 0))"
         " GROUP BY hit.col ORDER BY hit.col"
     ).format(cfg=sql.Literal(TS_CONFIG), t=qualified(table), cells=cells)

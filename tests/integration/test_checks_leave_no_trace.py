@@ -21,6 +21,7 @@ def test_writing_checks_clean_up_after_themselves(pa_production, tmp_path):
     before = _counts(prod)
     report = validate(prod, ["api", "workflow"], report_dir=tmp_path / "r")
     assert report.passed, [r.message for r in report.failures()]
+    assert _counts(prod) == before  # before the fix: +3 conversations, +8 messages, +1 execution
     cleaned = [r for r in report.results if r.details.get("cleanup")]
     assert {r.name for r in cleaned} == {"assistant answers a message", "webhook automation stores the assistant's answer",
                                         "conversation recalls memory written before the upgrade"}
