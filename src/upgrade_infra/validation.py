@@ -179,12 +179,16 @@ def prune_reports(state: StateDir, env: str, retention: Retention, *, keep_extra
     return gone
 
 
-def default_report_dir(env: Environment) -> Path:
-    """``<state>/reports/validation/<env>-<time>``; older report dirs of ``env`` go by the retention policy."""
+def default_report_dir(env: Environment, keep: int | None = None) -> Path:
+    """``<state>/reports/validation/<env>-<time>``; older report dirs of ``env`` go by the retention
+    policy (``keep``: this many instead of ``policies.retention.reports_keep_last``)."""
     root = env.state.root / "reports" / "validation"
     now = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
-    prune_reports(env.state, env.name, env.manifest.policies.retention, keep_extra=1, now=now)
+    pol = env.manifest.policies.retention
+    if keep is not None:
+        pol = pol.model_copy(update={"reports_keep_last": keep})
+    prune_reports(env.state, env.name, pol, keep_extra=1, now=now)
     return root / f"{env.name}-{stamp}"
 
 
