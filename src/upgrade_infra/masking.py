@@ -19,8 +19,10 @@ Three steps, all against live databases:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,16 +200,19 @@ def needles(p: MaskPlan, source_for: ConninfoFor, secrets: dict[str, str] | None
     return out
 
 
+SCAN_WORKERS = max(1, min(4, os.cpu_count() or 1))  # tables scanned side by side (one connection each)
+
+
 def scan(p: MaskPlan, copy_for: ConninfoFor, found: dict[str, str], databases: list[str]) -> dict[str, Any]:
     """Every text/varchar/json/jsonb column of the copy, one query per table (see
-    :func:`upgrade_infra.masking_sql.scan_table`): which columns hold which kind of source value."""
+    :func:`upgrade_infra.masking_sql.scan_table`), ``SCAN_WORKERS`` tables at a time: which columns
+    hold which kind of source value."""
     t0 = time.monotonic()
     values = list(found)
     params = {"v": values, "mode": [needle_mode(v) for v in values]}
     masked = {(r.database, r.table, r.column) for r in p.apply}
     kept = {(r.database, r.table, r.column) for r in p.keep}
-    hits, tables, columns = [], 0, 0
-    timing: dict[str, float] = {}
+    jobs: list[tuple[str, str, list[tuple[str, bool]]]] = []
     for db in databases:
         by_table: dict[str, list[tuple[str, bool]]] = {}
         conninfo = copy_for(db)
@@ -215,23 +220,25 @@ def scan(p: MaskPlan, copy_for: ConninfoFor, found: dict[str, str], databases: l
             name = row["table"] if row["schema"] == "public" else f"{row['schema']}.{row['table']}"
             if row["data_type"] in msql.SCAN_TYPES and (db, name, row["column"]) not in masked:
                 by_table.setdefault(name, []).append((row["column"], (db, name, row["column"]) in kept))
-        if not values:
-            continue
         kinds = _relkinds(conninfo)
-        for table, cols in sorted(by_table.items()):
-            if kinds.get(table) not in ("r", "p", "m"):
-                continue  # views show other tables' rows
-            tables += 1
-            columns += len(cols)
-            t1 = time.monotonic()
-            rows = sql.fetch(conninfo, msql.scan_table(table, cols), params)
-            timing[f"{db}.{table}"] = round(time.monotonic() - t1, 3)
+        jobs += [(db, t, cols) for t, cols in sorted(by_table.items()) if kinds.get(t) in ("r", "p", "m")]  # no views
+
+    def one(job: tuple[str, str, list[tuple[str, bool]]]) -> tuple[list[dict], float]:
+        db, table, cols = job
+        t1 = time.monotonic()
+        rows = sql.fetch(copy_for(db), msql.scan_table(table, cols), params) if values else []
+        return rows, round(time.monotonic() - t1, 3)
+
+    hits, timing = [], {}
+    with ThreadPoolExecutor(max_workers=SCAN_WORKERS) as pool:
+        for (db, table, cols), (rows, secs) in zip(jobs, pool.map(one, jobs), strict=True):
+            timing[f"{db}.{table}"] = secs
             for r in rows:
                 col = cols[r["col"]][0]
                 hits.append({"database": db, "table": table, "column": col, "where": f"{db}.{table}.{col}",
                              "values": int(r["hits"]), "example_from": found[values[r["first"] - 1]]})
-    return {"ok": not hits, "hits": hits, "tables": tables, "columns": columns, "needles": len(values),
-            "seconds": round(time.monotonic() - t0, 3), "seconds_by_table": timing}
+    return {"ok": not hits, "hits": hits, "tables": len(jobs), "columns": sum(len(c) for _, _, c in jobs),
+            "needles": len(values), "seconds": round(time.monotonic() - t0, 3), "seconds_by_table": timing}
 
 
 def _relkinds(conninfo: str) -> dict[str, str]:
