@@ -76,3 +76,73 @@ def test_reentrant_in_one_process(tmp_path):
 def test_lock_file_is_private(tmp_path):
     with env_lock(StateDir(tmp_path), "production", "x") as lk:
         assert oct(lk.path.stat().st_mode & 0o777) == oct(0o600)
+
+
+HOLD_MODE = textwrap.dedent("""
+    import sys, time
+    from upgrade_infra.lock import env_lock
+    from upgrade_infra.state import StateDir
+    with env_lock(StateDir(sys.argv[1]), "production", sys.argv[3], shared=sys.argv[2] == "shared"):
+        print("locked", flush=True)
+        time.sleep(30)
+""")
+
+
+def _hold(root, mode, command):
+    p = subprocess.Popen([sys.executable, "-c", HOLD_MODE, str(root), mode, command], stdout=subprocess.PIPE,
+                         text=True)
+    assert p.stdout.readline().strip() == "locked"
+    return p
+
+
+def test_readers_share_and_exclude_a_writer(tmp_path):
+    st = StateDir(tmp_path)
+    r = _hold(tmp_path, "shared", "stage create staging --from production")
+    try:
+        with env_lock(st, "production", "snapshot export rp-1", shared=True) as lk:  # readers run together
+            assert lk.shared and not lk.nested
+        with pytest.raises(LockHeld) as e, env_lock(st, "production", "upgrade production --to assistant=1.1.0"):
+            pass
+        assert f"pid {r.pid}" in e.value.message and "stage create staging --from production" in e.value.message
+        assert "being read" in e.value.message
+        assert holder(st, "production")["shared"] is True
+    finally:
+        r.kill()
+        r.wait()
+    with env_lock(st, "production", "upgrade production"):  # the killed reader left nothing that blocks
+        pass
+
+
+def test_a_writer_excludes_readers(tmp_path):
+    st = StateDir(tmp_path)
+    w = _hold(tmp_path, "exclusive", "upgrade production --to assistant=1.1.0")
+    try:
+        with pytest.raises(LockHeld) as e, env_lock(st, "production", "stage sync staging", shared=True):
+            pass
+        assert f"pid {w.pid}" in e.value.message and "upgrade production" in e.value.message
+    finally:
+        w.kill()
+        w.wait()
+
+
+def test_guard_refuses_a_half_done_environment(tmp_path):
+    from upgrade_infra.errors import BadInput
+    from upgrade_infra.journal import Journal
+    from upgrade_infra.lock import guard
+
+    st = StateDir(tmp_path)
+    j = Journal(st, "production")
+    j.start("op-dead", "upgrade", command="upgrade production --to assistant=1.1.0")
+    j.append("step-begin", "op-dead", step="switch_versions")
+    for shared in (False, True):
+        with pytest.raises(BadInput) as e, guard(st, "production", "env up production", shared=shared):
+            pass
+        assert e.value.exit_code == 2 and "upgrade-infra resume production" in e.value.fix
+        assert "switch_versions" in e.value.message
+    with guard(st, "production", "resume production", allow_open=True) as lk:  # resume/rollback may
+        with guard(st, "production", "automatic rollback") as inner:  # nested: the caller's own op
+            assert inner.nested
+        assert not lk.shared
+    j.append("op-end", "op-dead", outcome="recovered")
+    with guard(st, "production", "env up production"):
+        pass

@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 
 from upgrade_infra import masking, sql
 from upgrade_infra import masking_sql as msql
-from upgrade_infra.errors import ManifestError
+from upgrade_infra.errors import CheckFailed, ManifestError
 from upgrade_infra.manifest import load_manifest
 
 from .conftest import PA_STACK
@@ -126,3 +126,70 @@ def test_apply_masks_deterministically_and_leak_check_passes(tmp_path, masked_db
     assert [r["id"] for r in rows] == [1, 2, 3, 4]  # joins on the masked email still match
     assert rows[3]["full_name"] == "" and rows[3]["email"] == ""  # empty stays empty
     assert {r["tier"] for r in rows} == {"basic"} and {r["note"] for r in rows} == {None}
+
+
+@pytest.fixture
+def leaky_db(pg_cluster):
+    """A source and its copy: users (masked), and unmasked columns where production values can hide."""
+    pg_cluster.create_database("leak_src")
+    pg_cluster.create_database("leak_dst")
+    ddl = ("CREATE TABLE users (id int PRIMARY KEY, full_name text NOT NULL, email text)",
+           "CREATE TABLE agents (id int PRIMARY KEY, name varchar(40), system_prompt text)",
+           "CREATE TABLE events (id int PRIMARY KEY, payload jsonb, raw json)",
+           "CREATE TABLE messages (id int PRIMARY KEY, body text)",
+           "CREATE VIEW v_agents AS SELECT * FROM agents")
+    for db in ("leak_src", "leak_dst"):
+        with sql.connect(pg_cluster.admin(db)) as c:
+            for q in ddl:
+                c.execute(q)
+            c.execute("INSERT INTO users VALUES (1, 'Ada Lovelace', 'ada@corp.example'), (2, 'Björk', "
+                      "'bjork@mail.example'), (3, 'Grace Hopper', 'grace@corp.example')")
+            c.execute("INSERT INTO agents VALUES (1, 'Jarvis', 'You are concise.'), (2, 'Nova', 'Be kind.')")
+            c.execute("""INSERT INTO events VALUES (1, '{"kind": "ping"}', '{"n": 1}')""")
+            # kept free text: a common word that is also a one-word name is not flagged there
+            c.execute("INSERT INTO messages VALUES (1, 'ada wrote: lovely weather'), (2, 'hello bjork fans')")
+    return {"assistant": pg_cluster.admin("leak_src")}, {"assistant": pg_cluster.admin("leak_dst")}
+
+
+def _leak_plan(tmp_path, dst):
+    m = _manifest(tmp_path, {"users": {"full_name": "fake_name", "email": "fake_email"},
+                             "messages": {"body": "keep"}})
+    p = masking.plan(m, dst.__getitem__)
+    masking.apply(p, dst.__getitem__, KEY, vacuum=False)
+    return p
+
+
+def test_leak_check_scans_unmasked_columns_and_names_them(tmp_path, leaky_db):
+    """Issue 11 item 6: a production value planted in an unmasked column fails the check, naming
+    table and column (the old check looked inside the masked columns only)."""
+    src, dst = leaky_db
+    p = _leak_plan(tmp_path, dst)
+    clean = masking.leak_check(p, src.__getitem__, dst.__getitem__)
+    assert clean["ok"], clean
+    sql.execute(dst["assistant"], "UPDATE agents SET system_prompt = 'You help. The user is Björk.' WHERE id = 2")
+    report = masking.leak_check(p, src.__getitem__, dst.__getitem__)
+    assert not report["ok"]  # before the fix: ok, "no production value survives"
+    # 3 full names, their parts of 5+ letters (lovelace, grace, hopper), 3 e-mails; not users (all masked), not the view
+    assert clean["scan"]["tables"] == 3 and clean["scan"]["needles"] == 9
+    assert [(h["table"], h["column"]) for h in report["scan"]["hits"]] == [("agents", "system_prompt")]
+    assert report["scan"]["hits"][0]["example_from"] == "assistant.users.full_name"
+    with pytest.raises(CheckFailed) as e:
+        masking.require_no_leak(report)
+    assert "assistant.agents.system_prompt" in e.value.message and "table agents, column system_prompt" \
+        in e.value.message
+
+
+def test_leak_check_finds_values_in_json_kept_text_and_secrets(tmp_path, leaky_db):
+    src, dst = leaky_db
+    p = _leak_plan(tmp_path, dst)
+    sql.execute(dst["assistant"],
+                """UPDATE events SET payload = '{"to": {"name": "GRACE HOPPER"}}', raw = '{"t": "tok-0123456789abcdef"}'""",
+                "UPDATE messages SET body = 'mail ada@corp.example today' WHERE id = 1",
+                "UPDATE agents SET name = 'Ada Lovelace' WHERE id = 1")
+    report = masking.leak_check(p, src.__getitem__, dst.__getitem__,
+                                secrets={"webhook_token": "tok-0123456789abcdef"})
+    found = {(h["table"], h["column"]): h["example_from"] for h in report["scan"]["hits"]}
+    assert found == {("events", "payload"): "assistant.users.full_name",  # case-insensitive, inside JSON
+                     ("events", "raw"): "secret webhook_token",
+                     ("messages", "body"): "assistant.users.email",  # kept text: distinctive values still count
+                     ("agents", "name"): "assistant.users.full_name"}, found

@@ -138,3 +138,32 @@ def test_default_report_dirs_are_pruned(make_env):
 
     default_report_dir(env, keep=2)
     assert sorted(p.name for p in dirs[0].parent.iterdir()) == sorted(d.name for d in dirs[-1:])
+
+
+def test_report_dirs_follow_the_retention_policy_per_environment(tmp_path):
+    """Validation report dirs are pruned by policies.retention (reports_keep_last, max_age_days), per
+    environment: pruning ``staging`` no longer deletes the reports of ``staging-2``."""
+    import os
+    import time as _time
+
+    from upgrade_infra.manifest import Retention
+    from upgrade_infra.state import StateDir
+    from upgrade_infra.validation import prune_reports, report_dirs
+
+    st = StateDir(tmp_path)
+    root = tmp_path / "reports" / "validation"
+    now = _time.time()
+    for env in ("staging", "staging-2"):
+        for i in range(6):
+            d = root / f"{env}-2026113{i}-120000.000"
+            d.mkdir(parents=True)
+            os.utime(d, (now - (6 - i) * 86400, now - (6 - i) * 86400))
+    pol = Retention(keep_last=5, max_age_days=14, quarantine_days=7, reports_keep_last=4)
+    assert prune_reports(st, "staging", pol, dry_run=True) == ["staging-20261131-120000.000",
+                                                               "staging-20261130-120000.000"]
+    gone = prune_reports(st, "staging", pol)
+    assert len(gone) == 2 and len(report_dirs(st, "staging")) == 4
+    assert len(report_dirs(st, "staging-2")) == 6  # another environment's reports are not touched
+    aged = Retention(keep_last=5, max_age_days=2.5, quarantine_days=7, reports_keep_last=30)
+    assert prune_reports(st, "staging-2", aged) and [d.name for d in report_dirs(st, "staging-2")] == [
+        "staging-2-20261135-120000.000", "staging-2-20261134-120000.000"]

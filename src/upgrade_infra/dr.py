@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from . import fsutil, rollback, snapshots
 from .environments import open_environment
 from .errors import BadInput, RestorePointError, UnknownName
-from .lock import env_lock
+from .lock import guard
 from .ports import allocate_block
 from .snapshots.dump import dump_db, restore_db
 from .snapshots.meta import (
@@ -62,6 +62,12 @@ def export(env: Environment, rp_id: str, dest: Path) -> dict[str, Any]:
     if out.exists():
         raise BadInput(f"{out} already exists", fix="export to another directory or remove it")
     fsutil.require_space(out.parent, rp.bytes, f"the export of {rp.id}")
+    with guard(env.state, env.name, f"snapshot export {rp.id}", shared=True):  # read: no upgrade under it
+        return _export(env, rp, src, out, t0)
+
+
+def _export(env: Environment, rp: RestorePoint, src: Path, out: Path, t0: float) -> dict[str, Any]:
+    rp_id = rp.id
     out.mkdir(parents=True, mode=0o700)
     try:
         new = rp.model_copy(deep=True)
@@ -204,7 +210,7 @@ def restore_env(m: Manifest, state: StateDir, name: str, rp_id: str, *, port_bas
                       "status": "ok"})
         return out
 
-    with env_lock(state, name, command):
+    with guard(state, name, command):
         env.save()
         secrets = _copy_secrets(state, m, rp.env, name)
         src = rp_dir(state, rp.id)

@@ -9,6 +9,7 @@ from . import staging
 from .session import Session
 from .snapshots import list_points
 from .snapshots.ops import prune
+from .validation import prune_reports
 
 
 def overview(s: Session) -> list[dict[str, Any]]:
@@ -26,16 +27,18 @@ def overview(s: Session) -> list[dict[str, Any]]:
 
 
 def prune_all(s: Session, *, dry_run: bool = False) -> list[dict[str, Any]]:
-    """Apply ``policies.retention`` to every environment's restore points and quarantines."""
+    """Apply ``policies.retention`` to every environment's restore points, quarantines and
+    validation report dirs."""
     out = []
     for env in s.environments():
         if not s.state.load_record(env.name):
             continue
         res = prune(env, dry_run=dry_run, command="maintenance prune")
+        reports = prune_reports(s.state, env.name, s.manifest.policies.retention, dry_run=dry_run)
         out.append({"environment": env.name, "deleted": len(res["deleted"]),
                     "incomplete deleted": len(res["incomplete_deleted"]),
                     "quarantines deleted": len(res["quarantines_deleted"]),
-                    "kept": len(res["kept"] or [])})
+                    "reports deleted": len(reports), "kept": len(res["kept"] or [])})
     return out
 
 

@@ -140,6 +140,7 @@ class Retention(Strict):
     keep_last: int = Field(5, ge=1)
     max_age_days: float = Field(14, gt=0)
     quarantine_days: float = Field(7, gt=0)
+    reports_keep_last: int = Field(30, ge=1)  # validation report dirs per environment (also max_age_days)
 
 
 class Policies(Strict):

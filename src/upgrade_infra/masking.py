@@ -12,13 +12,17 @@ Three steps, all against live databases:
 2. :func:`apply` runs one UPDATE per table in one transaction per database, then rewrites the table
    (``VACUUM FULL``) so old row versions do not stay in its files;
 3. :func:`leak_check` compares the md5 sets of every masked column between the source (read-only)
-   and the copy: no source value may survive.
+   and the copy (no source value may survive in place), then scans *every* text and JSON column of
+   the copy, masked or not, for the source's values of the masked columns and for the source's
+   secrets (a first name inside a prompt, a token in a JSON payload): one query per table.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,11 +166,95 @@ def _hashes(conninfo: str, r: ColumnRule, read_only: bool) -> set[str]:
     return {row["h"] for row in sql.fetch(conninfo, msql.value_hashes(r.table, r.column), read_only=read_only)}
 
 
-def leak_check(p: MaskPlan, source_for: ConninfoFor, copy_for: ConninfoFor) -> dict[str, Any]:
-    """Per masked column: how many distinct source values still appear in the copy (must be 0).
+MIN_NEEDLE = 3  # shorter values ("Al", "x") are not looked for at all
+MIN_WORD = 5  # a one-word value shorter than this is only found as a whole cell: as a word ("Mei", "Kim")
+#               it turns up by chance in any free text
+DISTINCTIVE_LEN = 16  # a one-word value this long (a token, a hash) is distinctive enough to find in free text
 
-    Only md5 digests travel; the source is read through read-only sessions. For ``null`` the copy
-    must hold no value at all; for a constant, only the constant.
+
+def needle_mode(v: str) -> int:
+    """0: whole cell only; 1: also a word in unmasked text; 2: distinctive, also in ``keep`` columns."""
+    v = v.strip()
+    if any(ch.isspace() for ch in v) or "@" in v or len(v) >= DISTINCTIVE_LEN:
+        return 2
+    return 1 if len(v) >= MIN_WORD else 0
+
+
+def needles(p: MaskPlan, source_for: ConninfoFor, secrets: dict[str, str] | None = None) -> dict[str, str]:
+    """Lower-cased value -> where it comes from: the source's values of every masked column (and, for
+    ``fake_name`` columns, each capitalised part of a name: "Olivia Smith" also looks for "olivia"
+    and "smith"), and the source's secrets (read-only sessions; the values stay in this process)."""
+    out: dict[str, str] = {}
+    for r in p.apply:
+        for row in sql.fetch(source_for(r.database), msql.source_values(r.table, r.column, MIN_NEEDLE),
+                             read_only=True):
+            value = row["v"].strip()
+            out.setdefault(value.lower(), r.where)
+            if r.rule == "fake_name":
+                for part in value.split():
+                    if len(part) >= MIN_WORD and part[:1].isupper():
+                        out.setdefault(part.lower(), f"{r.where} (part of a name)")
+    for name, value in (secrets or {}).items():
+        if value and len(value) >= 8:
+            out.setdefault(value.lower(), f"secret {name}")
+    return out
+
+
+SCAN_WORKERS = max(1, min(4, os.cpu_count() or 1))  # tables scanned side by side (one connection each)
+
+
+def scan(p: MaskPlan, copy_for: ConninfoFor, found: dict[str, str], databases: list[str]) -> dict[str, Any]:
+    """Every text/varchar/json/jsonb column of the copy, one query per table (see
+    :func:`upgrade_infra.masking_sql.scan_table`), ``SCAN_WORKERS`` tables at a time: which columns
+    hold which kind of source value."""
+    t0 = time.monotonic()
+    values = list(found)
+    params = {"v": values, "mode": [needle_mode(v) for v in values]}
+    masked = {(r.database, r.table, r.column) for r in p.apply}
+    kept = {(r.database, r.table, r.column) for r in p.keep}
+    jobs: list[tuple[str, str, list[tuple[str, bool]]]] = []
+    for db in databases:
+        by_table: dict[str, list[tuple[str, bool]]] = {}
+        conninfo = copy_for(db)
+        for row in sql.fetch(conninfo, msql.COLUMNS):
+            name = row["table"] if row["schema"] == "public" else f"{row['schema']}.{row['table']}"
+            if row["data_type"] in msql.SCAN_TYPES and (db, name, row["column"]) not in masked:
+                by_table.setdefault(name, []).append((row["column"], (db, name, row["column"]) in kept))
+        kinds = _relkinds(conninfo)
+        jobs += [(db, t, cols) for t, cols in sorted(by_table.items()) if kinds.get(t) in ("r", "p", "m")]  # no views
+
+    def one(job: tuple[str, str, list[tuple[str, bool]]]) -> tuple[list[dict], float]:
+        db, table, cols = job
+        t1 = time.monotonic()
+        rows = sql.fetch(copy_for(db), msql.scan_table(table, cols), params) if values else []
+        return rows, round(time.monotonic() - t1, 3)
+
+    hits, timing = [], {}
+    with ThreadPoolExecutor(max_workers=SCAN_WORKERS) as pool:
+        for (db, table, cols), (rows, secs) in zip(jobs, pool.map(one, jobs), strict=True):
+            timing[f"{db}.{table}"] = secs
+            for r in rows:
+                col = cols[r["col"]][0]
+                hits.append({"database": db, "table": table, "column": col, "where": f"{db}.{table}.{col}",
+                             "values": int(r["hits"]), "example_from": found[values[r["first"] - 1]]})
+    return {"ok": not hits, "hits": hits, "tables": len(jobs), "columns": sum(len(c) for _, _, c in jobs),
+            "needles": len(values), "seconds": round(time.monotonic() - t0, 3), "seconds_by_table": timing}
+
+
+def _relkinds(conninfo: str) -> dict[str, str]:
+    q = ("SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END AS name, "
+         "c.relkind::text AS kind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+         "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'")
+    return {r["name"]: r["kind"] for r in sql.fetch(conninfo, q)}
+
+
+def leak_check(p: MaskPlan, source_for: ConninfoFor, copy_for: ConninfoFor, *,
+               secrets: dict[str, str] | None = None, databases: list[str] | None = None) -> dict[str, Any]:
+    """Per masked column: how many distinct source values still appear in the copy (must be 0);
+    then the scan of every text/JSON column of ``databases`` for source values and ``secrets``.
+
+    The per-column check moves only md5 digests; the source is read through read-only sessions. For
+    ``null`` the copy must hold no value at all; for a constant, only the constant.
     """
     rows = []
     for r in p.apply:
@@ -180,12 +268,17 @@ def leak_check(p: MaskPlan, source_for: ConninfoFor, copy_for: ConninfoFor) -> d
             surviving = len(src & dst)
         rows.append({"column": r.where, "rule": r.rule, "source_values": len(src), "masked_values": len(dst),
                      "surviving": surviving, "ok": surviving == 0})
-    return {"ok": all(r["ok"] for r in rows), "columns": rows}
+    dbs = databases if databases is not None else sorted({r.database for r in p.apply} | {r.database for r in p.keep})
+    found = needles(p, source_for, secrets)
+    sc = scan(p, copy_for, found, dbs)
+    return {"ok": all(r["ok"] for r in rows) and sc["ok"], "columns": rows, "scan": sc}
 
 
 def require_no_leak(report: dict[str, Any]) -> None:
-    bad = [r for r in report["columns"] if not r["ok"]]
+    bad = [f"{r['column']}: {r['surviving']} production value(s) survive" for r in report["columns"] if not r["ok"]]
+    bad += [f"{h['database']}.{h['table']}.{h['column']} (table {h['table']}, column {h['column']}) holds "
+            f"{h['values']} production value(s) of {h['example_from']}" for h in (report.get("scan") or {}).get("hits", [])]
     if bad:
-        raise CheckFailed("masking leak check failed: " + "; ".join(
-            f"{r['column']}: {r['surviving']} production value(s) survive" for r in bad),
-            fix="check the rule of each column named; the staging copy was not started")
+        raise CheckFailed("masking leak check failed: " + "; ".join(bad),
+                          fix="mask each column named in staging.masking (or keep: after checking it holds no "
+                              "personal data); the staging copy was not started")

@@ -200,3 +200,274 @@ def report(env: Environment, op: str, qconns: dict[str, str], rconns: dict[str, 
            "where": meta.get("databases") if in_cluster else meta.get("pgdata")}
     record(env, op, meta.get("restore_point", ""), report=rep)
     return rep
+
+
+# -- sequences: quarantined ids are never handed out again -----------------------------------------
+SEQUENCES = ("SELECT schemaname AS schema, sequencename AS name, last_value FROM pg_sequences "
+             "WHERE last_value IS NOT NULL")
+
+
+def setval_query(schema: str, name: str) -> q.Composed:
+    """Move a sequence forward to at least ``%s`` (never backwards: idempotent, safe to re-run)."""
+    seq = q.Literal(q.Identifier(schema, name).as_string(None))
+    return q.SQL("SELECT setval({s}::regclass, greatest(%s::bigint, (SELECT last_value FROM {i})), true) AS v"
+                 ).format(s=seq, i=q.Identifier(schema, name))
+
+
+def advance_sequences(qconns: dict[str, str], live: dict[str, str]) -> list[dict[str, Any]]:
+    """Every sequence of the live databases moved past the value its twin reached in the quarantine,
+    so rows written after the rollback never take the ids of quarantined rows (which can then be
+    merged back with their own ids)."""
+    out = []
+    for db, qc in qconns.items():
+        reached = {(r["schema"], r["name"]): int(r["last_value"]) for r in sql.fetch(qc, SEQUENCES, read_only=True)}
+        now = {(r["schema"], r["name"]): int(r["last_value"]) for r in sql.fetch(live[db], SEQUENCES)}
+        with sql.connect(live[db]) as c:
+            for (schema, name), value in sorted(reached.items()):
+                exists = c.execute("SELECT to_regclass(%s) IS NOT NULL AS e",
+                                   [q.Identifier(schema, name).as_string(None)]).fetchone()["e"]
+                if not exists or now.get((schema, name), 0) >= value:
+                    continue
+                c.execute(setval_query(schema, name), [value])
+                out.append({"database": db, "sequence": f"{schema}.{name}", "from": now.get((schema, name)),
+                            "to": value})
+    return out
+
+
+# -- show / export / merge ------------------------------------------------------------------------
+def find(state: StateDir, env: str, op: str | None = None) -> dict[str, Any]:
+    """One quarantine of ``env`` (default: the newest)."""
+    from .errors import UnknownName
+
+    all_ = list_all(state, env)
+    if op is None and all_:
+        return all_[-1]
+    for m in all_:
+        if m["op"] == op:
+            return m
+    raise UnknownName(f"no quarantine {op or ''} of environment {env!r}".replace("  ", " "),
+                      fix=f"see `upgrade-infra quarantine show {env}`: "
+                          + (", ".join(m["op"] for m in all_) or "there is none"))
+
+
+def show(env: Environment, op: str | None = None) -> dict[str, Any]:
+    """What a quarantine holds: the stored report (rows per table written after the upgrade)."""
+    if op is None and not list_all(env.state, env.name):
+        return {"environment": env.name, "quarantines": []}
+    meta = find(env.state, env.name, op)
+    rep = meta.get("report") or {}
+    return {"environment": env.name, "op": meta["op"], "restore_point": meta.get("restore_point"),
+            "created_at": meta.get("created_at"), "databases": meta.get("databases"),
+            "merged": meta.get("merged"),
+            "rows_new_total": rep.get("rows_new_total"),
+            "tables": [t for t in rep.get("tables", []) if t.get("rows_new") or t.get("rows_gone")],
+            "quarantines": [m["op"] for m in list_all(env.state, env.name)]}
+
+
+def _quarantined(env: Environment, meta: dict[str, Any]):
+    from . import snapshots
+
+    strategy = "fs" if meta.get("pgdata") else "clone"
+    return snapshots.get_strategy(strategy).quarantined(env, {"databases": meta.get("databases") or {},
+                                                              "pgdata": meta.get("pgdata")})
+
+
+def _columns(conninfo: str, schema: str, table: str, read_only: bool) -> list[str]:
+    return list(_column_types(conninfo, schema, table, read_only))
+
+
+def _column_types(conninfo: str, schema: str, table: str, read_only: bool) -> dict[str, str]:
+    """Insertable columns (not generated) -> their SQL type, in table order."""
+    return {r["c"]: r["t"] for r in sql.fetch(
+        conninfo, "SELECT attname::text AS c, format_type(atttypid, atttypmod) AS t FROM pg_attribute "
+        "WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+        [q.Identifier(schema, table).as_string(None)], read_only=read_only)}
+
+
+def rows_query(schema: str, table: str, pk: list[str], columns: list[str], *, as_text: bool = False) -> q.Composed:
+    """The quarantined rows whose key is in ``%s`` (text keys, as :func:`_key_expr` renders them);
+    ``as_text``: every value in its text form (lossless for every type, inserted back with a cast)."""
+    cast = q.SQL("::text") if as_text else q.SQL("")
+    return q.SQL("SELECT {cols} FROM {t} t WHERE {k} = ANY(%s) ORDER BY {k}").format(
+        cols=q.SQL(", ").join(q.SQL("t.{}{} AS {}").format(q.Identifier(c), cast, q.Identifier(c)) for c in columns),
+        t=q.Identifier(schema, table), k=_key_expr(pk))
+
+
+def insert_query(schema: str, table: str, columns: dict[str, str]) -> q.Composed:
+    """Insert one quarantined row (text values cast to the live column types, ``columns``: name -> type)
+    with its own ids; a row whose key came back meanwhile is skipped (ON CONFLICT DO NOTHING)."""
+    return q.SQL("INSERT INTO {t} ({cols}) OVERRIDING SYSTEM VALUE VALUES ({vals}) ON CONFLICT DO NOTHING").format(
+        t=q.Identifier(schema, table), cols=q.SQL(", ").join(q.Identifier(c) for c in columns),
+        vals=q.SQL(", ").join(q.SQL("{}::{}").format(q.Placeholder(), q.SQL(t)) for t in columns.values()))
+
+
+def _reported_keys(state: StateDir, op: str, db: str, table: str) -> set[str] | None:
+    """Keys the rollback's report found written after the restore point (its ``.keys`` file), if kept."""
+    path = state.root / "quarantine" / op / f"{db}.{table}.keys"
+    if not path.is_file():
+        return None
+    return {line.replace("\\n", "\n").replace("\\\\", "\\") for line in path.read_text().splitlines()}
+
+
+def _plan(qconns: dict[str, str], live: dict[str, str], state: StateDir | None = None,
+          op: str | None = None) -> list[dict[str, Any]]:
+    """Per table: the keys only in the quarantine (merge candidates), those the rollback found new but
+    production has taken since (``taken``), or why the table cannot be merged."""
+    out = []
+    for db, qc in qconns.items():
+        lt = _tables(live[db])
+        for (schema, table), pk in sorted(_tables(qc).items()):
+            name = table if schema == "public" else f"{schema}.{table}"
+            row: dict[str, Any] = {"database": db, "table": name, "schema": schema, "table_name": table, "pk": pk}
+            if table in BOOKKEEPING:
+                continue
+            if (schema, table) not in lt:
+                n = int(sql.fetch_value(qc, count_query(schema, table), read_only=True))
+                if n:
+                    out.append({**row, "keys": [], "rows": n, "reason": "table does not exist in the live database"})
+                continue
+            if not pk or lt[(schema, table)] != pk:
+                out.append({**row, "keys": [], "rows": None, "reason": "no primary key to compare rows by: "
+                            "export it and compare by hand"})
+                continue
+            new, _ = new_keys(qc, live[db], schema, table, pk)
+            reported = _reported_keys(state, op, db, name) if state and op else None
+            rest = (reported or set()) - new - _keys_absent_from(qc, schema, table, pk, reported)
+            taken = sorted(rest - _same_rows(qc, live[db], schema, table, pk, rest))  # same row: merged already
+            if taken:
+                out.append({**row, "keys": taken, "rows": len(taken), "taken": True,
+                            "reason": "its key is taken in production now"})
+            if not new:
+                continue
+            qcols = _columns(qc, schema, table, True)
+            lcols = _column_types(live[db], schema, table, False)
+            missing = [c for c in qcols if c not in lcols]
+            row.update(keys=sorted(new), rows=len(new), columns=[c for c in qcols if c in lcols],
+                       types={c: lcols[c] for c in qcols if c in lcols})
+            if missing:
+                row["reason"] = f"columns {', '.join(missing)} do not exist in the live table (schema changed)"
+            out.append(row)
+    return out
+
+
+def _keys_absent_from(conninfo: str, schema: str, table: str, pk: list[str], keys: set[str] | None) -> set[str]:
+    """Of ``keys``, those no longer in the quarantined table (nothing to merge for them)."""
+    if not keys:
+        return set()
+    query = q.SQL("SELECT {k} AS k FROM {t} t WHERE {k} = ANY(%s)").format(k=_key_expr(pk),
+                                                                           t=q.Identifier(schema, table))
+    return keys - {r["k"] for r in sql.fetch(conninfo, query, [sorted(keys)], read_only=True)}
+
+
+def _same_rows(qconn: str, lconn: str, schema: str, table: str, pk: list[str], keys: set[str]) -> set[str]:
+    """Of ``keys``, those whose whole row is the same in the quarantine and in production."""
+    if not keys:
+        return set()
+    query = q.SQL("SELECT {k} AS k, md5(t::text) AS h FROM {t} t WHERE {k} = ANY(%s)").format(
+        k=_key_expr(pk), t=q.Identifier(schema, table))
+    qh = {r["k"]: r["h"] for r in sql.fetch(qconn, query, [sorted(keys)], read_only=True)}
+    return {r["k"] for r in sql.fetch(lconn, query, [sorted(keys)], read_only=True) if qh.get(r["k"]) == r["h"]}
+
+
+def export(env: Environment, op: str | None, dest: Path) -> dict[str, Any]:
+    """Write the quarantined rows that production does not have, per table, as CSV (0600) under
+    ``dest/<op>/``: what an operator reads before (or instead of) merging."""
+    import csv
+
+    meta = find(env.state, env.name, op)
+    out = Path(dest).resolve() / meta["op"]
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    files = []
+    live = {db: env.conninfo(db) for db in (meta.get("databases") or {})}
+    with _quarantined(env, meta) as qconns:
+        for t in _plan(qconns, live, env.state, meta["op"]):
+            if t.get("columns") is None and t["rows"] is None:
+                cols = _columns(qconns[t["database"]], t["schema"], t["table_name"], True)
+                query: Any = q.SQL("SELECT * FROM {}").format(q.Identifier(t["schema"], t["table_name"]))
+                params: list[Any] | None = None
+            else:
+                cols = t.get("columns") or _columns(qconns[t["database"]], t["schema"], t["table_name"], True)
+                query, params = (rows_query(t["schema"], t["table_name"], t["pk"], cols), [t["keys"]]) if t["keys"] \
+                    else (q.SQL("SELECT * FROM {}").format(q.Identifier(t["schema"], t["table_name"])), None)
+            rows = sql.fetch(qconns[t["database"]], query, params, read_only=True)
+            path = out / f"{t['database']}.{t['table']}{'.taken' if t.get('taken') else ''}.csv"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(list(rows[0]) if rows else cols)
+                for r in rows:
+                    w.writerow([v for v in r.values()])
+            files.append({"database": t["database"], "table": t["table"], "rows": len(rows), "path": str(path),
+                          "note": t.get("reason")})
+    return {"environment": env.name, "op": meta["op"], "path": str(out), "files": files}
+
+
+def merge(env: Environment, op: str | None = None, *, dry_run: bool = False) -> dict[str, Any]:
+    """Insert the quarantined rows production does not have back into production, with their own ids
+    (the rollback moved the sequences past them); rows that conflict (their key came back, a
+    constraint refuses them, the schema changed) stay in the quarantine and are reported.
+
+    Rows are inserted one by one in savepoints, parents before children: a row refused for a missing
+    parent is retried after the others, until a pass merges nothing more."""
+    from .lock import guard
+
+    meta = find(env.state, env.name, op)
+    live = {db: env.conninfo(db) for db in (meta.get("databases") or {})}
+    conflicts: list[dict[str, Any]] = []
+    with guard(env.state, env.name, f"quarantine merge {env.name} {meta['op']}",
+               shared=dry_run), _quarantined(env, meta) as qconns:
+        plan = _plan(qconns, live, env.state, meta["op"])
+        pending: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for t in plan:
+            if t.get("reason"):
+                conflicts.append({"database": t["database"], "table": t["table"], "rows": t["rows"],
+                                  "reason": t["reason"], "keys": t["keys"][:20]})
+                continue
+            rows = sql.fetch(qconns[t["database"]], rows_query(t["schema"], t["table_name"], t["pk"], t["columns"],
+                                                               as_text=True), [t["keys"]], read_only=True)
+            pending += [(t, r) for r in rows]
+        counts: dict[tuple[str, str], int] = {}
+        last_error: dict[int, str] = {}
+        while pending and not dry_run:
+            retry = []
+            for t, r in pending:
+                with sql.connect(live[t["database"]], autocommit=False) as c:
+                    try:
+                        n = c.execute(insert_query(t["schema"], t["table_name"], t["types"]),
+                                      list(r.values())).rowcount
+                        c.commit()
+                    except Exception as e:  # noqa: BLE001 - a refused row is reported, not fatal
+                        c.rollback()
+                        last_error[id(r)] = str(e).splitlines()[0]
+                        retry.append((t, r))
+                        continue
+                key = (t["database"], t["table"])
+                if n:
+                    counts[key] = counts.get(key, 0) + 1
+                else:
+                    conflicts.append({"database": t["database"], "table": t["table"], "rows": 1,
+                                      "reason": "its key is taken in production now", "keys": [_row_key(t, r)]})
+            if len(retry) == len(pending):
+                break
+            pending = retry
+        if dry_run:
+            counts = {(t["database"], t["table"]): 0 for t, _ in pending}
+        else:
+            for t, r in pending:
+                conflicts.append({"database": t["database"], "table": t["table"], "rows": 1,
+                                  "reason": last_error.get(id(r), "refused"), "keys": [_row_key(t, r)]})
+    merged = [{"database": db, "table": tb, "rows": n} for (db, tb), n in sorted(counts.items()) if n or dry_run]
+    would = [{"database": t["database"], "table": t["table"], "rows": len(t["keys"])} for t in plan
+             if not t.get("reason")] if dry_run else None
+    res = {"environment": env.name, "op": meta["op"], "dry_run": dry_run, "merged": merged,
+           "merged_total": sum(m["rows"] for m in merged), "would_merge": would, "not_merged": conflicts,
+           "not_merged_total": sum(c["rows"] or 0 for c in conflicts)}
+    if not dry_run:
+        record(env, meta["op"], meta.get("restore_point", ""),
+               merged={"at": time.time(), "rows": res["merged_total"], "not_merged": res["not_merged_total"]})
+    return res
+
+
+def _row_key(t: dict[str, Any], r: dict[str, Any]) -> str:
+    vals = [str(r.get(c)) for c in t["pk"]]
+    return vals[0] if len(vals) == 1 else "(" + ",".join(vals) + ")"

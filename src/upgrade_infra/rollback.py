@@ -10,6 +10,8 @@ Steps (each journaled, each idempotent, so an interrupted rollback is finished b
     swap_databases   live databases -> <db>__q_<op> (quarantine), staged -> live: renames, O(1)
     swap_data_dirs
     restore_versions versions of the restore point back into the environment record
+    advance_sequences every sequence moved past the ids its quarantined twin handed out, so rows
+                     written from now on never reuse them (``quarantine merge`` can bring them back)
     start_services   readiness of every service
     verify           smoke checks (manifest checks with smoke: true + every health probe)
     report           rows in the quarantine that are not in the restore point, per table
@@ -106,6 +108,14 @@ def _versions(ctx: Ctx) -> dict[str, Any]:
     return {"versions": rp.versions}
 
 
+def _advance(ctx: Ctx) -> dict[str, Any]:
+    env, rp = ctx.env, _rp(ctx)
+    qmeta = quarantine.load(env.state, ctx.op) or {}
+    st = snapshots.get_strategy(rp.strategy)
+    with st.quarantined(env, {"databases": qmeta.get("databases") or {}, "pgdata": qmeta.get("pgdata")}) as qc:
+        return {"advanced": quarantine.advance_sequences(qc, {db: env.conninfo(db) for db in qc})}
+
+
 def _start(ctx: Ctx) -> dict[str, Any]:
     return {"ready_s": ctx.env.start_services()}
 
@@ -136,7 +146,7 @@ def rollback_steps(strategy: str) -> list[Step]:
     return [Step("preflight", _preflight), Step("stop_services", _stop), Step("stage_databases", _stage_dbs),
             Step("stage_data_dirs", _stage_dirs), Step("swap_databases", _swap_dbs),
             Step("swap_data_dirs", _swap_dirs), Step("restore_versions", _versions),
-            *([] if kept else [report]), Step("start_services", _start), Step("verify", _verify),
+            Step("advance_sequences", _advance), *([] if kept else [report]), Step("start_services", _start), Step("verify", _verify),
             *([report] if kept else []), Step("replenish", _replenish, budgeted=False)]
 
 

@@ -48,7 +48,7 @@ def stop_everything(s: Session) -> list[str]:
     stopped = []
     for name in s.state.env_names():
         try:
-            s.env(name).down()
+            s.env(name).down(ignore_open=True)  # teardown: stop it even when an operation is half-done
             stopped.append(name)
         except Exception:  # noqa: BLE001 - keep stopping the others
             continue

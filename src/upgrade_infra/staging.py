@@ -24,14 +24,14 @@ from typing import Any
 from . import isolation, snapshots, sync
 from .environments import Environment, open_environment
 from .errors import BadInput, RefusedToTouchProduction, UnknownName
-from .lock import env_lock
+from .lock import guard, open_operation
 from .manifest import NAME, parse_duration
 from .ports import allocate_block, holder_of
 from .session import Session
 from .staging_info import META, load_meta, save_meta
 from .staging_steps import RP_LABEL, SyncRun, data_steps, others, prechecks, run_op
 from .state import EnvRecord
-from .steps import Ctx, Step, StepFailed, begin_op, end_op, require_no_incomplete, run_steps
+from .steps import Ctx, Step, StepFailed, begin_op, end_op, resume_ctx, run_steps
 from .sync.base import Progress, no_progress
 
 
@@ -85,6 +85,12 @@ def _port_base(s: Session) -> int:
         taken.append(base)  # a foreign process holds a port of this block: try the next one
 
 
+def _reading(s: Session, src: Environment, command: str, stop_source: bool):
+    """The source is only read (shared lock: never during its upgrade, and no upgrade starts while it
+    is copied), unless ``--stop-source`` stops its services for a physical copy (then exclusive)."""
+    return guard(s.state, src.name, command, shared=not stop_source)
+
+
 # -- lifecycle -------------------------------------------------------------------------------------
 def create(s: Session, name: str | None = None, *, source: str = "production", versions: dict[str, str] | None = None,
            mask: bool | None = None, ttl: str | None = None, strategy: str | None = None,
@@ -103,7 +109,8 @@ def create(s: Session, name: str | None = None, *, source: str = "production", v
                     source=source, ttl_s=ttl_s)
     env = open_environment(s.manifest, state, name, rec)
     r = SyncRun(s, env, src, strat, mask, progress, stop_source)
-    with env_lock(state, name, f"stage create {name}"):
+    with guard(state, name, f"stage create {name}"), _reading(s, src, f"stage create {name} --from {source}",
+                                                               stop_source):
         try:
             isolation.check(env, others(s, name))
             needed = prechecks(s, r)
@@ -168,7 +175,7 @@ def sync_env(s: Session, name: str, *, versions: dict[str, str] | None = None, m
     mask = meta.get("mask", s.manifest.staging.mask) if mask is None else mask
     strat = sync.choose(src, strategy, stop_source=stop_source)
     r = SyncRun(s, env, src, strat, mask, progress, stop_source)
-    with env_lock(s.state, name, f"stage sync {name}"):
+    with guard(s.state, name, f"stage sync {name}"), _reading(s, src, f"stage sync {name}", stop_source):
         isolation.check(env, others(s, name))
         prechecks(s, r)
         old_versions = dict(env.record.versions)
@@ -201,8 +208,7 @@ def reset(s: Session, name: str) -> dict[str, Any]:
     if not rp_id:
         raise BadInput(f"staging {name!r} has no restore point from its last sync",
                        fix=f"run `upgrade-infra stage sync {name}` (it takes one)")
-    with env_lock(s.state, name, f"stage reset {name}"):
-        require_no_incomplete(env)
+    with guard(s.state, name, f"stage reset {name}"):
         isolation.check(env, others(s, name))
         rp = snapshots.get(s.state, rp_id)
         steps = [st for st in rollback.rollback_steps(rp.strategy) if st.name != "report"]
@@ -226,7 +232,8 @@ def destroy(s: Session, name: str) -> dict[str, Any]:
     """Stop and remove a staging env: processes, cluster, data dirs, secrets, restore points."""
     env = _staging_env(s, name)
     t0 = time.monotonic()
-    with env_lock(s.state, name, f"stage destroy {name}"):
+    # destroy is how a half-created staging env goes away (gc): an open operation does not stop it
+    with guard(s.state, name, f"stage destroy {name}", allow_open=True):
         from . import quarantine
 
         points = snapshots.list_points(s.state, name)
@@ -235,6 +242,8 @@ def destroy(s: Session, name: str) -> dict[str, Any]:
         for q in quarantine.list_all(s.state, name):
             s.state.remove(quarantine.qdir(s.state, q["op"]), ignore_errors=True)
         env.destroy()
+        if (inc := open_operation(s.state, name)) is not None:
+            end_op(resume_ctx(env, inc), "abandoned", error="staging environment destroyed")
     return {"destroyed": name, "restore_points_deleted": [p.id for p in points],
             "total_s": round(time.monotonic() - t0, 3)}
 

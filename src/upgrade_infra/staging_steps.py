@@ -61,9 +61,17 @@ class SyncRun:
 
     def leak_check(self, ctx: Ctx) -> dict:
         assert self.plan is not None
-        report = masking.leak_check(self.plan, self.source.conninfo, self._copy_db)
+        report = masking.leak_check(self.plan, self.source.conninfo, self._copy_db, secrets=self.source_secrets(),
+                                    databases=list(self.s.manifest.postgres.databases))
         masking.require_no_leak(report)
         return report
+
+    def source_secrets(self) -> dict[str, str]:
+        """The source's secrets and database passwords that staging does not share: none may be in the copy."""
+        mine = set(self.env.secrets().values())
+        out = {k: v for k, v in self.source.secrets().items() if v not in mine}
+        out.update({f"password of database {db}": d["password"] for db, d in self.source.db_info().items()})
+        return out
 
     def commit(self, ctx: Ctx) -> dict:
         assert self.copy is not None

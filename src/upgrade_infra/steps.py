@@ -131,16 +131,9 @@ def step_names(steps: Sequence[Step]) -> list[str]:
 
 def require_no_incomplete(env: Environment) -> None:
     """Refuse to start a new operation while an interrupted one waits to be finished."""
-    from .errors import BadInput
+    from .lock import require_idle
 
-    op = Journal(env.state, env.name).incomplete()
-    if op is not None:
-        raise BadInput(f"an earlier {op.kind} of {env.name} ({op.op}, `{op.command}`) was interrupted "
-                       f"at step {_last_step(op)}", fix=f"finish it first: `upgrade-infra resume {env.name}`")
-
-
-def _last_step(op: OpSummary) -> str:
-    return op.steps[-1].name if op.steps else "(none)"
+    require_idle(env.state, env.name)
 
 
 # -- recovery of interrupted operations, by kind ------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from . import notify, rollback, snapshots
 from .errors import BadInput
 from .journal import Journal, OpSummary
-from .lock import env_lock
+from .lock import env_lock, guard
 from .snapshots.clone import reopen
 from .snapshots.meta import new_id
 from .snapshots.ops import create_steps
@@ -36,7 +36,6 @@ from .steps import (
     begin_op,
     end_op,
     note,
-    require_no_incomplete,
     resume_ctx,
     run_steps,
     undo_steps,
@@ -141,8 +140,7 @@ def upgrade(env: Environment, targets: dict[str, str], *, strategy: str | None =
     """Upgrade ``env`` to ``targets``; returns the result (``outcome``: succeeded or rolled-back)."""
     strategy = snapshots.strategy_name(env, strategy)
     snapshots.get_strategy(strategy)
-    with env_lock(env.state, env.name, command):
-        require_no_incomplete(env)
+    with guard(env.state, env.name, command):
         if all(env.record.versions.get(s) == v for s, v in targets.items()):
             raise BadInput(f"{env.name} already runs {_fmt(targets)}", fix="name a different version")
         frm = dict(env.record.versions)

@@ -10,6 +10,7 @@ so they measure the stack and not the other checks.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 import time
 from collections.abc import Callable, Iterable
@@ -22,16 +23,15 @@ from . import templates
 from .baseline import Baseline, resolve_baseline
 from .checks import CheckContext, Outcome, get_kind, parse_config
 from .errors import UnknownName, UpgradeInfraError
-from .manifest import CheckSpec, Manifest
+from .manifest import CheckSpec, Manifest, Retention
 from .redact import scrub
-from .state import atomic_write_json
+from .state import StateDir, atomic_write_json
 
 if TYPE_CHECKING:
     from .environments import Environment
 
 HEALTH = "health"
 WORKERS = 4
-KEEP_REPORTS = 30  # default report dirs kept per environment (watch windows validate every few seconds)
 
 
 @dataclass
@@ -149,15 +149,45 @@ def run_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
                        round(time.monotonic() - t0, 3), details, outcome.error, spec.smoke)
 
 
-def default_report_dir(env: Environment, keep: int = KEEP_REPORTS) -> Path:
-    """``<state>/reports/validation/<env>-<time>``; older default report dirs of ``env`` beyond ``keep`` go."""
+REPORT_NAME = re.compile(r"^(?P<env>.+)-(?P<stamp>\d{8}-\d{6}\.\d{3})$")
+
+
+def report_dirs(state: StateDir, env: str) -> list[Path]:
+    """Default report dirs of exactly ``env`` (not of ``env-2``), newest first."""
+    root = state.root / "reports" / "validation"
+    if not root.is_dir():
+        return []
+    mine = [p for p in root.iterdir() if p.is_dir() and (m := REPORT_NAME.match(p.name)) and m["env"] == env]
+    return sorted(mine, key=lambda p: REPORT_NAME.match(p.name)["stamp"], reverse=True)  # type: ignore[index]
+
+
+def prune_reports(state: StateDir, env: str, retention: Retention, *, keep_extra: int = 0, now: float | None = None,
+                  dry_run: bool = False) -> list[str]:
+    """Apply ``policies.retention`` to ``env``'s validation report dirs: keep the newest
+    ``reports_keep_last`` (minus ``keep_extra`` slots for reports about to be written), and none older
+    than ``max_age_days`` except the newest. Returns the names removed."""
+    now = now or time.time()
+    keep = max(1, retention.reports_keep_last - keep_extra)
+    gone = []
+    for i, d in enumerate(report_dirs(state, env)):
+        old = now - d.stat().st_mtime > retention.max_age_days * 86400
+        if i >= keep or (old and i > 0):
+            gone.append(d.name)
+            if not dry_run:
+                state.remove(d, ignore_errors=True)
+    return gone
+
+
+def default_report_dir(env: Environment, keep: int | None = None) -> Path:
+    """``<state>/reports/validation/<env>-<time>``; older report dirs of ``env`` go by the retention
+    policy (``keep``: this many instead of ``policies.retention.reports_keep_last``)."""
     root = env.state.root / "reports" / "validation"
     now = time.time()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
-    if root.is_dir():
-        mine = sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(f"{env.name}-2"))
-        for old in mine[:max(0, len(mine) - keep + 1)]:
-            env.state.remove(old, ignore_errors=True)
+    pol = env.manifest.policies.retention
+    if keep is not None:
+        pol = pol.model_copy(update={"reports_keep_last": keep})
+    prune_reports(env.state, env.name, pol, keep_extra=1, now=now)
     return root / f"{env.name}-{stamp}"
 
 

@@ -86,14 +86,50 @@ def test_masked_values_do_not_leak(created):
     s, r, _, _ = created
     prod, st = s.env("production"), s.env(NAME)
     assert r["leak_check"]["ok"] and {c["column"] for c in r["leak_check"]["columns"]} == {
-        "assistant.users.full_name", "assistant.users.email", "assistant.memories.content"}
-    for query in ("SELECT email FROM users", "SELECT full_name FROM users", "SELECT content FROM memories"):
+        "assistant.users.full_name", "assistant.users.email", "assistant.memories.content",
+        "assistant.agents.system_prompt", "automations.workflows.webhook_token"}
+    for query in ("SELECT email FROM users", "SELECT full_name FROM users", "SELECT content FROM memories",
+                  "SELECT system_prompt FROM agents"):
         real, masked = _values(prod, "assistant", query), _values(st, "assistant", query)
         assert len(masked) > 1 and not real & masked, query
     assert all(e.endswith("@example.invalid") for e in _values(st, "assistant", "SELECT email FROM users"))
     # kept columns and joins are intact: the same users own the same agents
     q = "SELECT u.id, count(a.id) AS n FROM users u JOIN agents a ON a.user_id = u.id GROUP BY u.id ORDER BY u.id"
     assert sql.fetch(st.conninfo("assistant"), q) == sql.fetch(prod.conninfo("assistant"), q, read_only=True)
+
+    tokens = "SELECT webhook_token FROM workflows"
+    assert not _values(prod, "automations", tokens) & _values(st, "automations", tokens)
+
+
+def test_leak_scan_covers_every_text_column_and_names_a_planted_value(created):
+    """Issue 11 item 6 on the reference stack: the scan reads every text/JSON table of both databases;
+    a production first name put back into one prompt (what the rules before the fix left in all of
+    them) fails it, naming the table and column."""
+    from upgrade_infra import masking
+
+    s, r, _, _ = created
+    prod, st = s.env("production"), s.env(NAME)
+    sc = r["leak_check"]["scan"]
+    assert sc["ok"] and sc["tables"] >= 8 and sc["needles"] > 100, sc
+    meta = staging_info.load_meta(st)
+    plan = masking.plan(s.manifest, st.conninfo)
+    q = "SELECT id, system_prompt FROM agents ORDER BY id LIMIT 1"
+    [(agent, masked)] = [tuple(x.values()) for x in sql.fetch(st.conninfo("assistant"), q)]
+    original = sql.fetch_value(prod.conninfo("assistant"), "SELECT system_prompt FROM agents WHERE id = %s",
+                               [agent], read_only=True)
+    sql.execute(st.conninfo("assistant"), "UPDATE agents SET system_prompt = %s WHERE id = %s",
+                params=[original, agent])
+    try:
+        report = masking.leak_check(plan, prod.conninfo, st.conninfo, databases=["assistant", "automations"])
+        plan.apply = [x for x in plan.apply if x.column != "system_prompt"]  # as if it were not masked
+        unmasked = masking.leak_check(plan, prod.conninfo, st.conninfo, databases=["assistant", "automations"])
+    finally:
+        sql.execute(st.conninfo("assistant"), "UPDATE agents SET system_prompt = %s WHERE id = %s",
+                    params=[masked, agent])
+    assert not report["ok"] and meta["leak_check"]["ok"]
+    assert [c["column"] for c in report["columns"] if not c["ok"]] == ["assistant.agents.system_prompt"]
+    assert not unmasked["ok"] and all(c["ok"] for c in unmasked["columns"])  # the old check saw nothing
+    assert [(h["table"], h["column"]) for h in unmasked["scan"]["hits"]] == [("agents", "system_prompt")]
 
 
 def test_staging_cannot_reach_production_database(created):

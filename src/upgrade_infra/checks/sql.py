@@ -74,10 +74,13 @@ def jsonable(v: Any) -> Any:
     return v
 
 
-def run_query(ctx: CheckContext, q: SqlQuery, variables: Mapping[str, Any], timeout_s: float) -> list[dict]:
-    """Rows of ``q`` on a read-only session (raises PostgresError / psycopg.Error)."""
+def run_query(ctx: CheckContext, q: SqlQuery, variables: Mapping[str, Any], timeout_s: float, *,
+              read_only: bool = True) -> list[dict]:
+    """Rows of ``q`` on a read-only session (raises PostgresError / psycopg.Error); ``read_only=False``
+    only for a workflow's ``cleanup`` steps, which remove what the check wrote."""
     params = render_value(q.params, ctx, variables) if q.params is not None else None
-    with sqllib.connect(ctx.env.conninfo(q.database), read_only=True, connect_timeout=max(1, int(timeout_s))) as c:
+    with sqllib.connect(ctx.env.conninfo(q.database), read_only=read_only,
+                        connect_timeout=max(1, int(timeout_s))) as c:
         c.execute(SET_TIMEOUT, [f"{int(timeout_s * 1000)}ms"])
         cur = c.execute(q.query, params)
         return [jsonable(r) for r in cur.fetchall()] if cur.description else []

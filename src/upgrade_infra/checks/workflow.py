@@ -24,6 +24,11 @@
 
 A step is an HTTP request (the ``http`` kind's fields) or ``sql:`` (a read-only query). ``until``
 polls the step every ``interval_s`` until its assertions hold or its ``timeout_s`` passes.
+
+``cleanup:`` steps run after the steps, whether they passed or not, so a check that writes (a
+conversation, an execution) leaves production as it found it; their ``sql:`` runs read-write (e.g.
+``DELETE FROM conversations WHERE id = %(id)s``). A cleanup step naming a variable the steps never
+saved (they failed before) is skipped; a cleanup step that fails fails the check.
 """
 
 from __future__ import annotations
@@ -82,13 +87,15 @@ Step = Annotated[Annotated[HttpStep, Tag("Http")] | Annotated[SqlStep, Tag("Sql"
 class WorkflowConfig(KindConfig):
     timeout_s: float = Field(30, gt=0, le=3600)
     steps: list[Step] = Field(..., min_length=1)
+    cleanup: list[Step] = Field([], description="run after the steps, pass or fail, to remove what they wrote "
+                                                "(sql here may write)")
 
 
 def workflow_issues(spec, cfg: WorkflowConfig, m) -> list:
     out: list = []
     known: set[str] = set()  # variables saved by the steps so far
-    for i, st in enumerate(cfg.steps):
-        at = ("steps", i)
+    for i, (part, st) in enumerate([("steps", x) for x in cfg.steps] + [("cleanup", x) for x in cfg.cleanup]):
+        at = (part, i if part == "steps" else i - len(cfg.steps))
         if isinstance(st, SqlStep):
             out += database_issues((*at, "sql"), st.sql.database, m)
             out += template_issues((*at, "sql", "params"), st.sql.params, m, known)
@@ -164,39 +171,106 @@ def _attempt(st, ctx, variables, service, client, timeout) -> tuple[Any, list[st
     return _run_http(st, ctx, variables, service, client)
 
 
+def _needs(st: HttpStep | SqlStep) -> set[str]:
+    """Variables a step's templates name (``{conversation_id}``)."""
+    fields = [st.sql.query, st.sql.params] if isinstance(st, SqlStep) else [st.path, st.url, st.headers,
+                                                                              st.params, st.body]
+    out: set[str] = set()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str):
+            try:
+                out.update(f.split(".")[0].split("[")[0] for _, f, _, _ in string.Formatter().parse(v) if f)
+            except ValueError:
+                pass
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+
+    for f in fields[1:] if isinstance(st, SqlStep) else fields:  # a query's %(x)s are not templates
+        walk(f)
+    return out
+
+
+def cleanup(cfg: WorkflowConfig, ctx: CheckContext, variables: dict[str, Any], service: str | None,
+            client: httpx.Client) -> tuple[list[dict], list[str]]:
+    """Run the ``cleanup`` steps (skipping those whose variables were never saved)."""
+    trace, failed = [], []
+    for i, st in enumerate(cfg.cleanup):
+        label = "cleanup " + _label(i, st)
+        missing = sorted(_needs(st) - set(variables) - set(ctx.values))
+        if missing:
+            trace.append({"step": label, "skipped": f"never saved: {', '.join(missing)}"})
+            continue
+        if isinstance(st, SqlStep):
+            info: dict[str, Any] = {"database": st.sql.database}
+            try:
+                rows = run_query(ctx, st.sql, variables, st.timeout_s or 10, read_only=False)
+                info["rows"], bad = len(rows), []
+            except (PostgresError, PsycopgError) as e:
+                bad = [query_error(st.sql, e)]
+        else:
+            _, bad, info = _run_http(bound(st, variables), ctx, variables, service, client)  # type: ignore[arg-type]
+        info["step"] = label
+        trace.append(info)
+        if bad:
+            failed.append(f"{label}: {'; '.join(bad)}")
+    return trace, failed
+
+
 @register_kind("workflow", WorkflowConfig, semantic=workflow_issues)
 def run_workflow(spec, cfg: WorkflowConfig, ctx: CheckContext) -> Outcome:
-    deadline = time.monotonic() + cfg.timeout_s
     variables: dict[str, Any] = {}
-    trace: list[dict] = []
     with new_client(min(cfg.timeout_s, 30)) as client:
-        for i, st in enumerate(cfg.steps):
-            label = _label(i, st)
-            step_deadline = min(deadline, time.monotonic() + (st.timeout_s or cfg.timeout_s))
-            polls = 0
-            while True:
-                polls += 1
-                left = max(0.5, deadline - time.monotonic())
-                data, bad, info = _attempt(st, ctx, variables, spec.service, client, left)
-                waiting = evaluate_all(bound(st, variables).until, data) if st.until and data is not None else []
-                if not st.until or (data is not None and not waiting) or time.monotonic() >= step_deadline:
-                    break
-                time.sleep(st.interval_s)
-            info.update(step=label, polls=polls)
-            trace.append(info)
-            details = {"steps": trace, "variables": _short(variables)}
-            out = Outcome.broken if data is None else Outcome.fail  # no response, or the query did not run
-            if st.until and (data is None or waiting):
-                why = "; ".join(waiting or bad or ["no result"])
-                return out(f"{label}: not done after {polls} poll(s) in {st.timeout_s or cfg.timeout_s:g}s: {why}",
-                           **details)
-            if bad:
-                return out(f"{label}: {'; '.join(bad)}", **details)
-            for var, path in st.save.items():
-                try:
-                    variables[var] = extract(data, path)
-                except KeyError:
-                    return Outcome.fail(f"{label}: cannot save {var!r}: no value at {path}", **details)
+        try:
+            out = _run_steps(spec, cfg, ctx, variables, client)
+        finally:
+            if cfg.cleanup:
+                trace, failed = cleanup(cfg, ctx, variables, spec.service, client)
+    if cfg.cleanup:
+        out.details["cleanup"] = trace
+        if failed and out.passed:
+            return Outcome.fail(f"cleanup failed (what the check wrote is still there): {'; '.join(failed)}",
+                                **out.details)
+        if failed:
+            out.message += f"; cleanup failed too: {'; '.join(failed)}"
+    return out
+
+
+def _run_steps(spec, cfg: WorkflowConfig, ctx: CheckContext, variables: dict[str, Any],
+               client: httpx.Client) -> Outcome:
+    deadline = time.monotonic() + cfg.timeout_s
+    trace: list[dict] = []
+    for i, st in enumerate(cfg.steps):
+        label = _label(i, st)
+        step_deadline = min(deadline, time.monotonic() + (st.timeout_s or cfg.timeout_s))
+        polls = 0
+        while True:
+            polls += 1
+            left = max(0.5, deadline - time.monotonic())
+            data, bad, info = _attempt(st, ctx, variables, spec.service, client, left)
+            waiting = evaluate_all(bound(st, variables).until, data) if st.until and data is not None else []
+            if not st.until or (data is not None and not waiting) or time.monotonic() >= step_deadline:
+                break
+            time.sleep(st.interval_s)
+        info.update(step=label, polls=polls)
+        trace.append(info)
+        details = {"steps": trace, "variables": _short(variables)}
+        out = Outcome.broken if data is None else Outcome.fail  # no response, or the query did not run
+        if st.until and (data is None or waiting):
+            why = "; ".join(waiting or bad or ["no result"])
+            return out(f"{label}: not done after {polls} poll(s) in {st.timeout_s or cfg.timeout_s:g}s: {why}",
+                       **details)
+        if bad:
+            return out(f"{label}: {'; '.join(bad)}", **details)
+        for var, path in st.save.items():
+            try:
+                variables[var] = extract(data, path)
+            except KeyError:
+                return Outcome.fail(f"{label}: cannot save {var!r}: no value at {path}", **details)
     return Outcome(True, f"{len(cfg.steps)} step(s) passed", {"steps": trace, "variables": _short(variables)})
 
 

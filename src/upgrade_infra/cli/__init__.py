@@ -24,6 +24,7 @@ from . import validate_cmds  # noqa: E402,F401  isort: skip
 from . import snapshot_cmds, upgrade_cmds  # noqa: E402,F401  isort: skip
 from . import stage_cmds  # noqa: E402,F401  isort: skip
 from . import migrate_cmds  # noqa: E402,F401  isort: skip
+from . import quarantine_cmds  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> int:

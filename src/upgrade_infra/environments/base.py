@@ -8,8 +8,10 @@ Template contexts are built here, so every backend renders the manifest the same
 
 from __future__ import annotations
 
+import functools
 import sys
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -56,8 +58,31 @@ class EnvStatus:
         return d
 
 
+def _guarded(verb: str, fn: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+    """``up``/``down`` of every backend run under the environment's lock and refuse a half-done
+    environment (open journal: `upgrade-infra resume`). ``ignore_open=True`` (teardown only) still
+    takes the lock but stops an environment whatever its journal says."""
+    @functools.wraps(fn)
+    def wrapper(self: Environment, *args: Any, ignore_open: bool = False, **kw: Any) -> dict[str, Any]:
+        from ..lock import guard
+
+        with guard(self.state, self.name, f"env {verb} {self.name}", allow_open=ignore_open):
+            return fn(self, *args, **kw)
+
+    wrapper.__guarded__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 class Environment(ABC):
     backend_name: ClassVar[str] = "?"
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        """One lock discipline for every backend: its ``up`` and ``down`` are wrapped by :func:`_guarded`."""
+        super().__init_subclass__(**kw)
+        for verb in ("up", "down"):
+            fn = cls.__dict__.get(verb)
+            if fn is not None and not getattr(fn, "__isabstractmethod__", False) and not hasattr(fn, "__guarded__"):
+                setattr(cls, verb, _guarded(verb, fn))
 
     def __init__(self, manifest: Manifest, state: StateDir, record: EnvRecord) -> None:
         self.manifest = manifest

@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 from .. import snapshots
 from ..errors import BadInput, RefusedToTouchProduction, UpgradeInfraError
 from ..fingerprint import DataFingerprint, fingerprint
-from ..lock import env_lock
+from ..lock import guard
 from ..manifest import check_name
-from ..steps import Ctx, Step, StepFailed, begin_op, end_op, note, require_no_incomplete, run_steps
+from ..steps import Ctx, Step, StepFailed, begin_op, end_op, note, run_steps
 from . import execute, integrity, lint, recovery, report, rowdiff
 from .canary import Canary
 from .reversibility import ReversibilitySteps, reset
@@ -182,8 +182,7 @@ def rehearse(s: Session, staging: str, to: dict[str, str], *, suites: list[str] 
     if bad:
         raise BadInput(f"cannot skip {', '.join(bad)}", fix=f"skip any of: {', '.join(OPTIONAL_STEPS)}")
     r = Rehearsal(env, to, suites=suites, interval_s=interval_s, mode=mode, canary=canary)
-    with env_lock(env.state, env.name, f"migrate test {staging}"):
-        require_no_incomplete(env)
+    with guard(env.state, env.name, f"migrate test {staging}"):
         ctx = begin_op(env, recovery.KIND, command=f"migrate test --on {staging}",
                        from_versions=r.rep["from_versions"], to_versions=dict(to), data={})
         first = [Step("stop_services", r.stop), Step("fingerprint_before", r.fingerprint_before),

@@ -6,9 +6,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInput
-from ..lock import env_lock
+from ..lock import env_lock, guard
 from ..manifest import Retention
-from ..steps import Ctx, Step, StepFailed, begin_op, end_op, require_no_incomplete, run_steps, undo_steps
+from ..steps import Ctx, Step, StepFailed, begin_op, end_op, run_steps, undo_steps
 from . import capture, delete, get, get_strategy, list_points, make_spare, strategy_name
 from .clone import reopen
 from .meta import RestorePoint, incomplete_ids, new_id
@@ -56,8 +56,7 @@ def create(env: Environment, strategy: str | None = None, *, label: str | None =
     """Take a restore point as a journaled operation (services stopped only when the strategy needs it)."""
     name = strategy_name(env, strategy)
     steps = create_steps(name)
-    with env_lock(env.state, env.name, command):
-        require_no_incomplete(env)
+    with guard(env.state, env.name, command):
         ctx = begin_op(env, "snapshot", command=command, data={"strategy": name, "rp": new_id(), "label": label},
                        from_versions=dict(env.record.versions), restore_point=None)
         try:
