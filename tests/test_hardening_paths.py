@@ -172,3 +172,15 @@ def test_restore_point_metadata_cannot_point_outside():
         with pytest.raises(ValidationError):
             meta.RestorePoint.model_validate({**base, "data_dirs": {"web": rel}})
     assert meta.RestorePoint.model_validate({**base, "data_dirs": {"web": "data/web"}}).data_dirs == {"web": "data/web"}
+
+
+def test_planted_symlink_in_an_env_dir_cannot_redirect_logs_or_data(tiny, private_tmp):
+    outside = private_tmp / "outside"
+    outside.mkdir()
+    env = tiny.env("production")
+    env.dir.mkdir(parents=True)
+    (env.dir / "logs").symlink_to(outside)
+    (env.dir / "data").symlink_to(outside)
+    for make in (lambda: env.log_path("web"), lambda: env.data_dir("web")):
+        with pytest.raises(StateDirError, match="outside the state dir"):
+            make()
