@@ -90,8 +90,12 @@ def test_manifest_names_file_line_field_for_bad_versions(tmp_path):
 @pytest.mark.parametrize("bad", BAD)
 def test_state_paths_refuse_bad_names(tmp_path, bad):
     st = StateDir(tmp_path / "state").ensure()
+    from upgrade_infra import baseline, journal, lock
+
     for make in (lambda: st.installs_dir("web", bad), lambda: st.installs_dir(bad, "1.0"), lambda: st.env_dir(bad),
-                 lambda: st.secrets_dir(bad), lambda: meta.rp_dir(st, bad), lambda: meta.rp_dir(st, "rp-" + bad)):
+                 lambda: st.secrets_dir(bad), lambda: meta.rp_dir(st, bad), lambda: meta.rp_dir(st, "rp-" + bad),
+                 lambda: lock.lock_path(st, bad), lambda: journal.Journal(st, bad),
+                 lambda: baseline.state_path(st, bad)):
         with pytest.raises(BadInput) as e:
             make()
         assert e.value.exit_code == 2 and e.value.fix

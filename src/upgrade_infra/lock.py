@@ -27,6 +27,7 @@ import psutil
 
 from .errors import LockHeld
 from .journal import user_name as journal_user
+from .manifest import check_name
 from .state import StateDir
 
 _held: dict[str, int] = {}  # lock path -> nesting depth in this process
@@ -44,7 +45,7 @@ class EnvLock:
 
 def lock_path(state: StateDir | Path, env: str) -> Path:
     root = state.root if isinstance(state, StateDir) else Path(state)
-    return root / "locks" / f"{env}.lock"
+    return root / "locks" / f"{check_name('environment', env)}.lock"
 
 
 def _me(command: str) -> dict[str, Any]:
