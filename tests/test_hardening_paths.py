@@ -90,8 +90,12 @@ def test_manifest_names_file_line_field_for_bad_versions(tmp_path):
 @pytest.mark.parametrize("bad", BAD)
 def test_state_paths_refuse_bad_names(tmp_path, bad):
     st = StateDir(tmp_path / "state").ensure()
+    from upgrade_infra import baseline, journal, lock
+
     for make in (lambda: st.installs_dir("web", bad), lambda: st.installs_dir(bad, "1.0"), lambda: st.env_dir(bad),
-                 lambda: st.secrets_dir(bad), lambda: meta.rp_dir(st, bad), lambda: meta.rp_dir(st, "rp-" + bad)):
+                 lambda: st.secrets_dir(bad), lambda: meta.rp_dir(st, bad), lambda: meta.rp_dir(st, "rp-" + bad),
+                 lambda: lock.lock_path(st, bad), lambda: journal.Journal(st, bad),
+                 lambda: baseline.state_path(st, bad)):
         with pytest.raises(BadInput) as e:
             make()
         assert e.value.exit_code == 2 and e.value.fix
@@ -172,3 +176,15 @@ def test_restore_point_metadata_cannot_point_outside():
         with pytest.raises(ValidationError):
             meta.RestorePoint.model_validate({**base, "data_dirs": {"web": rel}})
     assert meta.RestorePoint.model_validate({**base, "data_dirs": {"web": "data/web"}}).data_dirs == {"web": "data/web"}
+
+
+def test_planted_symlink_in_an_env_dir_cannot_redirect_logs_or_data(tiny, private_tmp):
+    outside = private_tmp / "outside"
+    outside.mkdir()
+    env = tiny.env("production")
+    env.dir.mkdir(parents=True)
+    (env.dir / "logs").symlink_to(outside)
+    (env.dir / "data").symlink_to(outside)
+    for make in (lambda: env.log_path("web"), lambda: env.data_dir("web")):
+        with pytest.raises(StateDirError, match="outside the state dir"):
+            make()

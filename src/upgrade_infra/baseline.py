@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import BadInput
+from .manifest import check_name
 from .state import atomic_write_json, read_json
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def from_report(report: ValidationReport) -> Baseline:
 
 
 def state_path(state: StateDir, env: str) -> Path:
-    return state.root / "baselines" / f"{env}.json"
+    return state.root / "baselines" / f"{check_name('environment', env)}.json"
 
 
 def save(b: Baseline, path: Path) -> Path:

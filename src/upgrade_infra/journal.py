@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .errors import BadInput
+from .manifest import check_name
 from .state import StateDir
 
 OUTCOMES = ("succeeded", "failed", "rolled-back", "recovered", "abandoned")
@@ -79,7 +81,7 @@ class OpSummary:
 class Journal:
     def __init__(self, state: StateDir, env: str) -> None:
         self.env = env
-        self.path = journal_dir(state) / f"{env}.jsonl"
+        self.path = journal_dir(state) / f"{check_name('environment', env)}.jsonl"
 
     def append(self, type_: str, op: str, **fields: Any) -> dict[str, Any]:
         rec = {"type": type_, "op": op, "env": self.env, "at": time.time(), **fields}
@@ -169,7 +171,7 @@ def journal_dir(state: StateDir) -> Path:
 def history(state: StateDir, env: str | None = None, limit: int | None = None) -> list[OpSummary]:
     """Operations of one environment (or all), oldest first."""
     d = journal_dir(state)
-    names = [env] if env else sorted(p.stem for p in d.glob("*.jsonl")) if d.exists() else []
+    names = [env] if env else sorted(p.stem for p in d.glob("*.jsonl") if _valid(p.stem)) if d.exists() else []
     ops: list[OpSummary] = []
     for n in names:
         ops.extend(Journal(state, n).operations())
@@ -194,3 +196,11 @@ def user_name() -> str:
         return pwd.getpwuid(os.geteuid()).pw_name
     except KeyError:
         return os.environ.get("USER") or str(os.geteuid())
+
+
+def _valid(env: str) -> bool:
+    try:
+        check_name("environment", env)
+        return True
+    except BadInput:
+        return False

@@ -37,6 +37,7 @@ import psutil
 from .errors import BadInput, LockHeld
 from .journal import Journal, OpSummary
 from .journal import user_name as journal_user
+from .manifest import check_name
 from .state import StateDir
 
 _held: dict[str, list] = {}  # lock path -> [nesting depth, shared?] in this process
@@ -55,7 +56,7 @@ class EnvLock:
 
 def lock_path(state: StateDir | Path, env: str) -> Path:
     root = state.root if isinstance(state, StateDir) else Path(state)
-    return root / "locks" / f"{env}.lock"
+    return root / "locks" / f"{check_name('environment', env)}.lock"
 
 
 def readers_dir(state: StateDir | Path, env: str) -> Path:

@@ -89,7 +89,10 @@ class StateDir:
 
     def path(self, *parts: str) -> Path:
         """``<state>/<parts...>``, checked (symlinks resolved) to lie inside the state dir."""
-        p = self.root.joinpath(*parts)
+        return self.checked(self.root.joinpath(*parts))
+
+    def checked(self, p: Path) -> Path:
+        """``p`` itself, once :func:`fsutil.inside` found it (symlinks resolved) inside the state dir."""
         inside(self.root, p, "use")
         return p
 

@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from ..errors import EXIT_BAD_INPUT, EXIT_OPERATION_FAILED, UpgradeInfraError
 from ..redact import scrub
-from .app import app, console_err, state_of
+from .app import app, console_err, reset_state, state_of
 
 # sub-command modules register themselves on import
 from . import env_cmds, runbook_cmds, site_cmds  # noqa: E402,F401  isort: skip
@@ -30,7 +30,7 @@ from . import quarantine_cmds  # noqa: E402,F401  isort: skip
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; usage errors exit 2, library errors map to their exit code, anything else exits 3."""
     args = list(sys.argv[1:] if argv is None else argv)
-    state_of().emitted = False
+    reset_state()
     try:
         rv = app(args=args, standalone_mode=False)  # click returns the exit code of typer.Exit / --help
         return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0

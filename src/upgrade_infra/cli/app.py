@@ -53,6 +53,12 @@ def state_of() -> CliState:
     return _state
 
 
+def reset_state() -> None:
+    """Before each run (main() may be called many times in one process): no --json, nothing emitted yet."""
+    global _state
+    _state = CliState(Session())
+
+
 @app.callback()
 def _global(
     stack: Path = typer.Option(None, "--stack", envvar="UPGRADE_INFRA_STACK",

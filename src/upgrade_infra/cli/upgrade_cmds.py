@@ -119,7 +119,7 @@ def resume(env: str = typer.Argument(..., callback=ENV_NAME)) -> None:
 
 
 @app.command("history")
-def history(env: str = typer.Argument(None), limit: int = typer.Option(20, "--limit")) -> None:
+def history(env: str = typer.Argument(None, callback=ENV_NAME), limit: int = typer.Option(20, "--limit")) -> None:
     """Operations (who, when, versions from -> to, outcome, durations) from the journal."""
     ops = [o.to_dict() for o in journal.history(session().state, env, limit)]
 

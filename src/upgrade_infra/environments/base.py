@@ -107,10 +107,10 @@ class Environment(ABC):
         return portlib.env_ports(self.manifest, self.record.port_base)
 
     def data_dir(self, service: str) -> Path:
-        return self.dir / "data" / service
+        return self.state.checked(self.dir / "data" / service)  # a planted symlink cannot lead out
 
     def log_path(self, service: str) -> Path:
-        return self.dir / "logs" / f"{service}.log"
+        return self.state.checked(self.dir / "logs" / f"{service}.log")
 
     def service_url(self, service: str) -> str:
         return f"http://{HOST}:{self.ports[service]}"
