@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -93,15 +94,19 @@ def record_history(paths: Paths, summary: dict[str, Any]) -> list[dict[str, Any]
 
 
 def build_site(paths: Paths, summary: dict[str, Any], history: list[dict]) -> Path:
-    """Copy docs/ and mkdocs.yml into build/, add generated pages and executed runbooks, build strict."""
+    """Link docs/ and mkdocs.yml into build/, add generated pages and executed runbooks, build strict.
+
+    The docs are symlinked, not copied, so "last updated" comes from each page's git history."""
     from . import cos
     from .cli import app
     from .clidoc import cli_reference
 
     build = paths.build
     shutil.rmtree(build, ignore_errors=True)
-    shutil.copytree(paths.repo / "docs", build / "docs")
-    shutil.copy2(paths.repo / "mkdocs.yml", build / "mkdocs.yml")
+    link_tree(paths.repo / "docs", build / "docs")
+    (build / "mkdocs.yml").write_text(site_config((paths.repo / "mkdocs.yml").read_text(), repo_url(paths.repo)))
+    if (paths.repo / "CHANGELOG.md").exists():
+        os.symlink(paths.repo / "CHANGELOG.md", build / "CHANGELOG.md")
     nb_dir = build / "docs" / "runbooks"
     nb_dir.mkdir(parents=True, exist_ok=True)
     latest = paths.latest.resolve()
@@ -110,19 +115,74 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict]) -> Pa
         if name not in ran:  # a partial run (--only): say so, never show a stale page as current
             _not_run_page(nb_dir / f"{name}.ipynb", name)
             continue
-        shutil.copy2(latest / f"{name}.ipynb", nb_dir / f"{name}.ipynb")
+        link_docs(latest / f"{name}.ipynb", nb_dir / f"{name}.ipynb")
         spill = latest / f"{name}.outputs"
         if spill.exists():
             shutil.copytree(spill, nb_dir / spill.name)
-    (build / "docs" / "reference" / "cli.md").write_text(cli_reference(app))
+    _write(build / "docs" / "reference" / "cli.md", cli_reference(app))
     js_dir = build / "docs" / "javascripts"
     js_dir.mkdir(exist_ok=True)
     shutil.copy2(siteassets.mermaid_js(paths.repo / ".cache"), js_dir / "mermaid.min.js")
-    cos.write_report(build / "docs" / "validation", summary, history, latest)
+    cos.write_report(build / "docs" / "validation", summary, history, latest, repo=paths.repo)
     out = build / "site"
     runner.run(mkdocs_argv(build / "mkdocs.yml", out), env=runner.base_env({"NO_MKDOCS_2_WARNING": "1"}),
-               timeout=600)
+               timeout=600, cwd=build)
     return out
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """``dst`` mirrors ``src`` with a symlink per file (generated pages are written beside them)."""
+    for f in sorted(src.rglob("*")):
+        target = dst / f.relative_to(src)
+        if f.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(f.resolve(), target)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():
+        path.unlink()  # never write through a link into the repository
+    path.write_text(text)
+
+
+_DOC_LINK = re.compile(r"(\]\(|href=\")\.\./(?:docs/)?([\w/.-]+?)\.md(#[\w-]*)?(?=[)\"])")
+
+
+def doc_links(text: str) -> str:
+    """Links in runbook markdown point at ``../docs/X.md`` (right in Jupyter and on a forge); on the
+    site the runbook is ``runbooks/NAME.html`` and the page ``X.html``."""
+    return _DOC_LINK.sub(lambda m: f"{m.group(1)}../{m.group(2)}.html{m.group(3) or ''}", text)
+
+
+def link_docs(src: Path, dst: Path) -> None:
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = doc_links(cell.source)
+    nbformat.write(nb, dst)
+
+
+def repo_url(repo: Path) -> str | None:
+    """Where "edit this page" points: ``$UPGRADE_INFRA_REPO_URL`` or the git remote ``origin``."""
+    url = os.environ.get("UPGRADE_INFRA_REPO_URL")
+    if not url:
+        r = runner.run(["git", "-C", str(repo), "remote", "get-url", "origin"], check=False, timeout=10)
+        url = r.stdout.strip() if r.returncode == 0 else None
+    if url and url.startswith("git@"):
+        url = "https://" + url[4:].replace(":", "/", 1)
+    return url.removesuffix(".git") if url and url.startswith("http") else None
+
+
+def site_config(text: str, url: str | None) -> str:
+    """mkdocs.yml for the build: with edit links when the repository's URL is known."""
+    if not url:
+        return text
+    return text.replace("docs_dir: docs\n", f"docs_dir: docs\nrepo_url: {url}\nedit_uri: edit/main/docs/\n", 1)
 
 
 def mkdocs_argv(config: Path, out: Path) -> list[str]:
