@@ -216,7 +216,56 @@ def check(root: Path, files: list[Path] | None = None) -> tuple[list[Quoted], li
     return quoted, findings
 
 
+_FIELD = re.compile(r"`((?:policies|staging|migration|postgres|seed)\.[a-z_]+(?:\.[a-z_]+)*)`")
+_PATH = re.compile(r"`((?:docs|examples|src|tests|runbooks|benchmarks|tools)/[\w./-]*)`")
+
+
+def manifest_field(dotted: str) -> bool:
+    """``policies.watch_window_s`` names a field of the manifest model (maps' keys are free)."""
+    from pydantic import BaseModel
+
+    from .manifest import Manifest, _flatten
+
+    model: Any = Manifest
+    for part in dotted.split("."):
+        fields = getattr(model, "model_fields", None)
+        if fields is None:
+            return True  # below a dict: keys are the user's names
+        if part not in fields:
+            return False
+        ann = fields[part].annotation
+        model = next((a for a in _flatten(ann) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return True
+
+
+def _python_name(dotted: str) -> bool:
+    """``staging.reset``: a function of the library, quoted as such."""
+    import importlib
+
+    mod, _, attr = dotted.partition(".")
+    try:
+        return hasattr(importlib.import_module(f"upgrade_infra.{mod}"), attr.split(".")[0])
+    except ImportError:
+        return False
+
+
+def check_names(root: Path, files: list[Path] | None = None) -> list[Finding]:
+    """Manifest fields (``policies.…``) and repository paths quoted in prose exist."""
+    out: list[Finding] = []
+    for f in files or documents(root):
+        rel = str(f.relative_to(root))
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            for m in _FIELD.finditer(line):
+                if not manifest_field(m.group(1)) and not _python_name(m.group(1)):
+                    out.append(Finding(rel, n, m.group(1), "no such manifest field"))
+            for m in _PATH.finditer(line):
+                if not (root / m.group(1)).exists() and "<" not in m.group(1):
+                    out.append(Finding(rel, n, m.group(1), "no such file or directory in the repository"))
+    return out
+
+
 def summary(root: Path) -> dict[str, Any]:
     quoted, findings = check(root)
+    findings += check_names(root)
     return {"commands": len(quoted), "files": len({q.file.split(" (")[0] for q in quoted}),
             "mismatches": len(findings), "findings": [asdict(f) for f in findings][:50]}
