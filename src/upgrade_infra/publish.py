@@ -50,15 +50,73 @@ def run_all(directory: Path, reports: Path, *, stack: Path, state_dir: Path,
     run_dir = reports / "runs" / stamp
     env = {"UPGRADE_INFRA_STACK": str(stack.resolve()), "UPGRADE_INFRA_STATE_DIR": str(state_dir.resolve())}
     results = []
-    for name, path in runbooks.list_runbooks(directory):
-        if only and name not in only:
-            continue
-        results.append(runbooks.execute(path, run_dir, (params or {}).get(name), env=env))
+    todo = [(n, p) for n, p in runbooks.list_runbooks(directory) if not only or n in only]
+    with Progress([n for n, _ in todo]) as progress:
+        for name, path in todo:
+            progress.begin(name)
+            r = runbooks.execute(path, run_dir, (params or {}).get(name), env=env,
+                                 progress=lambda step, n=name: progress.step(n, step))
+            progress.end(name, r)
+            results.append(r)
     latest = reports / "latest"
     if latest.is_symlink() or latest.exists():
         latest.unlink() if latest.is_symlink() else shutil.rmtree(latest)
     latest.symlink_to(Path("runs") / stamp)
     return results
+
+
+class Progress:
+    """One live line per runbook on stderr (name, current step, elapsed) while ``site publish`` runs;
+    without a terminal (CI logs), one plain line per step instead."""
+
+    def __init__(self, names: list[str]) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.rows = {n: {"state": "waiting", "step": "", "t0": None, "s": None} for n in names}
+        self.live: Any = None
+
+    def __enter__(self) -> Progress:
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(self._render(), console=self.console, refresh_per_second=4,
+                             get_renderable=self._render)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        t = Table.grid(padding=(0, 2))
+        icons = {"waiting": "[dim]·[/]", "running": "[yellow]▶[/]", "passed": "[green]✔[/]", "failed": "[red]✘[/]"}
+        for n, r in self.rows.items():
+            secs = r["s"] if r["s"] is not None else (time.monotonic() - r["t0"] if r["t0"] else None)
+            t.add_row(icons[r["state"]], n, f"{secs:6.1f} s" if secs is not None else "", r["step"])
+        return t
+
+    def _line(self, name: str, text: str) -> None:
+        if self.live is None:
+            r = self.rows[name]
+            secs = time.monotonic() - r["t0"] if r["t0"] else 0.0
+            self.console.print(f"[{name} {secs:5.1f} s] {text}", highlight=False, markup=False)
+
+    def begin(self, name: str) -> None:
+        self.rows[name].update(state="running", t0=time.monotonic(), step="starting")
+        self._line(name, "started")
+
+    def step(self, name: str, step: str) -> None:
+        self.rows[name]["step"] = step
+        self._line(name, step)
+
+    def end(self, name: str, result: runbooks.RunResult) -> None:
+        self.rows[name].update(state=result.status, s=result.duration_s,
+                               step=result.error or f"{len(result.steps)} steps")
+        self._line(name, f"{result.status}" + (f": {result.error}" if result.error else ""))
 
 
 def summarize(results: list[runbooks.RunResult], rollback_budget_s: float, reports: Path) -> dict[str, Any]:
