@@ -151,7 +151,8 @@ def record_history(paths: Paths, summary: dict[str, Any]) -> list[dict[str, Any]
     return [json.loads(line) for line in lines[-20:]]
 
 
-def build_site(paths: Paths, summary: dict[str, Any], history: list[dict]) -> Path:
+def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, stack: Path | None = None,
+               state_dir: Path | None = None) -> Path:
     """Link docs/ and mkdocs.yml into build/, add generated pages and executed runbooks, build strict.
 
     The docs are symlinked, not copied, so "last updated" comes from each page's git history."""
@@ -181,7 +182,8 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict]) -> Pa
     js_dir = build / "docs" / "javascripts"
     js_dir.mkdir(exist_ok=True)
     shutil.copy2(siteassets.mermaid_js(paths.repo / ".cache"), js_dir / "mermaid.min.js")
-    cos.write_report(build / "docs" / "validation", summary, history, latest, repo=paths.repo)
+    cos.write_report(build / "docs" / "validation", summary, history, latest, repo=paths.repo, stack=stack,
+                     state_dir=state_dir)
     out = build / "site"
     runner.run(mkdocs_argv(build / "mkdocs.yml", out), env=runner.base_env({"NO_MKDOCS_2_WARNING": "1"}),
                timeout=600, cwd=build)
@@ -297,7 +299,7 @@ def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: fl
     history = record_history(paths, summary)
     if summary["gate"] == "pass":
         t1 = time.monotonic()
-        swap_in(build_site(paths, summary, history), paths.site)
+        swap_in(build_site(paths, summary, history, stack=stack, state_dir=state_dir), paths.site)
         summary["site_build_s"] = round(time.monotonic() - t1, 1)
         summary["site"] = str(paths.site)
     atomic_write_json(paths.latest.resolve() / "summary.json", json.loads(scrub(json.dumps(summary))), mode=0o644)
