@@ -95,7 +95,7 @@ def _scalar(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:,.3f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.1f}"
     if isinstance(v, int):
-        return f"{v:,}" if abs(v) >= 10000 else str(v)
+        return str(v)  # no thousands separators: ports, ids and counts read as they are typed
     return html.escape(short_path(str(v)))
 
 
