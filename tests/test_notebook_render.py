@@ -55,3 +55,10 @@ def test_timeline_is_zoomed_to_the_steps():
     lo, hi = fig.axes[0].get_xlim()
     assert lo == 0 and 6.0 < hi < 10.0  # the steps end at 6.05 s: not a 300 s axis
     assert "% of the 300 s budget" in fig.axes[0].get_title()
+
+
+def test_captions_turn_python_dicts_into_words():
+    html = nb.table([{"x": 1}], "validate production: {'passed': 15, 'failed': 0, 'error': 0} in 5.5s; kept in "
+                                "{'assistant': 'assistant__q_1'}")._repr_html_()
+    assert "15 passed, 0 failed, 0 error in 5.5s" in html and "kept in assistant assistant__q_1" in html
+    assert "{" not in html

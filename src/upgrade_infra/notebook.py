@@ -86,6 +86,26 @@ def short_path(text: str) -> str:
     return _ABS_PATH.sub(cut, text)
 
 
+_PY_DICT = re.compile(r"\{'[^{}]*\}")
+
+
+def prose(text: str) -> str:
+    """A caption made readable: machine paths shortened, Python dict reprs that slipped into an
+    f-string (``{'passed': 15, 'failed': 0}``) written as words (``15 passed, 0 failed``)."""
+    import ast
+
+    def words(m: re.Match) -> str:
+        try:
+            d = ast.literal_eval(m.group(0))
+        except (ValueError, SyntaxError):
+            return m.group(0)
+        if not isinstance(d, dict):
+            return m.group(0)
+        return ", ".join(f"{v} {k}" if isinstance(v, int | float) and not isinstance(v, bool) else f"{k} {v}"
+                         for k, v in d.items())
+    return short_path(_PY_DICT.sub(words, text))
+
+
 def _scalar(v: Any) -> str:
     """One value as escaped HTML."""
     if v is None:
@@ -134,14 +154,14 @@ def _rows_table(rows: list[Mapping[str, Any]], caption: str | None = None) -> st
     cols = _columns(rows)
     head = "".join(f"<th>{html.escape(human(str(c)))}</th>" for c in cols)
     body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c))}</td>" for c in cols) + "</tr>" for r in rows)
-    cap = f"<caption>{html.escape(short_path(caption))}</caption>" if caption else ""
+    cap = f"<caption>{html.escape(prose(caption))}</caption>" if caption else ""
     return f'<table class="uinfra-table">{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def _kv_table(mapping: Mapping[str, Any], caption: str | None = None) -> str:
     body = "".join(f"<tr><th scope=\"row\">{html.escape(human(str(k)))}</th><td>{cell(v)}</td></tr>"
                    for k, v in mapping.items())
-    cap = f"<caption>{html.escape(short_path(caption))}</caption>" if caption else ""
+    cap = f"<caption>{html.escape(prose(caption))}</caption>" if caption else ""
     return f'<table class="uinfra-table uinfra-kv">{cap}<tbody>{body}</tbody></table>'
 
 
@@ -172,7 +192,7 @@ class Shown:
 def _plain(rows: list[Mapping[str, Any]], caption: str | None) -> str:
     cols = _columns(rows)
     strip = lambda s: re.sub(r"<[^>]+>", "", s).replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&")  # noqa: E731
-    lines = [caption] if caption else []
+    lines = [prose(caption)] if caption else []
     lines.append(" | ".join(human(str(c)) for c in cols))
     lines += [" | ".join(strip(cell(r.get(c))) if not isinstance(r.get(c), Mapping | list) or _is_versions(r.get(c))
                          else json.dumps(r.get(c), default=str) for c in cols) for r in rows]
@@ -186,8 +206,8 @@ def table(rows: Iterable[Mapping[str, Any]] | Mapping[str, Any], title: str | No
         return Shown(scrub(_kv_table(mapping, title)), scrub(_plain([mapping], title)))
     rows = [dict(r) for r in rows if not _is_bookkeeping(r)]
     if not rows:
-        return Shown(scrub(f'<p class="uinfra-empty"><em>{html.escape(short_path(title or ""))}: nothing to '
-                           f"show</em></p>"), scrub(f"{title}: nothing to show"))
+        return Shown(scrub(f'<p class="uinfra-empty"><em>{html.escape(prose(title or ""))}: nothing to '
+                           f"show</em></p>"), scrub(f"{prose(title or '')}: nothing to show"))
     return Shown(scrub(_rows_table(rows, title)), scrub(_plain(rows, title)))
 
 
