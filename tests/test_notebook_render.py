@@ -62,3 +62,10 @@ def test_captions_turn_python_dicts_into_words():
                                 "{'assistant': 'assistant__q_1'}")._repr_html_()
     assert "15 passed, 0 failed, 0 error in 5.5s" in html and "kept in assistant assistant__q_1" in html
     assert "{" not in html
+
+
+def test_long_commands_are_folded():
+    cmd = ("/usr/lib/postgresql/15/bin/psql 'host=/srv/x/.upgrade-infra/envs/production/pg/run port=25400 "
+           "user=postgres dbname=assistant__q_1' -v ON_ERROR_STOP=1 -c 'SELECT 1'")
+    html = nb.table([{"table": "messages", "rows_new": 2, "export": cmd}])._repr_html_()
+    assert "<details" in html and "<summary>psql command</summary>" in html and "/srv/" not in html

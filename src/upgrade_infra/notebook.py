@@ -86,6 +86,7 @@ def short_path(text: str) -> str:
     return _ABS_PATH.sub(cut, text)
 
 
+_COMMAND = re.compile(r"(?:^|[\s/])(psql|pg_dump|pg_restore|curl|sha256sum)\s")
 _PY_DICT = re.compile(r"\{'[^{}]*\}")
 
 
@@ -116,7 +117,12 @@ def _scalar(v: Any) -> str:
         return f"{v:,.3f}".rstrip("0").rstrip(".") if abs(v) < 1000 else f"{v:,.1f}"
     if isinstance(v, int):
         return str(v)  # no thousands separators: ports, ids and counts read as they are typed
-    return html.escape(short_path(str(v)))
+    text = short_path(str(v))
+    if len(text) > 100 and _COMMAND.search(text):  # a long shell command: folded, shown on demand
+        first = _COMMAND.search(text).group(1)
+        return (f'<details class="uinfra-cmd"><summary>{html.escape(first)} command</summary>'
+                f"<code>{html.escape(text)}</code></details>")
+    return html.escape(text)
 
 
 def _is_versions(v: Any) -> bool:
