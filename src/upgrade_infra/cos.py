@@ -217,7 +217,7 @@ def extra_rows(summary: dict, history: list[dict], latest: Path, *, repo: Path |
                  "production, masking leaks nothing",
                  "[staging](../runbooks/staging.ipynb), [masking](../staging/masking.md), "
                  "[staging troubleshooting](../staging/troubleshooting.md)",
-                 f"{scan['files']} report and site files scanned, {len(scan['hits'])} with a secret"
+                 f"{scan['files']} report files and site sources scanned, {len(scan['hits'])} with a secret"
                  f"{' (' + ', '.join(scan['hits'][:3]) + ')' if scan['hits'] else ''}; "
                  f"{modes['files']} secret files, {len(modes['bad'])} readable by others; isolation guard passed "
                  f"on {iso['created']} staging creations; {leaks if leaks is not None else '?'} masked values leaked",
