@@ -19,6 +19,8 @@ def test_runbook_links_point_at_site_pages():
 def test_edit_links_only_with_a_repository_url(monkeypatch):
     config = (REPO / "mkdocs.yml").read_text()
     assert publish.site_config(config, None) == config
+    assert 'copyright: "upgrade-infra 0.1.0, docs built from abc"' in publish.site_config(
+        config, None, "upgrade-infra 0.1.0, docs built from abc")
     with_url = publish.site_config(config, "https://forge.example/team/upgrade-infra")
     assert "repo_url: https://forge.example/team/upgrade-infra\nedit_uri: edit/main/docs/" in with_url
     monkeypatch.setenv("UPGRADE_INFRA_REPO_URL", "git@forge.example:team/upgrade-infra.git")

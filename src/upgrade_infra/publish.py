@@ -163,7 +163,8 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, st
     build = paths.build
     shutil.rmtree(build, ignore_errors=True)
     link_tree(paths.repo / "docs", build / "docs")
-    (build / "mkdocs.yml").write_text(site_config((paths.repo / "mkdocs.yml").read_text(), repo_url(paths.repo)))
+    (build / "mkdocs.yml").write_text(site_config((paths.repo / "mkdocs.yml").read_text(), repo_url(paths.repo),
+                                                  version_line(paths.repo)))
     if (paths.repo / "CHANGELOG.md").exists():
         os.symlink(paths.repo / "CHANGELOG.md", build / "CHANGELOG.md")
     nb_dir = build / "docs" / "runbooks"
@@ -238,11 +239,21 @@ def repo_url(repo: Path) -> str | None:
     return url.removesuffix(".git") if url and url.startswith("http") else None
 
 
-def site_config(text: str, url: str | None) -> str:
-    """mkdocs.yml for the build: with edit links when the repository's URL is known."""
-    if not url:
-        return text
-    return text.replace("docs_dir: docs\n", f"docs_dir: docs\nrepo_url: {url}\nedit_uri: edit/main/docs/\n", 1)
+def version_line(repo: Path) -> str:
+    """Which version of the docs this is (shown in every page's footer): package version and commit."""
+    from . import __version__
+
+    r = runner.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], check=False, timeout=10)
+    commit = r.stdout.strip() if r.returncode == 0 else "unknown commit"
+    return f"upgrade-infra {__version__}, docs built from {commit} on {time.strftime('%Y-%m-%d', time.gmtime())}"
+
+
+def site_config(text: str, url: str | None, version: str | None = None) -> str:
+    """mkdocs.yml for the build: with edit links when the repository's URL is known, and the
+    version line in the footer (no version selector: one version is published)."""
+    extra = f"repo_url: {url}\nedit_uri: edit/main/docs/\n" if url else ""
+    extra += f"copyright: {json.dumps(version)}\n" if version else ""
+    return text.replace("docs_dir: docs\n", "docs_dir: docs\n" + extra, 1) if extra else text
 
 
 def mkdocs_argv(config: Path, out: Path) -> list[str]:
