@@ -1,5 +1,10 @@
 """Health and monitoring: Prometheus text-format metrics of every environment, and a status loop.
 
+Rollback monitoring comes from the operations journal: rollbacks per environment (automatic or
+manual, by outcome), the last rollback's duration, end time and verdict against the budget, and
+whether an operation was left unfinished (needs ``resume``). Example alert rules over these are in
+``docs/monitoring/alerts.yml`` (checked with ``promtool`` in ``tests/test_alerts.py``).
+
 ``upgrade-infra metrics`` prints the exposition once (for a node_exporter textfile collector or a
 cron job); ``--listen HOST:PORT`` serves it on ``/metrics`` for a Prometheus scrape. Every scrape
 probes the services' health endpoints, so keep the scrape interval at 15 s or more.
@@ -34,6 +39,13 @@ HELP = {
     "staging_ttl_remaining_seconds": "seconds until the staging environment expires (negative: expired)",
     "restore_points": "restore points of the environment",
     "restore_points_bytes": "disk used by the environment's restore points (files and cloned databases)",
+    "operations": "operations in the journal, by kind (upgrade, rollback, ...) and outcome",
+    "rollbacks": "rollbacks of the environment, by trigger (auto: an upgrade's checks failed; manual) and outcome",
+    "last_rollback_timestamp_seconds": "when the environment's last rollback ended (unix time)",
+    "last_rollback_duration_seconds": "duration of the environment's last rollback (budgeted steps and the rest)",
+    "last_rollback_succeeded": "1 when the environment's last rollback ended verified healthy",
+    "rollback_budget_seconds": "the rollback time budget (policies.rollback_budget_s)",
+    "operation_unfinished": "1 when an operation was interrupted and waits for `upgrade-infra resume ENV`",
     "scrape_duration_seconds": "time taken to collect these metrics",
 }
 
@@ -94,6 +106,7 @@ def env_samples(env: Environment, now: float) -> list[Sample]:
             out.append(Sample("database_bytes", sizes[db], {**e, "database": db}))
     n, nbytes = restore_points_bytes(env, sizes)
     out += [Sample("restore_points", n, e), Sample("restore_points_bytes", nbytes, e)]
+    out += rollback_samples(env)
     rec = env.record
     if env.kind == "staging":
         if rec.synced_at:
@@ -101,6 +114,31 @@ def env_samples(env: Environment, now: float) -> list[Sample]:
                               {**e, "source": rec.source or ""}))
         if rec.ttl_s is not None:
             out.append(Sample("staging_ttl_remaining_seconds", round(rec.created_at + rec.ttl_s - now, 1), e))
+    return out
+
+
+def rollback_samples(env: Environment) -> list[Sample]:
+    """Operation and rollback figures of one environment, folded from its journal."""
+    from .journal import Journal
+
+    e = {"env": env.name}
+    ops = Journal(env.state, env.name).operations()
+    counts: dict[tuple[str, str], int] = {}
+    rollbacks: dict[tuple[str, str], int] = {}
+    for o in ops:
+        outcome = o.outcome or "unfinished"
+        counts[(o.kind, outcome)] = counts.get((o.kind, outcome), 0) + 1
+        if o.kind == "rollback":
+            trigger = "auto" if o.parent else "manual"
+            rollbacks[(trigger, outcome)] = rollbacks.get((trigger, outcome), 0) + 1
+    out = [Sample("operations", n, {**e, "kind": k, "outcome": oc}) for (k, oc), n in sorted(counts.items())]
+    out += [Sample("rollbacks", n, {**e, "trigger": t, "outcome": oc}) for (t, oc), n in sorted(rollbacks.items())]
+    last = next((o for o in reversed(ops) if o.kind == "rollback" and o.finished), None)
+    if last is not None:
+        out += [Sample("last_rollback_timestamp_seconds", round(last.ended_at or 0, 3), e),
+                Sample("last_rollback_duration_seconds", last.duration_s or 0, e),
+                Sample("last_rollback_succeeded", int(last.outcome == "succeeded"), e)]
+    out.append(Sample("operation_unfinished", int(any(not o.finished for o in ops)), e))
     return out
 
 
@@ -114,6 +152,7 @@ def collect(s: Session) -> list[Sample]:
     staging = [e for e in envs if e.kind == "staging"]
     samples.append(Sample("staging_environments", len(staging)))
     samples.append(Sample("staging_expired_environments", sum(e.record.expired(now) for e in staging)))
+    samples.append(Sample("rollback_budget_seconds", s.manifest.policies.rollback_budget_s))
     samples.append(Sample("scrape_duration_seconds", round(time.monotonic() - t0, 3)))
     return samples
 

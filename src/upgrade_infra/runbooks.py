@@ -17,7 +17,9 @@ import os
 import platform
 import re
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -257,8 +259,60 @@ def _header(name: str, params: dict, status: str, error: str | None, started: fl
     return cell
 
 
+def _kernel_manager_class(socket_dir: str) -> type:
+    """A kernel on IPC sockets in a private directory: no TCP port, so no ``Kernel is running over TCP
+    without encryption`` warning on every run, and nothing else on the machine can talk to it."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            return os.path.join(socket_dir, "kernel")
+
+    return IPCKernelManager
+
+
+def current_step(nb: Any) -> str | None:
+    """The step (cell metadata step, else the last heading above) of the cell Papermill runs now."""
+    heading = None
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown":
+            m = re.search(r"^#+\s*(.+)$", cell.source, re.M)
+            heading = m.group(1).strip() if m else heading
+            continue
+        if cell.metadata.get("papermill", {}).get("status") == "running":
+            return cell.metadata.get("upgrade_infra", {}).get("step") or heading or f"cell {i}"
+    return None
+
+
+class _Watcher(threading.Thread):
+    """Reads the notebook Papermill saves after every cell and reports the running step."""
+
+    def __init__(self, path: Path, report: Callable[[str], None], every: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.path, self.report, self.every, self.done = path, report, every, threading.Event()
+
+    def run(self) -> None:
+        last = None
+        while not self.done.wait(self.every):
+            try:
+                step = current_step(nbformat.read(self.path, as_version=4))
+            except Exception:  # noqa: BLE001 - a half-written file: try again next tick
+                continue
+            if step and step != last:
+                last = step
+                self.report(step)
+
+
 def execute(path: Path, reports: Path, params: dict[str, Any] | None = None, *,
-            budget_s: float | None = None, env: dict[str, str] | None = None) -> RunResult:
+            budget_s: float | None = None, env: dict[str, str] | None = None,
+            progress: Callable[[str], None] | None = None) -> RunResult:
+    """Run one runbook. ``progress`` is called with the name of each step as it starts."""
     import papermill as pm
 
     params = dict(params or {})
@@ -273,19 +327,29 @@ def execute(path: Path, reports: Path, params: dict[str, Any] | None = None, *,
         saved = {k: os.environ.get(k) for k in [RESULT_ENV, *(env or {})]}
         os.environ.update({RESULT_ENV: str(figures_path), **(env or {})})
         t0, started = time.monotonic(), time.time()
+        watcher = _Watcher(tmp_nb, progress) if progress else None
+        if watcher:
+            watcher.start()
         try:
             pm.execute_notebook(str(path), str(tmp_nb), parameters=params, cwd=str(path.parent),
                                 progress_bar=False, log_output=False, kernel_name="python3",
-                                execution_timeout=int(budget * 2) if budget else None)
+                                execution_timeout=int(budget * 2) if budget else None,
+                                kernel_manager_class=_kernel_manager_class(tmp))
         except Exception as e:  # noqa: BLE001 - a failed run still produces its notebook
             error = scrub(_first_line(e))
         finally:
+            if watcher:
+                watcher.done.set()
+                watcher.join(5)
             for k, v in saved.items():
                 os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
         duration = time.monotonic() - t0
         nb = nbformat.read(tmp_nb, as_version=4) if tmp_nb.exists() else source
         figures = json.loads(figures_path.read_text()) if figures_path.exists() else {}
     steps = _steps(nb)
+    failed = next((st for st in steps if st.status == "failed"), None)
+    if error and failed:  # name the cell, and where its output is
+        error = f"step {failed.name!r} (cell {failed.index + 2} of {out_nb.name}, counting from 1): {error}; output in {out_nb}"
     cell_time = sum(s.duration_s for s in steps)
     over = [s for s in steps if s.status == "over-budget"]
     if not error and over:

@@ -115,8 +115,10 @@ def render(rep: dict[str, Any]) -> str:
     if val is None:
         out += ["", f"**Validation** on the migrated staging: {'skipped' if 'validate' in rep.get('skipped', []) else 'not run'}"]
     else:
+        counts = val.get("counts") or {}
+        counts = ", ".join(f"{n} {k}" for k, n in counts.items()) if isinstance(counts, dict) else str(counts)
         out += ["", f"**Validation** on the migrated staging: {'passed' if val.get('passed') else 'FAILED'} "
-                f"{val.get('counts', '')} {', '.join(val.get('failed', []))}".rstrip()]
+                f"({counts}) {', '.join(val.get('failed', []))}".rstrip()]
     rev = rep.get("reversibility") or {}
     d, rp = rev.get("downgrade") or {}, rev.get("restore_point") or {}
     skipped = set(rep.get("skipped", []))

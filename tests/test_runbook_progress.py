@@ -1,0 +1,44 @@
+"""Runbook runs report their progress, keep the kernel off TCP (no transport warning), and a failing
+runbook names its step, its cell and where its executed output is."""
+
+from __future__ import annotations
+
+import nbformat
+
+from upgrade_infra import publish, runbooks
+
+
+def _notebook(path, fail: bool = False):
+    nb = nbformat.v4.new_notebook()
+    nb.cells += [nbformat.v4.new_markdown_cell("# Demo"), nbformat.v4.new_markdown_cell("## First step"),
+                 nbformat.v4.new_code_cell("import time\ntime.sleep(1.2)"),
+                 nbformat.v4.new_markdown_cell("## Second step"),
+                 nbformat.v4.new_code_cell("raise RuntimeError('planted failure')" if fail else "x = 1")]
+    nbformat.write(nb, path)
+    return path
+
+
+def test_progress_names_each_step_and_no_tcp_warning(tmp_path, capfd):
+    seen: list[str] = []
+    r = runbooks.execute(_notebook(tmp_path / "01-demo.ipynb"), tmp_path / "out", progress=seen.append)
+    assert r.status == "passed", r.error
+    assert "First step" in seen
+    err = capfd.readouterr().err
+    assert "without encryption" not in err and "IPKernelApp" not in err
+
+
+def test_failing_runbook_names_step_cell_and_output(tmp_path):
+    r = runbooks.execute(_notebook(tmp_path / "01-demo.ipynb", fail=True), tmp_path / "out")
+    assert r.status == "failed"
+    assert "step 'Second step'" in r.error and "RuntimeError: planted failure" in r.error
+    assert f"output in {tmp_path / 'out' / 'demo.ipynb'}" in r.error
+    assert "cell 8 of demo.ipynb" in r.error  # after the header and Papermill's two error cells
+    nb = nbformat.read(tmp_path / "out" / "demo.ipynb", as_version=4)
+    assert "planted failure" in str(nb.cells[7].outputs)
+
+
+def test_publish_progress_prints_a_line_per_step_without_a_terminal(tmp_path, capsys):
+    _notebook(tmp_path / "01-demo.ipynb")
+    publish.run_all(tmp_path, tmp_path / "reports", stack=tmp_path / "stack.yaml", state_dir=tmp_path / "state")
+    err = capsys.readouterr().err
+    assert "[demo" in err and "First step" in err and "passed" in err
