@@ -183,11 +183,12 @@ class LocalEnvironment(Environment):
             check_free({POSTGRES: self.ports[POSTGRES]}, self.name)
         created = self.provision_database()
         t_db = time.monotonic() - t0
-        timings = self.start_services()
-        seeded = None
-        if seed and created and self.manifest.seed and self.kind == "production" and not self.record.seeded:
-            from ..seed import run_seed
+        from ..seed import before_start, run_seed
 
+        seeding = seed and created and self.manifest.seed and self.kind == "production" and not self.record.seeded
+        seeded = run_seed(self, seed_mb) if seeding and before_start(self) else None  # a service's one-off job
+        timings = self.start_services()
+        if seeding and seeded is None:
             seeded = run_seed(self, seed_mb)
         return {"environment": self.name, "created": created, "database_s": round(t_db, 3),
                 "services_s": {k: round(v, 3) for k, v in timings.items()},
