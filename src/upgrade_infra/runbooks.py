@@ -68,12 +68,17 @@ SOURCE_DIR = Path(__file__).resolve().parents[2] / "runbooks"  # a source checko
 
 def packaged_dir() -> Path | None:
     """The runbooks shipped with the package: the source checkout's, else ``<prefix>/share/upgrade-infra``."""
-    import sysconfig
-
-    for d in (SOURCE_DIR, Path(sysconfig.get_path("data")) / "share" / "upgrade-infra" / "runbooks"):
+    for d in (SOURCE_DIR, installed_dir()):
         if list_runbooks(d):
             return d
     return None
+
+
+def installed_dir() -> Path:
+    """Where a (non-editable) install puts the shipped runbooks (``[tool.setuptools.data-files]``)."""
+    import sysconfig
+
+    return Path(sysconfig.get_path("data")) / "share" / "upgrade-infra" / "runbooks"
 
 
 def default_dir(start: Path | None = None) -> Path:
@@ -98,8 +103,8 @@ def list_runbooks(directory: Path) -> list[tuple[str, Path]]:
 
 
 def require_stack(path: Path, stack: Path, params: dict[str, Any]) -> None:
-    """Outside the source checkout a runbook has no reference stack to fall back on: it needs yours."""
-    if stack.exists() or params.get("stack") or path.resolve().parent == SOURCE_DIR:
+    """A shipped runbook run from an installed package has no reference stack to fall back on: it needs yours."""
+    if stack.exists() or params.get("stack") or path.resolve().parent != installed_dir().resolve():
         return
     raise BadInput(f"runbook {path.name} needs a stack manifest: {stack} not found",
                    fix="run it beside your stack.yaml, or pass --stack PATH (before `runbook`)")
