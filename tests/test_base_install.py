@@ -84,3 +84,19 @@ def test_missing_extra_is_named(base_venv):
                        capture_output=True, text=True)
     assert r.returncode != 0
     assert "upgrade-infra[docs]" in r.stderr
+
+
+def test_a_regular_install_ships_the_runbooks(tmp_path):
+    """Not editable: the runbooks land in <prefix>/share/upgrade-infra/runbooks, where
+    ``runbooks.installed_dir()`` looks (checked with that interpreter's sysconfig)."""
+    root = tmp_path / "venv"
+    venv.create(root, with_pip=False)
+    py = str(root / "bin" / "python")
+    subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "-q", "--no-compile", "--no-deps",
+                    "--no-index", "--find-links", str(_wheelhouse()), *TOOLS], check=True, timeout=300)
+    subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "-q", "--no-compile", "--no-deps",
+                    "--no-index", "--no-build-isolation", str(REPO)], check=True, timeout=300)
+    data = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_path('data'))"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    shipped = sorted(p.name for p in (Path(data) / "share" / "upgrade-infra" / "runbooks").glob("*.ipynb"))
+    assert shipped == sorted(p.name for p in (REPO / "runbooks").glob("*.ipynb"))

@@ -93,6 +93,8 @@ class ServiceSpec(Strict):
     health: Probe
     readiness: Probe | None = None
     data_dir: bool = Field(True, description="give the service a data dir, included in restore points")
+    data_dir_exclude: list[str] = Field(
+        [], description="glob patterns (relative to the data dir, e.g. cache/**) left out of restore points")
     openapi: str | None = None
     web_ui: str | None = None
 
@@ -130,6 +132,10 @@ class EnvironmentSpec(Strict):
 
 
 class SeedSpec(Strict):
+    """Fills a newly created production. With ``service:`` it is that service's one-off job: its env,
+    cwd and installed version, run before the services start (the app's own import CLI)."""
+
+    service: Name | None = Field(None, description="run as this service's one-off job, before the services start")
     command: str
     cwd: str | None = None
     env: dict[str, str] = {}

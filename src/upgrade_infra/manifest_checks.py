@@ -58,6 +58,8 @@ def _references(m: Manifest) -> list[Issue]:
         if db not in m.postgres.databases:
             out.append((("staging", "masking", db), f"unknown database {db!r}",
                         f"use one of: {', '.join(m.postgres.databases)}"))
+    if m.seed and m.seed.service and m.seed.service not in svcs:
+        out.append((("seed", "service"), f"unknown service {m.seed.service!r}", f"use one of: {', '.join(sorted(svcs))}"))
     for i, inv in enumerate(m.migration.invariants):
         if inv.database not in m.postgres.databases:
             out.append((("migration", "invariants", i, "database"), f"unknown database {inv.database!r}", None))
@@ -105,10 +107,11 @@ def _templates(m: Manifest) -> list[Issue]:
         for k, v in env.items():
             check(("staging", "overrides", svc, k), v, S)
     if m.seed:
-        check(("seed", "command"), m.seed.command, templates.SEED_FIELDS)
-        check(("seed", "cwd"), m.seed.cwd, templates.SEED_FIELDS)
+        seed_fields = templates.SEED_FIELDS | (S if m.seed.service else set())
+        check(("seed", "command"), m.seed.command, seed_fields)
+        check(("seed", "cwd"), m.seed.cwd, seed_fields)
         for k, v in m.seed.env.items():
-            check(("seed", "env", k), v, templates.SEED_FIELDS)
+            check(("seed", "env", k), v, seed_fields)
     return out
 
 

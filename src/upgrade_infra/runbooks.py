@@ -66,14 +66,51 @@ def runbook_dir(root: Path | None = None) -> Path:
     return (root or Path.cwd()) / "runbooks"
 
 
+SOURCE_DIR = Path(__file__).resolve().parents[2] / "runbooks"  # a source checkout (editable install)
+
+
+def packaged_dir() -> Path | None:
+    """The runbooks shipped with the package: the source checkout's, else ``<prefix>/share/upgrade-infra``."""
+    for d in (SOURCE_DIR, installed_dir()):
+        if list_runbooks(d):
+            return d
+    return None
+
+
+def installed_dir() -> Path:
+    """Where a (non-editable) install puts the shipped runbooks (``[tool.setuptools.data-files]``)."""
+    import sysconfig
+
+    return Path(sysconfig.get_path("data")) / "share" / "upgrade-infra" / "runbooks"
+
+
+def default_dir(start: Path | None = None) -> Path:
+    """Where ``runbook list/run`` look without ``--dir``: ``./runbooks`` when it holds runbooks (a
+    project's own), else the runbooks shipped with the package, so they work from any directory."""
+    local = runbook_dir(start)
+    if list_runbooks(local):
+        return local
+    return packaged_dir() or local
+
+
 def list_runbooks(directory: Path) -> list[tuple[str, Path]]:
     """(name, path) in run order: files are named ``NN-name.ipynb``."""
     found = []
+    if not directory.is_dir():
+        return found
     for p in sorted(directory.glob("*.ipynb")):
         m = NAME_RE.match(p.name)
         if m:
             found.append((m.group(2), p))
     return found
+
+
+def require_stack(path: Path, stack: Path, params: dict[str, Any]) -> None:
+    """A shipped runbook run from an installed package has no reference stack to fall back on: it needs yours."""
+    if stack.exists() or params.get("stack") or path.resolve().parent != installed_dir().resolve():
+        return
+    raise BadInput(f"runbook {path.name} needs a stack manifest: {stack} not found",
+                   fix="run it beside your stack.yaml, or pass --stack PATH (before `runbook`)")
 
 
 def find_runbook(directory: Path, name: str) -> Path:
@@ -347,6 +384,8 @@ def execute(path: Path, reports: Path, params: dict[str, Any] | None = None, *,
         nb = nbformat.read(tmp_nb, as_version=4) if tmp_nb.exists() else source
         figures = json.loads(figures_path.read_text()) if figures_path.exists() else {}
     steps = _steps(nb)
+    if not error and (unverified := unverified_results(figures)):
+        error = f"the runbook's result is not verified: {', '.join(unverified)} is false"
     failed = next((st for st in steps if st.status == "failed"), None)
     if error and failed:  # name the cell, and where its output is
         error = f"step {failed.name!r} (cell {failed.index + 2} of {out_nb.name}, counting from 1): {error}; output in {out_nb}"
@@ -369,6 +408,19 @@ def execute(path: Path, reports: Path, params: dict[str, Any] | None = None, *,
     atomic_write_json(out_json, json.loads(scrub(json.dumps(result.to_dict(), default=str))), mode=0o644)
     os.chmod(out_nb, 0o644)
     return result
+
+
+def unverified_results(figures: Any, path: str = "") -> list[str]:
+    """Paths (``rollback.verified``) of every ``verified`` result the run recorded as false."""
+    out: list[str] = []
+    if isinstance(figures, dict):
+        for k, v in figures.items():
+            here = f"{path}.{k}" if path else str(k)
+            if k == "verified" and v is False:
+                out.append(here)
+            else:
+                out += unverified_results(v, here)
+    return out
 
 
 def _first_line(e: Exception) -> str:

@@ -181,3 +181,12 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:
         pass
+
+
+def attached(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | Path) -> int:
+    """Run a command attached to the caller's terminal (stdin/stdout/stderr inherited); its exit code."""
+    try:
+        return subprocess.run([str(a) for a in argv], env=dict(env), cwd=cwd, check=False).returncode
+    except FileNotFoundError as e:
+        raise CommandFailed(f"cannot run {argv[0]}: not found", fix=f"install {argv[0]} or fix the path",
+                            argv=list(argv)) from e

@@ -25,6 +25,7 @@ from . import snapshot_cmds, upgrade_cmds  # noqa: E402,F401  isort: skip
 from . import stage_cmds  # noqa: E402,F401  isort: skip
 from . import migrate_cmds  # noqa: E402,F401  isort: skip
 from . import quarantine_cmds  # noqa: E402,F401  isort: skip
+from . import access_cmds  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,14 +6,31 @@ import typer
 from rich.table import Table
 
 from ..errors import CheckFailed
+from ..snapshots.datadirs import disk_use
 from .app import ENV_NAME, app, console, emit, esc, progress, session, sub
 
 env_app = sub("env", "Bring environments up and down, and show their state.")
 
 
+def with_restore_points(env, st: dict) -> dict:
+    """A status dict plus the disk its restore points take (files; clone databases are in postgres)."""
+    st["restore_points"] = disk_use(env.state, env.name)
+    return st
+
+
+def _rp_cell(st: dict) -> str:
+    rp = st.get("restore_points")
+    if not rp or not rp["count"]:
+        return ""
+    kept = st["postgres"].get("kept_databases_bytes") or 0
+    return (f"{rp['count']}: {rp['disk_bytes'] / 1e6:.1f} MB on disk"
+            + (f" (spares {rp['spare_bytes'] / 1e6:.1f} MB)" if rp["spare_bytes"] else "")
+            + (f" + {kept / 1e6:.1f} MB databases" if kept else ""))
+
+
 def _status_table(rows: list[dict]) -> None:
     t = Table(title="environments")
-    for col in ("env", "kind", "postgres", "service", "version", "port", "health", "databases"):
+    for col in ("env", "kind", "postgres", "service", "version", "port", "health", "databases", "restore points"):
         t.add_column(col)
     for st in rows:
         dbs = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in st["databases"].items())
@@ -22,7 +39,7 @@ def _status_table(rows: list[dict]) -> None:
             t.add_row(esc(st["name"]) if i == 0 else "", st["kind"] if i == 0 else "", pg if i == 0 else "",
                       esc(s.get("name", "")), esc(s.get("version", "")), str(s.get("port", "")),
                       ("[green]healthy" if s.get("healthy") else f"[red]{esc(s.get('detail', ''))}") if s else "",
-                      esc(dbs) if i == 0 else "")
+                      esc(dbs) if i == 0 else "", _rp_cell(st) if i == 0 else "")
     console.print(t)
 
 
@@ -53,7 +70,8 @@ def down(name: str = typer.Argument(..., callback=ENV_NAME)) -> None:
 @env_app.command("status")
 def env_status(name: str = typer.Argument(..., callback=ENV_NAME)) -> None:
     """Versions, health, ports and database sizes of one environment. Exit 1 when unhealthy."""
-    st = session().env(name).status().to_dict()
+    env = session().env(name)
+    st = with_restore_points(env, env.status().to_dict())
     emit(st, lambda r: _status_table([r]))
     if not st["healthy"]:
         raise CheckFailed(f"environment {name!r} is not healthy")
@@ -68,5 +86,6 @@ def status_all(watch: bool = typer.Option(False, "--watch", help="health check l
         from .stage_cmds import watch_status
 
         return watch_status(interval, count)
-    rows = [e.status().to_dict() for e in session().environments() if e.state.load_record(e.name)]
+    rows = [with_restore_points(e, e.status().to_dict()) for e in session().environments()
+            if e.state.load_record(e.name)]
     emit({"environments": rows}, lambda r: _status_table(r["environments"]))

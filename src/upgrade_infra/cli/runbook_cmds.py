@@ -12,7 +12,8 @@ from ..errors import CheckFailed
 from .app import console, emit, esc, progress, session, sub
 
 rb_app = sub("runbook", "List and execute runbooks (notebooks) into reports/.")
-DIR = typer.Option(Path("runbooks"), "--dir", help="runbook directory")
+DIR = typer.Option(None, "--dir", help="runbook directory (default: ./runbooks if it holds runbooks, "
+                                      "else the runbooks shipped with upgrade-infra)")
 REPORTS = typer.Option(Path("reports"), "--reports", help="where executed notebooks and results go")
 
 
@@ -28,6 +29,7 @@ def session_env() -> dict[str, str]:
 
 @rb_app.command("list")
 def list_(directory: Path = DIR) -> None:
+    directory = directory or runbooks.default_dir()
     rows = [{"name": n, "path": str(p)} for n, p in runbooks.list_runbooks(directory)]
     emit(rows, lambda r: [console.print(f"{x['name']:<20} {x['path']}", markup=False) for x in r])
 
@@ -48,8 +50,9 @@ def _show(res: runbooks.RunResult) -> None:
 def run(name: str, param: list[str] = typer.Option([], "-p", "--param", help="key=value (JSON values ok)"),
         directory: Path = DIR, reports: Path = REPORTS) -> None:
     """Execute one runbook; exit 1 when it fails (its executed notebook is still written)."""
-    path = runbooks.find_runbook(directory, name)
+    path = runbooks.find_runbook(directory or runbooks.default_dir(), name)
     params = runbooks.check_params(path, param)  # unknown names and wrong types: exit 2, nothing run
+    runbooks.require_stack(path, session().stack, params)
     with progress(f"running {name}"):
         res = runbooks.execute(path, reports, params, env=session_env())
     emit(res.to_dict(), lambda _: _show(res))

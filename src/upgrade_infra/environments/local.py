@@ -186,11 +186,13 @@ class LocalEnvironment(Environment):
                 check_free({POSTGRES: self.ports[POSTGRES]}, self.name)
             created = self.provision_database()
             t_db = time.monotonic() - t0
-            timings = self.start_services()
-            seeded = None
-            if seed and created and self.manifest.seed and self.kind == "production" and not self.record.seeded:
-                from ..seed import run_seed
+            from ..seed import before_start, run_seed
 
+            seeding = (seed and created and self.manifest.seed and self.kind == "production"
+                       and not self.record.seeded)
+            seeded = run_seed(self, seed_mb) if seeding and before_start(self) else None  # a service's one-off job
+            timings = self.start_services()
+            if seeding and seeded is None:
                 seeded = run_seed(self, seed_mb)
         except BaseException:
             if first:  # a first `env up` that fails leaves nothing behind: no record, no half-made cluster
