@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from . import notify, quarantine, snapshots
-from .errors import BadInput, CheckFailed
+from .errors import BadInput, CheckFailed, PortInUse, ServiceStartBlocked
 from .journal import Journal, OpSummary, history
 from .lock import env_lock
 from .snapshots import datadirs
@@ -106,8 +106,30 @@ def _versions(ctx: Ctx) -> dict[str, Any]:
     return {"versions": rp.versions}
 
 
+START_ATTEMPTS = 3
+
+
+def start_after_swap(env: Environment, what: str) -> dict[str, float]:
+    """Start the services once the environment was changed (databases swapped): a port still held
+    is waited for and the start retried; if it stays held, the error names the holder and says that
+    ``resume`` finishes the operation (exit 3: the environment was changed, this is no bad input)."""
+    wait = env.manifest.policies.stop_timeout_s
+    last: PortInUse | None = None
+    for _ in range(START_ATTEMPTS):
+        try:
+            return env.start_services(port_wait_s=wait / START_ATTEMPTS)
+        except PortInUse as e:
+            last = e
+    assert last is not None
+    raise ServiceStartBlocked(
+        f"{what} cannot start its services: {last.message} (waited {wait:g}s over "
+        f"{START_ATTEMPTS} attempts); the databases are already switched, the services are down",
+        fix=f"stop {last.details.get('holder')}, then run `upgrade-infra resume {env.name}`: it finishes "
+            f"the {what} from this step", port=last.details.get("port"), holder=last.details.get("holder"))
+
+
 def _start(ctx: Ctx) -> dict[str, Any]:
-    return {"ready_s": ctx.env.start_services()}
+    return {"ready_s": start_after_swap(ctx.env, f"the rollback of {ctx.env.name}")}
 
 
 def _verify(ctx: Ctx) -> dict[str, Any]:
@@ -208,7 +230,8 @@ def run(env: Environment, rp_id: str, *, command: str, auto: bool = False, paren
         if e.step == "preflight":  # nothing was touched
             end_op(ctx, "failed", error=e.message)
         else:  # left open: `resume` retries from the failed step once its cause is fixed
-            e.fix = (f"{e.fix}; then " if e.fix else "fix the cause, then ") + f"run `upgrade-infra resume {env.name}`"
+            if "upgrade-infra resume" not in (e.fix or ""):
+                e.fix = (f"{e.fix}; then " if e.fix else "fix the cause, then ") + f"run `upgrade-infra resume {env.name}`"
         _notify(env, ctx, rp, "rollback.failed", "failed", e.message)
         raise
     result = summarize(ctx, rp, budget)

@@ -77,7 +77,7 @@ def _stop(ctx: Ctx) -> dict[str, Any]:
 
 
 def _start_old(ctx: Ctx) -> dict[str, Any]:
-    return {"ready_s": ctx.env.start_services()}
+    return {"ready_s": ctx.env.start_services(port_wait_s=ctx.env.manifest.policies.stop_timeout_s)}
 
 
 def _capture(ctx: Ctx) -> dict[str, Any]:
@@ -106,7 +106,7 @@ def _switch(ctx: Ctx) -> dict[str, Any]:
 
 
 def _start_new(ctx: Ctx) -> dict[str, Any]:
-    return {"ready_s": ctx.env.start_services()}
+    return {"ready_s": ctx.env.start_services(port_wait_s=ctx.env.manifest.policies.stop_timeout_s)}
 
 
 def _smoke(ctx: Ctx) -> dict[str, Any]:

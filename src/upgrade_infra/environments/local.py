@@ -11,8 +11,8 @@ from typing import Any
 
 from .. import health, runner, sql, templates
 from .. import postgres as pglib
-from ..errors import CommandFailed, ServiceNotReady
-from ..ports import POSTGRES, check_free
+from ..errors import CommandFailed, ServiceNotReady, ServiceStillRunning
+from ..ports import POSTGRES, check_free, wait_free
 from ..postgres import Cluster
 from .base import Environment, EnvStatus, ServiceStatus
 from .registry import register_backend
@@ -101,11 +101,17 @@ class LocalEnvironment(Environment):
         d = self.record.processes.get(service)
         return runner.ProcessHandle.from_dict(d) if d else None
 
-    def start_services(self, names: list[str] | None = None, *, wait: bool = True) -> dict[str, float]:
+    def start_services(self, names: list[str] | None = None, *, wait: bool = True,
+                       port_wait_s: float = 0.0) -> dict[str, float]:
+        """Start the services not running yet, in dependency order. ``port_wait_s``: how long a port
+        still held (e.g. by a process of this environment that is still closing) may be waited for."""
         order = [n for n in self.manifest.start_order() if names is None or n in names]
         timings: dict[str, float] = {}
         mine = {n for n in order if (h := self._handle(n)) and h.alive()}
-        check_free({n: self.ports[n] for n in order if n not in mine}, self.name)
+        wanted = {n: self.ports[n] for n in order if n not in mine}
+        if port_wait_s:
+            wait_free(wanted, port_wait_s)
+        check_free(wanted, self.name)
         for n in order:
             if n in mine:
                 continue
@@ -154,11 +160,21 @@ class LocalEnvironment(Environment):
     def stop_services(self, names: list[str] | None = None) -> dict[str, str]:
         order = [n for n in reversed(self.manifest.start_order()) if names is None or n in names]
         running = {n: h for n in order if (h := self._handle(n))}
-        how = runner.stop_processes(list(running.values()), self.manifest.policies.stop_timeout_s)
+        timeout = self.manifest.policies.stop_timeout_s
+        how = runner.stop_processes(list(running.values()), timeout)
         out = {n: "not running" for n in order} | dict(zip(running, how, strict=True))
         for n in order:
             self.record.processes.pop(n, None)
         self.save()
+        # stopped means its ports are free too: a process may close its listening socket after its
+        # main process exited (a thread or a child still holding it)
+        stopped = {n: self.ports[n] for n, h in zip(running, how, strict=True) if h != "not running"}
+        busy = wait_free(stopped, timeout) if stopped else {}
+        if busy:
+            raise ServiceStillRunning(
+                f"{', '.join(busy)} in {self.name} stopped but not released after {timeout:g}s: "
+                + "; ".join(f"{n}: {why}" for n, why in busy.items()),
+                fix="stop the process named, or raise policies.stop_timeout_s", busy=busy)
         return out
 
     def run_service_command(self, service: str, which: str, version: str | None = None,
