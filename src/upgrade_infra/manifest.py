@@ -162,7 +162,10 @@ class MigrationSpec(Strict):
     max_exclusive_lock_s: float = 2
     timeout_s: float = 600
     expected_changes: dict[str, dict[str, list[str]]] = Field(
-        {}, description="version -> database -> tables the migration to that version may change")
+        {}, description="version -> database -> tables (or table.column) the migration to that version may change")
+    expected_changes_files: list[str] = Field(
+        [], description="YAML files with more expected_changes (relative to the manifest), e.g. written by "
+                        "`migrate test --accept FILE` and reviewed")
     invariants: list[InvariantSpec] = []
 
 
