@@ -60,12 +60,14 @@ def _threads_left(pid: int) -> list[str]:
     return [t for t in tasks if Path(f"/proc/{pid}/task/{t}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
 
 
-def _cli(s: Session, *args: str, fault: str | None = None) -> subprocess.CompletedProcess:
+def _cli(s: Session, *args: str, fault: str | None = None, as_json: bool = True) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "UPGRADE_INFRA_FAULT"}
+    env["COLUMNS"] = "250"
     if fault:
         env["UPGRADE_INFRA_FAULT"] = fault
     return subprocess.run([sys.executable, "-m", "upgrade_infra", "--stack", str(s.stack), "--state-dir",
-                           str(s.state.root), "--json", *args], capture_output=True, text=True, timeout=300, env=env)
+                           str(s.state.root), *(["--json"] if as_json else []), *args], capture_output=True,
+                          text=True, timeout=300, env=env)
 
 
 def test_stop_waits_for_a_thread_holding_the_socket_after_the_main_thread_exited(tmp_path):
@@ -146,8 +148,15 @@ def test_resume_that_cannot_start_names_the_holder_and_exits_3(ledger):
     finally:
         thief.kill()
         thief.wait()
-    r = _cli(s, "resume", "production")
+    r = _cli(s, "resume", "production", as_json=False)
     assert r.returncode == 0, r.stderr
+    # the summary covers the whole rollback, not only the steps run by this resume
+    assert "Nones" not in r.stdout and "database step 0." in r.stdout, r.stdout
+    assert "steps done before the resume" in r.stdout
+    rb = Journal(s.state, "production").operations()[-1]
+    assert rb.kind == "rollback" and rb.outcome == "succeeded"
+    for name in ("preflight", "swap_databases", "start_services", "verify", "replenish"):
+        assert f" {name} " in r.stdout or f"│ {name}" in r.stdout, name
     env = s.env("production")
     assert env.record.versions == {"ledger": "1.0"} and fingerprint(env).equal(before)
     assert env.status().healthy and Journal(s.state, "production").incomplete() is None

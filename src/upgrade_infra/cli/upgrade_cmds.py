@@ -37,9 +37,13 @@ def quarantine_table(q: dict) -> None:
 def show_rollback(r: dict) -> None:
     steps_table(r["steps"], f"rollback of {r['environment']} to {r['restore_point']} ({r['op']})")
     colour = "red" if r["over_budget"] else "green"
+    db = f"{r['database_step_s']}s" if r.get("database_step_s") is not None else "not run"
+    via = f" via {r['staging_path']}" if r.get("staging_path") else ""
+    resumed = sum(1 for t in r["steps"] if t.get("before_resume"))
+    note = f"; {resumed} of {len(r['steps'])} steps done before the resume" if resumed else ""
     console.print(f"[{colour}]total {r['total_s']:.2f}s of a {r['budget_s']:.0f}s budget[/{colour}] "
-                  f"(database step {r['database_step_s']}s via {r['staging_path']}; wall {r['wall_s']:.2f}s); "
-                  f"verified: {r['verified']}; versions now {_v(r['versions'])}")
+                  f"(database step {db}{via}; wall {r['wall_s']:.2f}s{note}); "
+                  f"verified: {r['verified']}; versions now {_v(r['versions'])}", soft_wrap=True)
     quarantine_table(r["quarantine"])
 
 

@@ -231,8 +231,12 @@ def accept_changes(r: Rehearsal, path: Path) -> dict[str, Any]:
     res = r.integrity
     if res is None:
         return {"written": False, "reason": "integrity was not checked (the migration did not finish)"}
+    failing = {(t["db"], t["table"]) for t in res.tables if not t["ok"] and t["content"] != "dropped"}
     fixable = {f"integrity: {t['db']}.{t['table']}: {t['problem']}" for t in res.tables
-               if not t["ok"] and t["content"] != "dropped"}
+               if (t["db"], t["table"]) in failing}
+    # the rows that changed in a table to be declared are that change, named by row
+    fixable |= {f"integrity: {f}" for f in res.failures
+                if any(f.startswith(f"{db}.{t}.") for db, t in failing)}
     others = [f for f in r.rep["verdict"]["failures"] if f not in fixable]
     if others:
         return {"written": False, "reason": "other failures: " + "; ".join(others[:3])}
