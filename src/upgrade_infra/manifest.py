@@ -26,10 +26,13 @@ class Strict(BaseModel):
 
 
 class Probe(Strict):
-    """How to tell a service is healthy/ready: an HTTP path on its port, or a command."""
+    """How to tell a service is healthy/ready: an HTTP path on its port, or a command; for readiness
+    also ``check``: a declared check (any kind: http, request, workflow, sql…) that must pass too."""
 
     http: str | None = None
     command: str | None = None
+    check: str | None = Field(None, description="readiness: name of a declared check that must pass too, "
+                              "polled until it does (e.g. the app's real endpoint answers)")
     expect_status: int = 200
     timeout_s: float | None = Field(None, gt=0, description="readiness: overrides policies.readiness_timeout_s")
 

@@ -136,13 +136,33 @@ class LocalEnvironment(Environment):
         def died() -> str | None:
             return None if handle and handle.alive() else "process exited"
 
-        result, waited = health.wait_for(lambda: self._probe(service, p), timeout, abort=died)
+        result, waited = health.wait_for(lambda: self.probe_ready(service), timeout, abort=died)
         if not result.ok:
             tail = " | ".join(self.log_tail(service, 8))
             raise ServiceNotReady(f"{service} ({self.record.versions[service]}) in {self.name} not ready after "
                                   f"{waited:.1f}s: {result.detail}. Last log lines: {tail}",
                                   fix=f"see {self.log_path(service)}", service=service)
         return waited
+
+    def probe_ready(self, service: str) -> health.ProbeResult:
+        """One readiness probe: the http/command probe, then the declared readiness check (if any)."""
+        spec = self.manifest.service(service)
+        p = spec.readiness or spec.health
+        if p.http or p.command:
+            res = self._probe(service, p)
+            if not res.ok or not p.check:
+                return res
+        return self._readiness_check(p.check) if p.check else health.ProbeResult(False, "nothing to probe", 0.0)
+
+    def _readiness_check(self, name: str) -> health.ProbeResult:
+        from ..checks.base import CheckContext
+        from ..validation import run_check
+
+        spec = next(c for c in self.manifest.checks if c.name == name)
+        rdir = self.dir / "reports" / "readiness"
+        rdir.mkdir(parents=True, exist_ok=True)
+        r = run_check(spec, CheckContext.for_env(self, rdir))
+        return health.ProbeResult(r.passed, f"check {name!r}: {r.message}", r.duration_s)
 
     def _probe(self, service: str, p) -> health.ProbeResult:
         argv = env = None
