@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import notify, quarantine, snapshots
+from . import migrated, notify, quarantine, snapshots
 from .errors import BadInput, CheckFailed, PortInUse, ServiceStartBlocked
 from .journal import Journal, OpSummary, history
 from .lock import env_lock
@@ -236,6 +236,7 @@ def run(env: Environment, rp_id: str, *, command: str, auto: bool = False, paren
         raise
     result = summarize(ctx, rp, budget)
     end_op(ctx, "succeeded", total_s=result["total_s"], over_budget=result["over_budget"])
+    migrated.record(env, dict(rp.versions), ctx.op)  # the databases are the restore point's again
     result["notifications"] = _notify(env, ctx, rp, "rollback.auto" if ctx.data.get("auto") else "rollback",
                                       "succeeded", None, total_s=result["total_s"])
     return result

@@ -84,12 +84,20 @@ def show_recovered(r: dict) -> None:
 @app.command("upgrade")
 def upgrade(env: str, to: list[str] = typer.Option(..., "--to", help="SERVICE=VERSION (repeatable)"),
             strategy: str = typer.Option(None, "--strategy", help="restore point strategy (default: policy)"),
-            watch: float = typer.Option(None, "--watch", help="watch window in seconds (default: policy)")) -> None:
-    """Guarded upgrade: restore point, switch, start, smoke checks, watch; rolls back on any failure."""
+            watch: float = typer.Option(None, "--watch", help="watch window in seconds (default: policy)"),
+            allow_downgrade: bool = typer.Option(False, "--allow-downgrade",
+                                                 help="let an older release start on the schema a newer one "
+                                                      "migrated (without a declared downgrade command)")) -> None:
+    """Guarded upgrade: restore point, switch, start, smoke checks, watch; rolls back on any failure.
+
+    Going to a release older than the one that last migrated a database is refused (use `rollback`),
+    unless the service declares a `downgrade` command or --allow-downgrade is given.
+    """
     e = session().env(env)
     targets = up.parse_targets(e, to)
     with progress(f"upgrading {env}"):
-        res = up.upgrade(e, targets, strategy=strategy, command=command_line(), watch_s=watch)
+        res = up.upgrade(e, targets, strategy=strategy, command=command_line(), watch_s=watch,
+                         allow_downgrade=allow_downgrade)
 
     def human(r: dict) -> None:
         steps_table(r["steps"], f"upgrade of {env}: {_v(r['from_versions'])} -> {_v(r['to_versions'])} ({r['op']})")

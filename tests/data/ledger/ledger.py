@@ -4,7 +4,8 @@ Releases: 1.0 (accounts), 2.0 (adds accounts.currency, rewrites every balance in
 table audit), broken (2.0's migration, then /healthz answers 500: never ready), halfway (commits the
 first half of 2.0's migration, then crashes), linger (2.0 that closes like some Node/Python apps: on
 SIGTERM its main thread exits while another thread keeps the listening socket open for
-LEDGER_LINGER_S seconds, default 0.3). Its data dir holds a file naming the schema version.
+LEDGER_LINGER_S seconds, default 0.3). `downgrade --to 1.0` takes schema 2 back to 1. Its data dir
+holds a file naming the schema version.
 """
 
 import argparse
@@ -79,6 +80,18 @@ def linger(server) -> None:
     ctypes.CDLL(None).pthread_exit(None)
 
 
+def downgrade(a) -> None:
+    """Take the schema from 2 back to ``--to``'s (the inverse of 2.0's migration)."""
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        current = conn.execute("SELECT coalesce(max(v), 0) FROM schema_version").fetchone()[0]
+        if current >= 2 > TARGET[a.to]:
+            conn.execute("DROP TABLE audit")
+            conn.execute("UPDATE accounts SET balance = balance / 100")
+            conn.execute("ALTER TABLE accounts DROP COLUMN currency")
+            conn.execute("DELETE FROM schema_version WHERE v = 2")
+    print(json.dumps({"from": current, "to": TARGET[a.to]}))
+
+
 def seed(a) -> None:
     with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
         conn.execute("INSERT INTO accounts (name, balance) SELECT 'acct ' || g, g %% 997 FROM generate_series(1, %s) g",
@@ -95,6 +108,8 @@ if __name__ == "__main__":
     d = sub.add_parser("seed")
     d.add_argument("--rows", type=int, default=2000)
     d.add_argument("--size-mb", default=None)
+    g = sub.add_parser("downgrade")
+    g.add_argument("--to", required=True)
     a = p.parse_args()
-    {"serve": serve, "seed": seed}[a.cmd](a)
+    {"serve": serve, "seed": seed, "downgrade": downgrade}[a.cmd](a)
     sys.exit(0)
