@@ -113,3 +113,23 @@ def test_all_primary_key_table_rows_are_named(pg_cluster):
     res.lost_values = lost
     res.accept_pure_inserts(added)
     assert not res.passed  # a deleted row is never "only inserts"
+
+
+def test_expected_changes_files_are_included(tmp_path):
+    from upgrade_infra.errors import BadInput
+    from upgrade_infra.manifest import load_manifest
+
+    from .conftest import REPO, write_stack
+
+    def edit(data):
+        data["migration"] = {"expected_changes": {"2.0": {"ledger": ["accounts.currency"]}},
+                             "expected_changes_files": ["accepted.yaml"]}
+
+    path = write_stack(tmp_path / "stack", REPO / "tests" / "data" / "ledger" / "stack.yaml", edit)
+    (path.parent / "accepted.yaml").write_text("# reviewed\nexpected_changes:\n  '2.0':\n    ledger: [accounts.balance, audit]\n")
+    m = load_manifest(path)
+    assert integrity.expected_tables(m, {"ledger": "2.0"}) == {"ledger": {"accounts.currency", "accounts.balance", "audit"}}
+    assert integrity.expected_tables(m, {"ledger": "1.0"}) == {"ledger": set()}
+    (path.parent / "accepted.yaml").write_text("expected_changes: [oops]\n")
+    with pytest.raises(BadInput, match="must map version -> database"):
+        integrity.expected_tables(m, {"ledger": "2.0"})
