@@ -8,7 +8,7 @@ import pytest
 
 from upgrade_infra import sql
 from upgrade_infra.fingerprint import fingerprint_conninfos
-from upgrade_infra.migration import frameworks, integrity, rowdiff
+from upgrade_infra.migration import integrity, rowdiff
 
 SCHEMA = """
 CREATE TABLE migrations (id serial PRIMARY KEY, "timestamp" bigint NOT NULL, name text NOT NULL);
@@ -42,6 +42,8 @@ def _db(pg_cluster, name: str, schema: str) -> str:
 
 
 def _entries(ci: str, fp) -> dict:
+    from upgrade_infra.migration import frameworks
+
     return {"app": {t: frameworks.entries(ci, t, list(fp.schema["app"][t]["columns"]))
                     for t in frameworks.bookkeeping_in(fp.schema)["app"]}}
 
@@ -76,6 +78,8 @@ def test_bookkeeping_new_tables_inserts_and_column_declarations(framework_app):
     assert "1 row(s) inserted" in t["settings"]["note"] and t["tag_map"]["ok"]
     inserted = {(i["table"], i["rows"], i["table_new"]) for i in res.to_dict()["inserted"]}
     assert {("webhooks", 12, True), ("settings", 1, False), ("tag_map", 1, False)} <= inserted
+    from upgrade_infra.migration import frameworks
+
     applied = frameworks.applied(book_before, _entries(app, after))
     assert applied == [{"db": "app", "table": "migrations", "framework": "TypeORM (n8n and others)",
                         "rows_before": 3, "rows_after": 5, "new": ["AddWorkflowVersionId5", "CreateWebhooks4"]}]
