@@ -261,7 +261,11 @@ class LocalEnvironment(Environment):
         return st
 
     def destroy(self) -> None:
-        self.down()
+        try:
+            self.down()
+        except ServiceStillRunning:  # its processes are gone; a port some other process holds is no reason to keep the env
+            if self.cluster.initialized():
+                self.stop_database()
         sock = self.cluster.socket_dir
         shutil.rmtree(self.dir, ignore_errors=True)
         if not sock.is_relative_to(self.state.root):
