@@ -33,6 +33,16 @@ def test_records_fold_into_operations(tmp_path):
     assert oct(j.path.stat().st_mode & 0o777) == oct(0o600)
 
 
+def test_a_rehearsal_whose_verdict_failed_is_failed_in_history(tmp_path):
+    """Journals written before the fix ended a failed rehearsal with outcome "succeeded", passed false."""
+    j = Journal(StateDir(tmp_path), "stg")
+    j.start("op-1", "migrate-test", command="migrate test --on stg")
+    j.append("op-end", "op-1", outcome="succeeded", error=None, passed=False)
+    j.start("op-2", "migrate-test", command="migrate test --on stg")
+    j.append("op-end", "op-2", outcome="succeeded", error=None, passed=True)
+    assert [o.outcome for o in history(StateDir(tmp_path), "stg")] == ["failed", "succeeded"]
+
+
 def test_torn_last_line_is_skipped(tmp_path):
     j = Journal(StateDir(tmp_path), "production")
     j.start("op-1", "rollback")

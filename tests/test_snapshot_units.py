@@ -85,3 +85,14 @@ def test_upgrade_steps_have_inverses_where_they_change_things():
     steps = {s.name: s for s in upgrade_steps("clone")}
     assert step_names(upgrade_steps("clone"))[:3] == ["preflight", "stop_services", "restore_point"]
     assert steps["stop_services"].undo is not None and steps["restore_point"].undo is not None
+
+
+def test_release_order_for_the_downgrade_guard():
+    from upgrade_infra.manifest import load_manifest
+    from upgrade_infra.migrated import is_older
+
+    m = load_manifest(Path(__file__).parent / "data" / "ledger" / "stack.yaml")
+    assert is_older(m, "ledger", "1.0", "2.0") and not is_older(m, "ledger", "2.0", "1.0")
+    assert not is_older(m, "ledger", "2.0", "2.0.0")  # 2.0 == 2.0.0
+    assert not is_older(m, "ledger", "linger", "2.0")  # not numbers: declaration order (linger after 2.0)
+    assert is_older(m, "ledger", "2.0", "linger")

@@ -97,6 +97,14 @@ class ServiceNotReady(OperationFailed):
     pass
 
 
+class ServiceStillRunning(OperationFailed):
+    """A stopped service's processes or ports did not go away within the stop timeout."""
+
+
+class ServiceStartBlocked(OperationFailed):
+    """An operation that already changed the environment cannot start a service (its port is held)."""
+
+
 class PostgresError(OperationFailed):
     pass
 

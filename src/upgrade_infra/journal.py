@@ -156,6 +156,8 @@ def fold(records: list[dict[str, Any]]) -> list[OpSummary]:
             o.data.update(r.get("data") or {})
         elif t == "op-end":
             o.outcome, o.ended_at, o.error = r.get("outcome"), r["at"], r.get("error")
+            if r.get("passed") is False and o.outcome == "succeeded":
+                o.outcome = "failed"  # a rehearsal whose verdict failed (journals written before 0.x said "succeeded")
     for o in ops.values():
         if not o.finished:
             for s in o.steps:

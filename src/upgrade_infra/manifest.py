@@ -55,10 +55,13 @@ class Strict(BaseModel):
 
 
 class Probe(Strict):
-    """How to tell a service is healthy/ready: an HTTP path on its port, or a command."""
+    """How to tell a service is healthy/ready: an HTTP path on its port, or a command; for readiness
+    also ``check``: a declared check (any kind: http, request, workflow, sql…) that must pass too."""
 
     http: str | None = None
     command: str | None = None
+    check: str | None = Field(None, description="readiness: name of a declared check that must pass too, "
+                              "polled until it does (e.g. the app's real endpoint answers)")
     expect_status: int = 200
     timeout_s: float | None = Field(None, gt=0, description="readiness: overrides policies.readiness_timeout_s")
 
@@ -198,7 +201,10 @@ class MigrationSpec(Strict):
     max_exclusive_lock_s: float = 2
     timeout_s: float = 600
     expected_changes: dict[str, dict[str, list[str]]] = Field(
-        {}, description="version -> database -> tables the migration to that version may change")
+        {}, description="version -> database -> tables (or table.column) the migration to that version may change")
+    expected_changes_files: list[str] = Field(
+        [], description="YAML files with more expected_changes (relative to the manifest), e.g. written by "
+                        "`migrate test --accept FILE` and reviewed")
     invariants: list[InvariantSpec] = []
 
 

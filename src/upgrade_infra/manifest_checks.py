@@ -60,6 +60,20 @@ def _references(m: Manifest) -> list[Issue]:
                         f"use one of: {', '.join(m.postgres.databases)}"))
     if m.seed and m.seed.service and m.seed.service not in svcs:
         out.append((("seed", "service"), f"unknown service {m.seed.service!r}", f"use one of: {', '.join(sorted(svcs))}"))
+    checks = {c.name for c in m.checks}
+    for name, s in m.services.items():
+        for which in ("health", "readiness"):
+            p = getattr(s, which)
+            if p is None:
+                continue
+            if p.check and which == "health":
+                out.append((("services", name, which, "check"), "a check is for readiness only",
+                            f"move it to services.{name}.readiness"))
+            elif p.check and p.check not in checks:
+                out.append((("services", name, which, "check"), f"unknown check {p.check!r}",
+                            f"name one of the checks: {', '.join(sorted(checks)) or '(none declared)'}"))
+            if not (p.http or p.command or p.check):
+                out.append((("services", name, which), "nothing to probe", "give http:, command: or check:"))
     for i, inv in enumerate(m.migration.invariants):
         if inv.database not in m.postgres.databases:
             out.append((("migration", "invariants", i, "database"), f"unknown database {inv.database!r}", None))

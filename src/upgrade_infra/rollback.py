@@ -25,8 +25,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import notify, quarantine, snapshots
-from .errors import BadInput, CheckFailed
+from . import migrated, notify, quarantine, snapshots
+from .errors import BadInput, CheckFailed, PortInUse, ServiceStartBlocked
 from .journal import Journal, OpSummary, history
 from .lock import env_lock
 from .snapshots import datadirs
@@ -116,8 +116,30 @@ def _advance(ctx: Ctx) -> dict[str, Any]:
         return {"advanced": quarantine.advance_sequences(qc, {db: env.conninfo(db) for db in qc})}
 
 
+START_ATTEMPTS = 3
+
+
+def start_after_swap(env: Environment, what: str) -> dict[str, float]:
+    """Start the services once the environment was changed (databases swapped): a port still held
+    is waited for and the start retried; if it stays held, the error names the holder and says that
+    ``resume`` finishes the operation (exit 3: the environment was changed, this is no bad input)."""
+    wait = env.manifest.policies.stop_timeout_s
+    last: PortInUse | None = None
+    for _ in range(START_ATTEMPTS):
+        try:
+            return env.start_services(port_wait_s=wait / START_ATTEMPTS)
+        except PortInUse as e:
+            last = e
+    assert last is not None
+    raise ServiceStartBlocked(
+        f"{what} cannot start its services: {last.message} (waited {wait:g}s over "
+        f"{START_ATTEMPTS} attempts); the databases are already switched, the services are down",
+        fix=f"stop {last.details.get('holder')}, then run `upgrade-infra resume {env.name}`: it finishes "
+            f"the {what} from this step", port=last.details.get("port"), holder=last.details.get("holder"))
+
+
 def _start(ctx: Ctx) -> dict[str, Any]:
-    return {"ready_s": ctx.env.start_services()}
+    return {"ready_s": start_after_swap(ctx.env, f"the rollback of {ctx.env.name}")}
 
 
 def _verify(ctx: Ctx) -> dict[str, Any]:
@@ -218,11 +240,13 @@ def run(env: Environment, rp_id: str, *, command: str, auto: bool = False, paren
         if e.step == "preflight":  # nothing was touched
             end_op(ctx, "failed", error=e.message)
         else:  # left open: `resume` retries from the failed step once its cause is fixed
-            e.fix = (f"{e.fix}; then " if e.fix else "fix the cause, then ") + f"run `upgrade-infra resume {env.name}`"
+            if "upgrade-infra resume" not in (e.fix or ""):
+                e.fix = (f"{e.fix}; then " if e.fix else "fix the cause, then ") + f"run `upgrade-infra resume {env.name}`"
         _notify(env, ctx, rp, "rollback.failed", "failed", e.message)
         raise
     result = summarize(ctx, rp, budget)
     end_op(ctx, "succeeded", total_s=result["total_s"], over_budget=result["over_budget"])
+    migrated.record(env, dict(rp.versions), ctx.op)  # the databases are the restore point's again
     result["notifications"] = _notify(env, ctx, rp, "rollback.auto" if ctx.data.get("auto") else "rollback",
                                       "succeeded", None, total_s=result["total_s"])
     return result

@@ -108,64 +108,105 @@ def stop_process(handle: ProcessHandle, timeout: float = 10.0) -> str:
 def stop_processes(handles: list[ProcessHandle], timeout: float = 10.0) -> list[str]:
     """Stop several process groups at once: SIGTERM all, wait up to ``timeout``, SIGKILL what is left.
 
-    Stopping them together makes the wait the slowest service's, not the sum of all.
+    A group is stopped when no member of it runs any more, including processes it forked after the
+    SIGTERM and processes whose main thread exited while another thread still runs (Node and
+    Python apps do that while they close their sockets: the leader shows as a zombie, the process
+    still holds its files). Stopping them together makes the wait the slowest service's, not the sum.
     """
-    groups: dict[int, list[psutil.Process]] = {}
+    pgids: dict[int, list[int]] = {}  # pgid -> indices of the handles leading it
     how = ["not running"] * len(handles)
     for i, h in enumerate(handles):
-        if not h.alive():
-            _reap(h.pid)
-            continue
-        try:
-            pgid = os.getpgid(h.pid)
-        except ProcessLookupError:
-            continue
-        groups[pgid] = _group(pgid)
-        how[i] = "terminated"
-    for pgid in groups:
+        _reap(h.pid)
+        if _own_group(h) and group_running(h.pid):
+            pgids.setdefault(h.pid, []).append(i)  # spawned with its own session: pgid == pid
+            how[i] = "terminated"
+    for pgid in pgids:
         _signal_group(pgid, signal.SIGTERM)
-    alive = _wait_gone([p for members in groups.values() for p in members], timeout)
-    if alive:
-        for pgid, members in groups.items():
-            if any(p in alive for p in members):
-                _signal_group(pgid, signal.SIGKILL)
-                for i, h in enumerate(handles):
-                    if how[i] == "terminated" and any(p.pid == h.pid for p in members):
-                        how[i] = "killed"
-        _wait_gone(alive, 5)
+    left = _wait_groups_gone(list(pgids), [h.pid for h in handles], timeout)
+    if left:
+        for pgid in left:
+            _signal_group(pgid, signal.SIGKILL)
+            for i in pgids[pgid]:
+                how[i] = "killed"
+        _wait_groups_gone(left, [h.pid for h in handles], 5)
     for h in handles:
         _reap(h.pid)
     return how
 
 
-def _wait_gone(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """Wait until every process has exited (a zombie counts as exited: an orphaned child lingers
-    as one until init reaps it). Returns those still running at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for p in procs:
-            _reap(p.pid)
-        alive = [p for p in procs if _running(p)]
-        if not alive or time.monotonic() >= deadline:
-            return alive
-        time.sleep(0.05)
-
-
-def _running(p: psutil.Process) -> bool:
+def _own_group(h: ProcessHandle) -> bool:
+    """Whether process group ``h.pid`` is still the one this handle started: its leader is the
+    handle's process, or the leader is gone (a pid stays reserved while its group has members, so
+    members left behind are ours). A pid reused by another process means the group is not ours."""
     try:
-        return p.status() != psutil.STATUS_ZOMBIE
+        p = psutil.Process(h.pid)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:
+        return False
+    try:
+        return abs(p.create_time() - h.create_time) < 0.01
     except psutil.Error:
         return False
 
 
-def _group(pgid: int) -> list[psutil.Process]:
+def _wait_groups_gone(pgids: list[int], reap: list[int], timeout: float) -> list[int]:
+    """Wait until no process of these groups runs (re-scanned each round: members forked late count).
+    Returns the groups with members still running at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for pid in reap:
+            _reap(pid)
+        members = _members(set(pgids))
+        left = sorted({g for g, p in members if _running(p)})
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.05)
+
+
+def group_running(pgid: int) -> list[int]:
+    """Pids of the group's members that still run (zombies whose threads all exited do not count)."""
+    return [p.pid for _, p in _members({pgid}) if _running(p)]
+
+
+def _members(pgids: set[int]) -> list[tuple[int, psutil.Process]]:
     out = []
     for p in psutil.process_iter(["pid"]):
         try:
-            if os.getpgid(p.pid) == pgid:
-                out.append(p)
-        except (ProcessLookupError, psutil.Error):
+            g = os.getpgid(p.pid)
+        except (ProcessLookupError, PermissionError, psutil.Error):
             continue
+        if g in pgids:
+            out.append((g, p))
+    return out
+
+
+def _running(p: psutil.Process) -> bool:
+    """Runs unless gone or a zombie all of whose threads have exited: a zombie *leader* with a live
+    thread still holds the process's files and sockets."""
+    try:
+        if p.status() != psutil.STATUS_ZOMBIE:
+            return True
+    except psutil.Error:
+        return False
+    return bool(live_threads(p.pid))
+
+
+def live_threads(pid: int) -> list[int]:
+    """Thread ids of ``pid`` that are not zombies (Linux /proc; empty elsewhere or when gone)."""
+    out = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    for tid in tids:
+        try:
+            stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+        except OSError:
+            continue
+        state = stat[stat.rindex(")") + 2:][:1]
+        if state not in ("Z", "X"):
+            out.append(int(tid))
     return out
 
 

@@ -67,7 +67,30 @@ def resume_ctx(env: Environment, summary: OpSummary) -> Ctx:
     """The context of an operation a crash interrupted, rebuilt from the journal."""
     ctx = Ctx(env, summary.op, summary.kind, Journal(env.state, env.name), dict(summary.data))
     ctx.results = {s.name: s.result for s in summary.steps if s.status == "ok"}
+    # the timeline covers the whole operation: the steps done before the interruption (from the
+    # journal) and, appended by run_steps, the ones run now; offsets count from the operation's start
+    ctx.started = time.monotonic() - (time.time() - summary.started_at)
+    budgeted = {s.name: s.budgeted for s in _steps_of(summary.kind, summary.data)}
+    ctx.timeline = [{"step": s.name, "start_s": round(s.started_at - summary.started_at, 3),
+                     "duration_s": s.duration_s or 0.0, "status": "ok", "budgeted": budgeted.get(s.name, True),
+                     "before_resume": True} for s in summary.steps if s.status == "ok"]
     return ctx
+
+
+def _steps_of(kind: str, data: dict[str, Any]) -> list[Step]:
+    """The step list of an operation kind (for which of its steps count towards the budget)."""
+    try:
+        if kind == "rollback":
+            from .rollback import rollback_steps
+
+            return rollback_steps(data.get("strategy", "clone"))
+        if kind == "upgrade":
+            from .upgrade import upgrade_steps
+
+            return upgrade_steps(data.get("strategy", "clone"))
+    except Exception:  # noqa: BLE001 - an unknown strategy: every step counts
+        return []
+    return []
 
 
 def end_op(ctx: Ctx, outcome: str, error: str | None = None, **fields: Any) -> None:

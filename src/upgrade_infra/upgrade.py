@@ -8,6 +8,7 @@ Steps and their inverses (the journal records each before and after it runs)::
     restore_point    capture (clone/dump/fs)                 <- delete it when unfinished
     spare            second copy for an O(1) rollback        (part of the restore point)
     switch_versions  environment record -> target versions  <- rollback to the restore point
+    downgrade_schema declared downgrade commands, when going to an older release (see :mod:`.migrated`)
     start_services   migrations run on start, readiness     <- rollback to the restore point
     smoke            smoke checks                            (read-only)
     watch            smoke checks repeated for policies.watch_window_s
@@ -21,8 +22,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import notify, rollback, snapshots
-from .errors import BadInput
+from . import migrated, notify, rollback, snapshots
+from .errors import BadInput, CommandFailed
 from .journal import Journal, OpSummary
 from .lock import env_lock, guard
 from .snapshots.clone import reopen
@@ -44,7 +45,7 @@ from .steps import (
 if TYPE_CHECKING:
     from .environments import Environment
 
-CHANGES_DATA = ("switch_versions", "start_services", "smoke", "watch")
+CHANGES_DATA = ("switch_versions", "downgrade_schema", "start_services", "smoke", "watch")
 
 
 def parse_targets(env: Environment, specs: list[str]) -> dict[str, str]:
@@ -76,7 +77,7 @@ def _stop(ctx: Ctx) -> dict[str, Any]:
 
 
 def _start_old(ctx: Ctx) -> dict[str, Any]:
-    return {"ready_s": ctx.env.start_services()}
+    return {"ready_s": ctx.env.start_services(port_wait_s=ctx.env.manifest.policies.stop_timeout_s)}
 
 
 def _capture(ctx: Ctx) -> dict[str, Any]:
@@ -104,8 +105,26 @@ def _switch(ctx: Ctx) -> dict[str, Any]:
     return {"versions": dict(ctx.env.record.versions)}
 
 
+def _downgrade(ctx: Ctx) -> dict[str, Any]:
+    """Run the declared downgrade command of each service going to an older release (newer code,
+    which knows its migrations, takes the schema down to the target)."""
+    env, done = ctx.env, []
+    for d in ctx.data.get("downgrades") or []:
+        svc = d["service"]
+        if not env.manifest.service(svc).downgrade:
+            continue  # --allow-downgrade: the older release runs on the newer schema
+        frm = ctx.data["from_versions"][svc]
+        r = env.run_service_command(svc, "downgrade", version=frm, timeout=env.manifest.migration.timeout_s,
+                                    to_version=d["to"], from_version=frm)
+        if r.returncode != 0:
+            raise CommandFailed(f"downgrade of {svc} {frm} -> {d['to']} exited {r.returncode}: "
+                                f"{(r.stderr or r.stdout).strip()[-300:]}")
+        done.append(svc)
+    return {"downgraded": done}
+
+
 def _start_new(ctx: Ctx) -> dict[str, Any]:
-    return {"ready_s": ctx.env.start_services()}
+    return {"ready_s": ctx.env.start_services(port_wait_s=ctx.env.manifest.policies.stop_timeout_s)}
 
 
 def _smoke(ctx: Ctx) -> dict[str, Any]:
@@ -127,7 +146,8 @@ def upgrade_steps(strategy: str) -> list[Step]:
     snapshots.get_strategy(strategy)
     return [Step("preflight", _preflight), Step("stop_services", _stop, _start_old),
             Step("restore_point", _capture, _drop_partial), Step("spare", _spare),
-            Step("switch_versions", _switch), Step("start_services", _start_new), Step("smoke", _smoke),
+            Step("switch_versions", _switch), Step("downgrade_schema", _downgrade),
+            Step("start_services", _start_new), Step("smoke", _smoke),
             Step("watch", _watch)]
 
 
@@ -136,16 +156,22 @@ def _fmt(v: dict[str, str]) -> str:
 
 
 def upgrade(env: Environment, targets: dict[str, str], *, strategy: str | None = None, command: str = "upgrade",
-            watch_s: float | None = None) -> dict[str, Any]:
-    """Upgrade ``env`` to ``targets``; returns the result (``outcome``: succeeded or rolled-back)."""
+            watch_s: float | None = None, allow_downgrade: bool = False) -> dict[str, Any]:
+    """Upgrade ``env`` to ``targets``; returns the result (``outcome``: succeeded or rolled-back).
+
+    A target older than the release that last migrated its database is refused (exit 2) unless the
+    service declares ``downgrade`` (run before the start) or ``allow_downgrade``.
+    """
     strategy = snapshots.strategy_name(env, strategy)
     snapshots.get_strategy(strategy)
     with guard(env.state, env.name, command):
         if all(env.record.versions.get(s) == v for s, v in targets.items()):
             raise BadInput(f"{env.name} already runs {_fmt(targets)}", fix="name a different version")
+        downgrades = migrated.guard(env, targets, allow_downgrade)
         frm = dict(env.record.versions)
         to = {**frm, **targets}
-        data = {"rp": new_id(), "strategy": strategy, "from_versions": frm, "to_versions": to}
+        data = {"rp": new_id(), "strategy": strategy, "from_versions": frm, "to_versions": to,
+                "downgrades": downgrades}
         if watch_s is not None:
             data["watch_s"] = watch_s
         ctx = begin_op(env, "upgrade", command=command, from_versions=frm, to_versions=to, data=data)
@@ -155,9 +181,21 @@ def upgrade(env: Environment, targets: dict[str, str], *, strategy: str | None =
         except StepFailed as e:
             return _after_failure(env, ctx, steps, e, command)
         end_op(ctx, "succeeded")
+        _record_migrated(ctx)
         res = _result(ctx, "succeeded")
         res["notifications"] = notify.send(env.manifest, _event(ctx, "upgrade", "succeeded", res))
         return res
+
+
+def _record_migrated(ctx: Ctx) -> None:
+    """The target versions migrated their databases, except an older release allowed onto a newer
+    schema without a downgrade command (the database stays the newer release's)."""
+    kept = {d["service"] for d in ctx.data.get("downgrades") or []
+            if d["service"] not in (ctx.results.get("downgrade_schema") or {}).get("downgraded", [])}
+    changed = {s: v for s, v in ctx.data["to_versions"].items()
+               if v != ctx.data["from_versions"].get(s) and s not in kept}
+    if changed:
+        migrated.record(ctx.env, changed, ctx.op)
 
 
 def _after_failure(env: Environment, ctx: Ctx, steps: list[Step], e: StepFailed, command: str) -> dict[str, Any]:
@@ -236,6 +274,7 @@ def _recover_upgrade(env: Environment, journal: Journal, inc: OpSummary, command
     names = [s.name for s in upgrade_steps(inc.data["strategy"])]
     if prefer == "resume" and all(status.get(n) == "ok" for n in names):
         end_op(ctx, "succeeded", error=None)
+        _record_migrated(ctx)
         return {"op": inc.op, "kind": "upgrade", "action": "completed (every step had finished)"}
     if any(n in status for n in CHANGES_DATA):
         rb = rollback.run(env, inc.data["rp"], command=command, auto=True, parent=inc.op,

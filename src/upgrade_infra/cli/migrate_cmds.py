@@ -23,7 +23,11 @@ def test(on: str = typer.Option(..., "--on", help="the staging environment to re
          interval_ms: int = typer.Option(50, "--interval-ms", help="lock sampling interval (<= 100)"),
          skip: list[str] = typer.Option([], "--skip", help="optional step to skip: lint, downgrade, validate, "
                                                             "compatibility (repeatable)"),
-         no_canary: bool = typer.Option(False, "--no-canary", help="no canary reads during the migration")) -> None:
+         no_canary: bool = typer.Option(False, "--no-canary", help="no canary reads during the migration"),
+         expect: Path = typer.Option(None, "--expect", help="YAML file of more expected_changes (e.g. one "
+                                                            "written by --accept)"),
+         accept: Path = typer.Option(None, "--accept", help="when only undeclared changes fail, write their "
+                                                            "declarations to this YAML file for review")) -> None:
     """Rehearse the migration to --to on a staging env: locks, integrity, reversibility, compatibility.
 
     Exit 0 when the rehearsal passes the manifest's migration thresholds, 1 when it fails.
@@ -33,9 +37,20 @@ def test(on: str = typer.Option(..., "--on", help="the staging environment to re
     targets = rehearsal.parse_targets(to)
     with progress(f"rehearsing {', '.join(to)} on {on}"):
         rep = rehearsal.rehearse(session(), on, targets, suites=suite or None, interval_s=interval_ms / 1000,
-                                 mode=mode, skip=tuple(skip), canary=not no_canary, report_path=report_file)
-    emit(rep, lambda r: (console.print(Markdown(report.render(r))),
-                         console.print(f"report: {r['report_json']} and {r['report_md']}", markup=False)))
+                                 mode=mode, skip=tuple(skip), canary=not no_canary, report_path=report_file,
+                                 expect=expect, accept=accept)
+
+    def human(r: dict) -> None:
+        console.print(Markdown(report.render(r)))
+        console.print(f"report: {r['report_json']} and {r['report_md']}", soft_wrap=True, markup=False)
+        acc = r.get("accept")
+        if acc and acc["written"]:
+            console.print(f"accepted changes written to {acc['path']}: review it, then add it to "
+                          "migration.expected_changes_files (or pass --expect) and rehearse again", soft_wrap=True, markup=False)
+        elif acc:
+            console.print(f"--accept: nothing written ({acc['reason']})", soft_wrap=True, markup=False)
+
+    emit(rep, human)
     if not rep["verdict"]["passed"]:
         raise CheckFailed(f"migration rehearsal failed: {'; '.join(rep['verdict']['failures'][:3])}")
 

@@ -38,9 +38,13 @@ def quarantine_table(q: dict) -> None:
 def show_rollback(r: dict) -> None:
     steps_table(r["steps"], f"rollback of {r['environment']} to {r['restore_point']} ({r['op']})")
     colour = "red" if r["over_budget"] else "green"
+    db = f"{r['database_step_s']}s" if r.get("database_step_s") is not None else "not run"
+    via = f" via {r['staging_path']}" if r.get("staging_path") else ""
+    resumed = sum(1 for t in r["steps"] if t.get("before_resume"))
+    note = f"; {resumed} of {len(r['steps'])} steps done before the resume" if resumed else ""
     console.print(f"[{colour}]total {r['total_s']:.2f}s of a {r['budget_s']:.0f}s budget[/{colour}] "
-                  f"(database step {r['database_step_s']}s via {esc(r['staging_path'])}; wall {r['wall_s']:.2f}s); "
-                  f"verified: {esc(r['verified'])}; versions now {esc(_v(r['versions']))}")
+                  f"(database step {db}{esc(via)}; wall {r['wall_s']:.2f}s{note}); "
+                  f"verified: {esc(r['verified'])}; versions now {esc(_v(r['versions']))}", soft_wrap=True)
     quarantine_table(r["quarantine"])
 
 
@@ -81,12 +85,20 @@ def show_recovered(r: dict) -> None:
 @app.command("upgrade")
 def upgrade(env: str = typer.Argument(..., callback=ENV_NAME), to: list[str] = typer.Option(..., "--to", help="SERVICE=VERSION (repeatable)"),
             strategy: str = typer.Option(None, "--strategy", help="restore point strategy (default: policy)"),
-            watch: float = typer.Option(None, "--watch", help="watch window in seconds (default: policy)")) -> None:
-    """Guarded upgrade: restore point, switch, start, smoke checks, watch; rolls back on any failure."""
+            watch: float = typer.Option(None, "--watch", help="watch window in seconds (default: policy)"),
+            allow_downgrade: bool = typer.Option(False, "--allow-downgrade",
+                                                 help="let an older release start on the schema a newer one "
+                                                      "migrated (without a declared downgrade command)")) -> None:
+    """Guarded upgrade: restore point, switch, start, smoke checks, watch; rolls back on any failure.
+
+    Going to a release older than the one that last migrated a database is refused (use `rollback`),
+    unless the service declares a `downgrade` command or --allow-downgrade is given.
+    """
     e = session().env(env)
     targets = up.parse_targets(e, to)
     with progress(f"upgrading {env}"):
-        res = up.upgrade(e, targets, strategy=strategy, command=command_line(), watch_s=watch)
+        res = up.upgrade(e, targets, strategy=strategy, command=command_line(), watch_s=watch,
+                         allow_downgrade=allow_downgrade)
 
     def human(r: dict) -> None:
         steps_table(r["steps"], f"upgrade of {env}: {_v(r['from_versions'])} -> {_v(r['to_versions'])} ({r['op']})")

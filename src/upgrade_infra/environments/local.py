@@ -11,8 +11,8 @@ from typing import Any
 
 from .. import health, runner, sql, templates
 from .. import postgres as pglib
-from ..errors import CommandFailed, ServiceNotReady
-from ..ports import POSTGRES, check_free
+from ..errors import CommandFailed, ServiceNotReady, ServiceStillRunning
+from ..ports import POSTGRES, check_free, wait_free
 from ..postgres import Cluster
 from .base import Environment, EnvStatus, ServiceStatus
 from .registry import register_backend
@@ -101,11 +101,17 @@ class LocalEnvironment(Environment):
         d = self.record.processes.get(service)
         return runner.ProcessHandle.from_dict(d) if d else None
 
-    def start_services(self, names: list[str] | None = None, *, wait: bool = True) -> dict[str, float]:
+    def start_services(self, names: list[str] | None = None, *, wait: bool = True,
+                       port_wait_s: float = 0.0) -> dict[str, float]:
+        """Start the services not running yet, in dependency order. ``port_wait_s``: how long a port
+        still held (e.g. by a process of this environment that is still closing) may be waited for."""
         order = [n for n in self.manifest.start_order() if names is None or n in names]
         timings: dict[str, float] = {}
         mine = {n for n in order if (h := self._handle(n)) and h.alive()}
-        check_free({n: self.ports[n] for n in order if n not in mine}, self.name)
+        wanted = {n: self.ports[n] for n in order if n not in mine}
+        if port_wait_s:
+            wait_free(wanted, port_wait_s)
+        check_free(wanted, self.name)
         for n in order:
             if n in mine:
                 continue
@@ -130,13 +136,33 @@ class LocalEnvironment(Environment):
         def died() -> str | None:
             return None if handle and handle.alive() else "process exited"
 
-        result, waited = health.wait_for(lambda: self._probe(service, p), timeout, abort=died)
+        result, waited = health.wait_for(lambda: self.probe_ready(service), timeout, abort=died)
         if not result.ok:
             tail = " | ".join(self.log_tail(service, 8))
             raise ServiceNotReady(f"{service} ({self.record.versions[service]}) in {self.name} not ready after "
                                   f"{waited:.1f}s: {result.detail}. Last log lines: {tail}",
                                   fix=f"see {self.log_path(service)}", service=service)
         return waited
+
+    def probe_ready(self, service: str) -> health.ProbeResult:
+        """One readiness probe: the http/command probe, then the declared readiness check (if any)."""
+        spec = self.manifest.service(service)
+        p = spec.readiness or spec.health
+        if p.http or p.command:
+            res = self._probe(service, p)
+            if not res.ok or not p.check:
+                return res
+        return self._readiness_check(p.check) if p.check else health.ProbeResult(False, "nothing to probe", 0.0)
+
+    def _readiness_check(self, name: str) -> health.ProbeResult:
+        from ..checks.base import CheckContext
+        from ..validation import run_check
+
+        spec = next(c for c in self.manifest.checks if c.name == name)
+        rdir = self.dir / "reports" / "readiness"
+        rdir.mkdir(parents=True, exist_ok=True)
+        r = run_check(spec, CheckContext.for_env(self, rdir))
+        return health.ProbeResult(r.passed, f"check {name!r}: {r.message}", r.duration_s)
 
     def _probe(self, service: str, p) -> health.ProbeResult:
         argv = env = None
@@ -154,11 +180,21 @@ class LocalEnvironment(Environment):
     def stop_services(self, names: list[str] | None = None) -> dict[str, str]:
         order = [n for n in reversed(self.manifest.start_order()) if names is None or n in names]
         running = {n: h for n in order if (h := self._handle(n))}
-        how = runner.stop_processes(list(running.values()), self.manifest.policies.stop_timeout_s)
+        timeout = self.manifest.policies.stop_timeout_s
+        how = runner.stop_processes(list(running.values()), timeout)
         out = {n: "not running" for n in order} | dict(zip(running, how, strict=True))
         for n in order:
             self.record.processes.pop(n, None)
         self.save()
+        # stopped means its ports are free too: a process may close its listening socket after its
+        # main process exited (a thread or a child still holding it)
+        stopped = {n: self.ports[n] for n, h in zip(running, how, strict=True) if h != "not running"}
+        busy = wait_free(stopped, timeout) if stopped else {}
+        if busy:
+            raise ServiceStillRunning(
+                f"{', '.join(busy)} in {self.name} stopped but not released after {timeout:g}s: "
+                + "; ".join(f"{n}: {why}" for n, why in busy.items()),
+                fix="stop the process named, or raise policies.stop_timeout_s", busy=busy)
         return out
 
     def run_service_command(self, service: str, which: str, version: str | None = None,
@@ -246,7 +282,11 @@ class LocalEnvironment(Environment):
             self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)
 
     def destroy(self) -> None:
-        self.down()
+        try:
+            self.down()
+        except ServiceStillRunning:  # its processes are gone; a port some other process holds is no reason to keep the env
+            if self.cluster.initialized():
+                self.stop_database()
         sock = self.cluster.socket_dir
         self.state.remove(self.dir, ignore_errors=True)
         if not sock.is_relative_to(self.state.root):

@@ -29,6 +29,8 @@ def mode_for(env: Environment, service: str, requested: str | None = None) -> st
 
 
 def _ready(env: Environment, service: str) -> health.ProbeResult:
+    if hasattr(env, "probe_ready"):  # readiness with its declared check
+        return env.probe_ready(service)
     spec = env.manifest.service(service)
     p = spec.readiness or spec.health
     argv = templates.build_argv(p.command, env.service_context(service)) if p.command else None

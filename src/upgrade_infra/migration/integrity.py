@@ -1,7 +1,12 @@
 """Integrity after a migration: row counts, untouched content, constraints, user invariants.
 
 * every table the manifest does not declare (``migration.expected_changes``) keeps its row count,
-  its content hash and its shape; a changed hash is named down to the column (per-column hashes);
+  its content hash and its shape; a changed hash is named down to the column (per-column hashes).
+  A declaration ``table.column`` allows that column to be added or changed while every other
+  column of the table is still checked. New tables are reported (with their rows), not failed;
+  migration frameworks' bookkeeping tables (:mod:`.frameworks`) are reported as the migrations
+  applied; rows added to an undeclared table are reported, not failed, once :mod:`.rowdiff` has shown
+  that they are only inserts (every existing row unchanged);
 * constraints are re-checked by queries on the migrated data: CHECK (``NOT expr``), NOT NULL,
   foreign keys (anti-join, MATCH SIMPLE), NOT VALID constraints and invalid indexes are reported.
   Only tables whose content or constraints changed are scanned (``full=True``: all tables);
@@ -18,12 +23,13 @@ from psycopg import sql as psql
 
 from .. import sql
 from ..fingerprint import DataFingerprint, changed_columns
+from .frameworks import FRAMEWORKS, framework_of
 
 if TYPE_CHECKING:
     from ..environments import Environment
     from ..manifest import InvariantSpec
 
-BOOKKEEPING = ("alembic_version",)  # a migration tool's own table always changes
+BOOKKEEPING = tuple(FRAMEWORKS)  # migration frameworks' own tables always change
 SAMPLE = 5
 CHECKS = psql.SQL(
     "SELECT c.relname AS table, k.conname AS name, pg_get_expr(k.conbin, k.conrelid) AS expr, "
@@ -92,46 +98,158 @@ class IntegrityResult:
     def passed(self) -> bool:
         return not self.failures
 
+    def inserted(self) -> list[dict[str, Any]]:
+        """Rows the migration added, per table: new tables, and growth of existing ones."""
+        out = []
+        for t in self.tables:
+            b, a = t["rows_before"], t["rows_after"]
+            if t["content"] == "new" and a:
+                out.append({"db": t["db"], "table": t["table"], "rows": a, "table_new": True})
+            elif b is not None and a is not None and a > b and not t.get("bookkeeping"):
+                out.append({"db": t["db"], "table": t["table"], "rows": a - b, "table_new": False})
+        return out
+
+    def accept_pure_inserts(self, added: dict[tuple[str, str], int]) -> None:
+        """Tables that only grew (rowdiff found new keys, no changed or deleted row): reported, not failed."""
+        lost = {(v["db"], v["table"]) for v in self.lost_values}
+        for t in self.tables:
+            key = (t["db"], t["table"])
+            grew = (t["rows_before"] or 0) < (t["rows_after"] or 0)
+            if not t["ok"] and grew and key not in lost and added.get(key) == t["rows_after"] - t["rows_before"]:
+                t.update(ok=True, problem=None, note=f"{added[key]} row(s) inserted; every existing row unchanged")
+
+    def undeclared_changes(self) -> dict[str, list[str]]:
+        """db -> the ``expected_changes`` entries that would declare the failed tables (``table.column``
+        where the change is confined to known columns, else the whole table)."""
+        out: dict[str, list[str]] = {}
+        for t in self.tables:
+            if t["ok"]:
+                continue
+            own = t["declared"] if isinstance(t["declared"], list) else []
+            cols = [c for c in t["columns_changed"] if c not in own]
+            same_rows = t["rows_before"] == t["rows_after"]
+            entries = [f"{t['table']}.{c}" for c in cols] if cols and same_rows and t["content"] == "changed" \
+                else [t["table"]]
+            out.setdefault(t["db"], []).extend(entries)
+        return {db: sorted(set(v)) for db, v in out.items()}
+
+    def other_failures(self) -> list[str]:
+        """Failures that declaring changes would not fix: constraints, invariants, lost values, dropped tables."""
+        out = [f for f in self.failures if not any(f.startswith(f"{t['db']}.{t['table']}: ") and not t["ok"]
+                                                   for t in self.tables)]
+        out += [f"{t['db']}.{t['table']}: {t['problem']}" for t in self.tables
+                if not t["ok"] and t["content"] == "dropped"]
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {"passed": self.passed, "failures": self.failures, "tables": self.tables,
-                "constraints": self.constraints, "invariants": self.invariants, "lost_values": self.lost_values}
+                "constraints": self.constraints, "invariants": self.invariants, "lost_values": self.lost_values,
+                "inserted": self.inserted()}
 
 
-def expected_tables(manifest, to_versions: dict[str, str]) -> dict[str, set[str]]:
-    """db -> tables the manifest declares may change, for the versions the databases' owners go to."""
+def expected_tables(manifest, to_versions: dict[str, str], extra: dict | None = None) -> dict[str, set[str]]:
+    """db -> what the manifest declares may change for the versions the databases' owners go to:
+    table names and ``table.column`` entries (``extra``: more ``expected_changes``, e.g. an accepted file)."""
     out: dict[str, set[str]] = {}
+    sources = [manifest.migration.expected_changes, *included_changes(manifest), extra or {}]
     for db, spec in manifest.postgres.databases.items():
         ver = to_versions.get(spec.owner)
-        declared = manifest.migration.expected_changes.get(ver, {}).get(db, []) if ver else []
-        out[db] = set(declared) | set(BOOKKEEPING)
+        declared: set[str] = set()
+        for src in sources:
+            declared |= set((src.get(ver) or {}).get(db) or []) if ver else set()
+        out[db] = declared
     return out
 
 
+def whole_tables(expected: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Only the entries that declare whole tables."""
+    return {db: {t for t in names if "." not in t} for db, names in expected.items()}
+
+
+def declared_columns(expected: dict[str, set[str]]) -> dict[str, dict[str, set[str]]]:
+    """db -> table -> columns declared one by one (``table.column``)."""
+    out: dict[str, dict[str, set[str]]] = {}
+    for db, names in expected.items():
+        for n in names:
+            if "." in n:
+                t, _, c = n.partition(".")
+                out.setdefault(db, {}).setdefault(t, set()).add(c)
+    return out
+
+
+def included_changes(manifest) -> list[dict]:
+    """The ``expected_changes`` of the files ``migration.expected_changes_files`` names (relative to the
+    manifest), e.g. written by ``migrate test --accept``."""
+    return [load_expected(manifest.stack_dir / f) for f in manifest.migration.expected_changes_files]
+
+
+def load_expected(path) -> dict:
+    """``expected_changes`` from a YAML file (``{expected_changes: {version: {db: [entries]}}}``)."""
+    from pathlib import Path
+
+    from ..errors import BadInput
+    from ..yamlsource import load_yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise BadInput(f"expected-changes file {p} not found",
+                       fix="write it with `upgrade-infra migrate test --accept FILE` or fix the path")
+    data = load_yaml(p).data or {}
+    ec = data.get("expected_changes") if isinstance(data, dict) else None
+    if not isinstance(ec, dict) or not all(isinstance(v, dict) and all(isinstance(x, list) for x in v.values())
+                                           for v in ec.values()):
+        raise BadInput(f"{p}: expected_changes: must map version -> database -> list of tables or table.column",
+                       fix="see docs/reference/stack.reference.yaml (migration.expected_changes)")
+    return {str(k): {str(db): [str(x) for x in xs] for db, xs in v.items()} for k, v in ec.items()}
+
+
 def compare_tables(before: DataFingerprint, after: DataFingerprint, expected: dict[str, set[str]]) -> list[dict]:
+    whole, partial = whole_tables(expected), declared_columns(expected)
     rows = []
     for db in before.databases:
         names = sorted({t for d, t in before.tables if d == db} | {t for d, t in after.tables if d == db})
         for t in names:
             b, a = before.tables.get((db, t)), after.tables.get((db, t))
-            declared = t in expected.get(db, set())
+            declared = t in whole.get(db, set())
+            own_cols = partial.get(db, {}).get(t, set())
+            bookkeeping = framework_of(t) if not declared else None
             shape_b, shape_a = before.schema.get(db, {}).get(t), after.schema.get(db, {}).get(t)
             cols = changed_columns((b or {}).get("columns"), (a or {}).get("columns"))
             content = ("new" if b is None else "dropped" if a is None else
                        "not hashed" if not (b["hash"] and a["hash"]) else
                        "same" if b["hash"] == a["hash"] else "changed")
             problem = None
-            if not declared:
-                if content in ("new", "dropped"):
-                    problem = f"table {content} but not declared in migration.expected_changes"
+            if not declared and not bookkeeping:
+                if content == "dropped":
+                    problem = "table dropped but not declared in migration.expected_changes"
+                elif content == "new":
+                    pass  # reported with its rows (IntegrityResult.inserted), never a failure
                 elif b["rows"] != a["rows"]:
                     problem = f"row count changed {b['rows']} -> {a['rows']} on a table the migration must not touch"
-                elif content == "changed" or shape_b != shape_a:
-                    what = f" in column(s) {', '.join(cols)}" if cols else ""
-                    problem = f"content changed{what} on a table the migration must not touch"
-            rows.append({"db": db, "table": t, "declared": declared, "rows_before": (b or {}).get("rows"),
-                         "rows_after": (a or {}).get("rows"), "content": content, "columns_changed": cols,
-                         "ok": problem is None, "problem": problem})
+                elif content == "changed" or not _same_shape(shape_b, shape_a, own_cols):
+                    rest = [c for c in cols if c not in own_cols]
+                    if content == "changed" and own_cols and not cols:
+                        problem = ("content changed and the table has no per-column hashes (too big): "
+                                   "declare the whole table")
+                    elif rest or content != "changed" or not own_cols:
+                        what = f" in column(s) {', '.join(rest)}" if rest else ""
+                        problem = f"content changed{what} on a table the migration must not touch"
+            row = {"db": db, "table": t, "declared": declared or (sorted(own_cols) if own_cols else False),
+                   "rows_before": (b or {}).get("rows"), "rows_after": (a or {}).get("rows"), "content": content,
+                   "columns_changed": cols, "ok": problem is None, "problem": problem}
+            if bookkeeping:
+                row["bookkeeping"] = bookkeeping
+            rows.append(row)
     return rows
+
+
+def _same_shape(a: dict | None, b: dict | None, allowed: set[str]) -> bool:
+    """Shapes equal, ignoring the columns declared one by one."""
+    if not allowed:
+        return a == b
+    strip = [{**(x or {}), "columns": {c: v for c, v in (x or {}).get("columns", {}).items() if c not in allowed}}
+             for x in (a, b)]
+    return strip[0] == strip[1]
 
 
 def check(conninfos: dict[str, str], before: DataFingerprint, after: DataFingerprint, expected: dict[str, set[str]],
@@ -157,11 +275,11 @@ def check(conninfos: dict[str, str], before: DataFingerprint, after: DataFingerp
 
 
 def check_env(env: Environment, before: DataFingerprint, after: DataFingerprint, to_versions: dict[str, str],
-              **kw: Any) -> IntegrityResult:
+              extra: dict | None = None, **kw: Any) -> IntegrityResult:
     """:func:`check` with the manifest's expected changes and invariants for ``to_versions``."""
     m = env.manifest
-    return check({db: env.conninfo(db) for db in after.databases}, before, after, expected_tables(m, to_versions),
-                 m.migration.invariants, **kw)
+    return check({db: env.conninfo(db) for db in after.databases}, before, after,
+                 expected_tables(m, to_versions, extra), m.migration.invariants, **kw)
 
 
 def check_constraints(conninfo: str, db: str, after: DataFingerprint, tables: set[str], full: bool,

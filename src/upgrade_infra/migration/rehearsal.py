@@ -24,7 +24,7 @@ from ..fingerprint import DataFingerprint, fingerprint
 from ..lock import guard
 from ..manifest import check_name
 from ..steps import Ctx, Step, StepFailed, begin_op, end_op, note, run_steps
-from . import execute, integrity, lint, recovery, report, rowdiff
+from . import execute, frameworks, integrity, lint, recovery, report, rowdiff
 from .canary import Canary
 from .reversibility import ReversibilitySteps, reset
 from .sampler import LockSampler
@@ -50,8 +50,9 @@ def parse_targets(items: list[str]) -> dict[str, str]:
 
 class Rehearsal(ReversibilitySteps):
     def __init__(self, env: Environment, to: dict[str, str], *, suites: list[str] | None, interval_s: float,
-                 mode: str | None, canary: bool) -> None:
-        self.env, self.to, self.mode, self.canary = env, to, mode, canary
+                 mode: str | None, canary: bool, expect: dict | None = None) -> None:
+        self.env, self.to, self.mode, self.canary, self.expect = env, to, mode, canary, expect
+        self.book_before: dict[str, dict[str, list[str]]] = {}
         m = env.manifest
         self.suites = suites or [s for s in DEFAULT_SUITES if s == "health" or any(c.suite == s for c in m.checks)]
         self.interval_s = interval_s
@@ -71,8 +72,13 @@ class Rehearsal(ReversibilitySteps):
         (integrity never compares their content); their rows are counted after the migration by the
         integrity scan and before it from the restore point, and the reversibility proofs hash them from
         the restore point: all outside the migration's path."""
-        d = integrity.expected_tables(self.env.manifest, self.to)
+        d = integrity.whole_tables(integrity.expected_tables(self.env.manifest, self.to, self.expect))
         return [(db, t) for db, ts in d.items() for t in ts]
+
+    def bookkeeping(self, fp: DataFingerprint) -> dict[str, dict[str, list[str]]]:
+        """db -> bookkeeping table -> its entries (the migrations a framework recorded)."""
+        return {db: {t: frameworks.entries(self.env.conninfo(db), t, list(fp.schema[db][t]["columns"]))
+                     for t in tables} for db, tables in frameworks.bookkeeping_in(fp.schema).items() if tables}
 
     def conninfos(self) -> dict[str, str]:
         return {db: self.env.conninfo(db) for db in self.env.manifest.postgres.databases}
@@ -83,6 +89,7 @@ class Rehearsal(ReversibilitySteps):
 
     def fingerprint_before(self, ctx: Ctx) -> dict[str, Any]:
         self.before = fingerprint(self.env, shape_only=self.declared())
+        self.book_before = self.bookkeeping(self.before)
         self.rep["overhead"]["fingerprint_before_s"] = self.before.seconds
         self.rep["size"] = {"before": sum(self.before.sizes.values())}
         return {"tables": len(self.before.tables), "rows": self.before.total_rows(), "seconds": self.before.seconds}
@@ -133,8 +140,9 @@ class Rehearsal(ReversibilitySteps):
 
     def check_integrity(self, ctx: Ctx) -> dict[str, Any]:
         assert self.before is not None and self.after is not None
-        res = integrity.check_env(self.env, self.before, self.after, self.to)
+        res = integrity.check_env(self.env, self.before, self.after, self.to, self.expect)
         self.integrity = res
+        self.rep["migrations_applied"] = frameworks.applied(self.book_before, self.bookkeeping(self.after))
         self.captured = rowdiff.capture(self.conninfos(), res.suspects, self.before, self.after)
         self.rep["integrity"] = res.to_dict()
         return {"passed": res.passed, "failures": len(res.failures)}
@@ -171,17 +179,23 @@ def _check_request(env: Environment, to: dict[str, str]) -> None:
 
 def rehearse(s: Session, staging: str, to: dict[str, str], *, suites: list[str] | None = None,
              interval_s: float = 0.05, mode: str | None = None, skip: tuple[str, ...] = (), canary: bool = True,
-             report_path: Path | None = None) -> dict[str, Any]:
+             report_path: Path | None = None, expect: Path | None = None,
+             accept: Path | None = None) -> dict[str, Any]:
     """Run the rehearsal; returns the report (``verdict.passed``) and writes it (JSON + .md).
 
     ``skip``: optional steps not to run (``lint``, ``downgrade``, ``validate``, ``compatibility``).
+    ``expect``: a YAML file of more ``expected_changes`` (as ``--accept`` writes them). ``accept``: when
+    the only failures are changes nobody declared, write the declarations that would pass into this
+    file, for review (it is never applied by itself).
     """
     env = s.env(staging)
     _check_request(env, to)
     bad = sorted(set(skip) - set(OPTIONAL_STEPS))
     if bad:
         raise BadInput(f"cannot skip {', '.join(bad)}", fix=f"skip any of: {', '.join(OPTIONAL_STEPS)}")
-    r = Rehearsal(env, to, suites=suites, interval_s=interval_s, mode=mode, canary=canary)
+    extra = integrity.load_expected(expect) if expect else None
+    integrity.expected_tables(env.manifest, to)  # a missing or bad expected_changes_files entry: exit 2 now
+    r = Rehearsal(env, to, suites=suites, interval_s=interval_s, mode=mode, canary=canary, expect=extra)
     with guard(env.state, env.name, f"migrate test {staging}"):
         ctx = begin_op(env, recovery.KIND, command=f"migrate test --on {staging}",
                        from_versions=r.rep["from_versions"], to_versions=dict(to), data={})
@@ -200,8 +214,55 @@ def rehearse(s: Session, staging: str, to: dict[str, str], *, suites: list[str] 
         r.rep["steps"] = ctx.timeline
         r.rep["duration_total_s"] = round(time.monotonic() - ctx.started, 3)
         r.rep["verdict"] = report.evaluate(r.rep)
-        end_op(ctx, outcome, error=r.rep["reset"].get("error"), passed=r.rep["verdict"]["passed"])
+        passed = r.rep["verdict"]["passed"]
+        if accept is not None:
+            r.rep["accept"] = accept_changes(r, accept)
+        error = r.rep["reset"].get("error") or (None if passed else "; ".join(r.rep["verdict"]["failures"][:3]))
+        end_op(ctx, outcome if passed else "failed", error=error, passed=passed)
     path = report_path or env.state.root / "reports" / "migration" / f"{staging}-{ctx.op}.json"
     json_path, md_path = report.write(r.rep, path)
     r.rep.update(report_json=str(json_path), report_md=str(md_path))
     return r.rep
+
+
+def accept_changes(r: Rehearsal, path: Path) -> dict[str, Any]:
+    """Write what the rehearsal saw change without a declaration as ``expected_changes`` for review,
+    when that is all that failed; else say what else failed (nothing is written)."""
+    res = r.integrity
+    if res is None:
+        return {"written": False, "reason": "integrity was not checked (the migration did not finish)"}
+    failing = {(t["db"], t["table"]) for t in res.tables if not t["ok"] and t["content"] != "dropped"}
+    fixable = {f"integrity: {t['db']}.{t['table']}: {t['problem']}" for t in res.tables
+               if (t["db"], t["table"]) in failing}
+    # the rows that changed in a table to be declared are that change, named by row
+    fixable |= {f"integrity: {f}" for f in res.failures
+                if any(f.startswith(f"{db}.{t}.") for db, t in failing)}
+    others = [f for f in r.rep["verdict"]["failures"] if f not in fixable]
+    if others:
+        return {"written": False, "reason": "other failures: " + "; ".join(others[:3])}
+    changes = res.undeclared_changes()
+    owners = {db: spec.owner for db, spec in r.env.manifest.postgres.databases.items()}
+    doc: dict[str, dict[str, list[str]]] = {}
+    for db, entries in changes.items():
+        doc.setdefault(r.to[owners[db]], {})[db] = entries
+    write_expected(path, doc, r)
+    return {"written": True, "path": str(path), "expected_changes": doc}
+
+
+def write_expected(path: Path, doc: dict[str, dict[str, list[str]]], r: Rehearsal) -> None:
+    import io
+
+    from ruamel.yaml import YAML
+
+    frm = ", ".join(f"{k} {v}" for k, v in r.rep["from_versions"].items() if k in r.to)
+    to = ", ".join(f"{k} {v}" for k, v in r.to.items())
+    buf = io.StringIO()
+    YAML().dump({"expected_changes": doc}, buf)
+    header = (f"# Written by `upgrade-infra migrate test --accept` on {time.strftime('%Y-%m-%d %H:%M')} after a "
+              f"rehearsal of {frm} -> {to} on {r.env.name}.\n"
+              "# The migration changed these tables (or columns) without a declaration, and nothing else failed.\n"
+              "# Review each entry, then include the file: migration.expected_changes_files: [<this file>]\n"
+              "# in stack.yaml, or pass it to `migrate test --expect <this file>`.\n")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + buf.getvalue())

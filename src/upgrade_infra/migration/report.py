@@ -110,6 +110,11 @@ def render(rep: dict[str, Any]) -> str:
             f"{_mb(size.get('after'))} ({(size.get('change_bytes') or 0) / 1e6:+,.1f} MB)"]
     if rep.get("schema_changes"):
         out += ["", "**Schema changes**:"] + [f"- {c}" for c in rep["schema_changes"][:30]]
+    for m in rep.get("migrations_applied") or []:
+        new = m["new"]
+        out += ["", f"**Migrations applied** ({m['framework']}, {m['db']}.{m['table']}: {m['rows_before']} -> "
+                f"{m['rows_after']} rows): " + (", ".join(f"`{x}`" for x in new[:30]) or "none")
+                + (f" and {len(new) - 30} more" if len(new) > 30 else "")]
     out += _render_integrity(rep.get("integrity"))
     val = rep.get("validation")
     if val is None:
@@ -150,9 +155,15 @@ def _render_integrity(integ: dict[str, Any] | None) -> list[str]:
            "| table | declared | rows before | rows after | content | columns changed | status |",
            "|---|---|---|---|---|---|---|"]
     for t in integ.get("tables", []):
-        out.append(f"| {t['db']}.{t['table']} | {'yes' if t['declared'] else 'no'} | {_n(t['rows_before'])} | "
-                   f"{_n(t['rows_after'])} | {t['content']} | {', '.join(t['columns_changed'])} | "
-                   f"{'ok' if t['ok'] else 'FAIL: ' + t['problem']} |")
+        declared = ("bookkeeping" if t.get("bookkeeping") else "columns " + ", ".join(t["declared"])
+                    if isinstance(t["declared"], list) else "yes" if t["declared"] else "no")
+        status = ("ok" + (f" ({t['note']})" if t.get("note") else "")) if t["ok"] else "FAIL: " + t["problem"]
+        out.append(f"| {t['db']}.{t['table']} | {declared} | {_n(t['rows_before'])} | "
+                   f"{_n(t['rows_after'])} | {t['content']} | {', '.join(t['columns_changed'])} | {status} |")
+    ins = integ.get("inserted") or []
+    if ins:
+        out.append("\nRows the migration inserted: " + ", ".join(
+            f"{i['db']}.{i['table']} {i['rows']}" + (" (new table)" if i["table_new"] else "") for i in ins))
     bad = [c for c in integ.get("constraints", []) if not c["ok"]]
     n = len(integ.get("constraints", []))
     out.append(f"\nConstraints re-checked: {n}, violated: {len(bad)}" +

@@ -27,8 +27,8 @@ def row_hash_query(schema: str, table: str, key: list[str], columns: list[str]) 
         psql.SQL("{} || '=' || coalesce({}::text, 'NULL')").format(psql.Literal(c), psql.Identifier(c)) for c in key)
     hs = [psql.SQL("hash_record_extended(ROW({}::text), 0) AS {}").format(psql.Identifier(c), psql.Identifier(f"h{i}"))
           for i, c in enumerate(columns)]
-    return psql.SQL("SELECT {} AS k, {} FROM {}.{}").format(k, psql.SQL(", ").join(hs), psql.Identifier(schema),
-                                                           psql.Identifier(table))
+    what = psql.SQL(", ").join([psql.SQL("{} AS k").format(k), *hs])  # no column besides the key: k alone
+    return psql.SQL("SELECT {} FROM {}.{}").format(what, psql.Identifier(schema), psql.Identifier(table))
 
 
 def _read(conninfo: str, schema: str, table: str, key: list[str], columns: list[str]) -> dict[str, list[int]]:
@@ -59,8 +59,10 @@ def capture(conninfos: dict[str, str], suspects: list[dict[str, Any]], before: D
     return out
 
 
-def resolve(conninfos: dict[str, str], captured: list[dict[str, Any]], schema: str = "public") -> list[dict[str, Any]]:
-    """Compare with the before state (now restored): one entry per column whose values changed."""
+def resolve(conninfos: dict[str, str], captured: list[dict[str, Any]], schema: str = "public",
+            added: dict[tuple[str, str], int] | None = None) -> list[dict[str, Any]]:
+    """Compare with the before state (now restored): one entry per column whose values changed.
+    ``added`` (optional) receives, per table, how many keys exist only in the migrated state."""
     out: list[dict[str, Any]] = []
     for e in captured:
         db, t = e["db"], e["table"]
@@ -79,6 +81,8 @@ def resolve(conninfos: dict[str, str], captured: list[dict[str, Any]], schema: s
             if changed:
                 out.append({"db": db, "table": t, "column": col, "rows_changed": len(changed),
                             "sample_keys": changed[:SAMPLE], "how": "values changed"})
+        if added is not None:
+            added[(db, t)] = len(after.keys() - before.keys())
         gone = sorted(before.keys() - after.keys(), key=_natural)
         if gone:
             out.append({"db": db, "table": t, "column": "(row)", "rows_changed": len(gone),

@@ -2,19 +2,26 @@
 
 Releases: 1.0 (accounts), 2.0 (adds accounts.currency, rewrites every balance into cents, new
 table audit), broken (2.0's migration, then /healthz answers 500: never ready), halfway (commits the
-first half of 2.0's migration, then crashes). Its data dir holds a file naming the schema version.
+first half of 2.0's migration, then crashes), linger (2.0 that closes like some Node/Python apps: on
+SIGTERM its main thread exits while another thread keeps the listening socket open for
+LEDGER_LINGER_S seconds, default 0.3). `downgrade --to 1.0` takes schema 2 back to 1. Its data dir
+holds a file naming the schema version.
 """
 
 import argparse
+import ctypes
 import http.server
 import json
 import os
+import signal
 import sys
+import threading
+import time
 from pathlib import Path
 
 import psycopg
 
-TARGET = {"1.0": 1, "2.0": 2, "broken": 2, "halfway": 2}
+TARGET = {"1.0": 1, "2.0": 2, "broken": 2, "halfway": 2, "linger": 2}
 
 
 def migrate(conn, version: str) -> int:
@@ -56,7 +63,33 @@ def serve(a) -> None:
             pass
 
     print(f"ledger {a.release} (schema {schema}) on {a.port}", flush=True)
-    http.server.ThreadingHTTPServer(("127.0.0.1", a.port), H).serve_forever()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), H)
+    if a.release == "linger":
+        signal.signal(signal.SIGTERM, lambda *_: linger(server))
+    server.serve_forever()
+
+
+def linger(server) -> None:
+    """The main thread exits (the process shows as a zombie) while a thread holds the socket."""
+    def hold() -> None:
+        time.sleep(float(os.environ.get("LEDGER_LINGER_S", "0.3")))
+        server.socket.close()
+        os._exit(0)
+
+    threading.Thread(target=hold).start()
+    ctypes.CDLL(None).pthread_exit(None)
+
+
+def downgrade(a) -> None:
+    """Take the schema from 2 back to ``--to``'s (the inverse of 2.0's migration)."""
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        current = conn.execute("SELECT coalesce(max(v), 0) FROM schema_version").fetchone()[0]
+        if current >= 2 > TARGET[a.to]:
+            conn.execute("DROP TABLE audit")
+            conn.execute("UPDATE accounts SET balance = balance / 100")
+            conn.execute("ALTER TABLE accounts DROP COLUMN currency")
+            conn.execute("DELETE FROM schema_version WHERE v = 2")
+    print(json.dumps({"from": current, "to": TARGET[a.to]}))
 
 
 def seed(a) -> None:
@@ -75,6 +108,8 @@ if __name__ == "__main__":
     d = sub.add_parser("seed")
     d.add_argument("--rows", type=int, default=2000)
     d.add_argument("--size-mb", default=None)
+    g = sub.add_parser("downgrade")
+    g.add_argument("--to", required=True)
     a = p.parse_args()
-    {"serve": serve, "seed": seed}[a.cmd](a)
+    {"serve": serve, "seed": seed, "downgrade": downgrade}[a.cmd](a)
     sys.exit(0)
