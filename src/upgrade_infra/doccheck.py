@@ -174,6 +174,9 @@ def check_argv(argv: list[str], root: Any) -> list[str]:
     positional: list[str] = []
     while i < len(argv):
         t = argv[i]
+        if t == "--":  # the end of options: the rest is the command's payload (`exec ENV SVC -- CMD…`)
+            positional.extend(argv[i + 1:][:1])
+            break
         if t.startswith("-") and len(t) > 1 and not re.fullmatch(r"-\d+(\.\d+)?", t):
             name = t.split("=", 1)[0]
             if name not in opts:
