@@ -1,20 +1,36 @@
 """The state directory: where environments, installs, secrets, restore points and journals live.
 
-Layout (all created 0700 unless noted)::
+Layout (the tool works under a umask of 077: directories 0700, files 0600 unless noted)::
 
     <state>/                     0711: the PostgreSQL OS user must traverse to its data dirs
+      envs/<env>/                0711 (same reason)
       envs/<env>/env.json        the environment record (kind, ports, versions, processes)
-      envs/<env>/pg/{data,run}   the environment's own PostgreSQL cluster (owned by the server user)
+      envs/<env>/pg/             0711, root's: the cluster's home, see below
+      envs/<env>/pg/{data,run}   the environment's own PostgreSQL cluster (0700, owned by the server user)
+      envs/<env>/pg/postgres.log 0600, owned by the server user
       envs/<env>/data/<service>  service data dirs
-      envs/<env>/logs/<service>.log
+      envs/<env>/logs/<service>.log   0600 (service output can hold secrets)
       installs/<service>/<version>/
       secrets/<env>/<name>       0600
+
+When the tool runs as root, PostgreSQL runs as an unprivileged user, which must be able to reach
+``envs/<env>/pg``. If a directory above the state dir keeps it out (the state dir sits in root's 0700
+home, in a ``mktemp -d`` dir…), the cluster's home moves to a root-owned 0711 base,
+``/var/lib/upgrade-infra/<hash of the state dir>/envs/<env>/pg`` (``$UPGRADE_INFRA_PG_BASE``
+overrides ``/var/lib/upgrade-infra``), and ``envs/<env>/pg`` becomes a symlink to it: the user's own
+directories are never loosened, and the base belongs to this state dir (its ``state-dir`` file names
+it; destroying the environment removes it).
 """
 
 from __future__ import annotations
 
+import grp
+import hashlib
 import json
 import os
+import pwd
+import shutil
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +41,44 @@ from pydantic import BaseModel
 from .errors import StateDirError, UnknownName
 
 TRAVERSE = 0o711
+UMASK = 0o077
+PG_BASE_ENV = "UPGRADE_INFRA_PG_BASE"
+DEFAULT_PG_BASE = Path("/var/lib/upgrade-infra")
+
+
+def private_umask() -> int:
+    """Make everything this process creates from now on private to its owner (0700 dirs, 0600 files).
+
+    Service logs hold live tokens, reports hold production figures: nothing the tool writes is for
+    other users. Called whenever a state dir is opened, and by the CLI. Returns the previous umask.
+    """
+    return os.umask(UMASK)
+
+
+def traversal_blocker(path: Path, user: str) -> Path | None:
+    """The first directory on the way from / to ``path`` (included) that ``user`` cannot search, or None.
+
+    Pure stat checks (owner, group membership, mode bits; no ACLs), so nothing runs as that user.
+    """
+    pw = pwd.getpwnam(user)
+    if pw.pw_uid == 0:
+        return None
+    groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    p = Path(os.path.abspath(path))
+    for d in [*reversed(p.parents), p]:
+        try:
+            st = os.stat(d)
+        except FileNotFoundError:
+            return None  # below here the tool creates the directories itself
+        if st.st_uid == pw.pw_uid:
+            ok = st.st_mode & stat.S_IXUSR
+        elif st.st_gid in groups:
+            ok = st.st_mode & stat.S_IXGRP
+        else:
+            ok = st.st_mode & stat.S_IXOTH
+        if not ok:
+            return d
+    return None
 
 
 def atomic_write_json(path: Path, data: Any, mode: int = 0o600) -> None:
@@ -71,6 +125,7 @@ class StateDir:
         self.root = Path(root).resolve()
 
     def ensure(self) -> StateDir:
+        private_umask()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
             os.chmod(self.root, TRAVERSE)
@@ -114,6 +169,75 @@ class StateDir:
     def installs_dir(self, service: str, version: str) -> Path:
         return self.root / "installs" / service / version
 
+    # -- where PostgreSQL's files live --------------------------------------------------------------
+    def pg_base(self) -> Path:
+        """This state dir's root-owned 0711 base outside it, for when the server user cannot reach it."""
+        top = Path(os.environ.get(PG_BASE_ENV) or DEFAULT_PG_BASE)
+        return top / hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
+
+    def pg_home(self, env: str, server_user: str | None) -> Path:
+        """The directory holding ``env``'s cluster (data, run, postgres.log), reachable by ``server_user``.
+
+        ``envs/<env>/pg`` itself when the server user can reach it (or there is none: not root);
+        otherwise a directory in :meth:`pg_base` that ``envs/<env>/pg`` points to (a symlink).
+        Raises StateDirError, before anything is created, when neither works, saying what to change.
+        """
+        link = self.env_dir(env) / "pg"
+        if link.is_symlink():
+            real = link.resolve()
+            if not real.is_relative_to(self.pg_base()):
+                raise StateDirError(f"{link} points to {real}, outside this state dir and its base {self.pg_base()}",
+                                    fix=f"remove the symlink {link} (it was not made by upgrade-infra)")
+            return real
+        if link.is_dir() or server_user is None or traversal_blocker(self.root, server_user) is None:
+            return link
+        base = self.pg_base()
+        blocker = traversal_blocker(base.parent, server_user)
+        if blocker is not None:
+            cant = traversal_blocker(self.root, server_user)
+            raise StateDirError(
+                f"PostgreSQL's server user {server_user!r} cannot reach {cant} (mode {_mode(cant)}) on the way to "
+                f"the state dir, nor {blocker} (mode {_mode(blocker)}) on the way to {base}",
+                fix=f"set ${PG_BASE_ENV} to a directory {server_user!r} can traverse, or pass --state-dir "
+                    "outside private directories")
+        try:
+            for d in (base.parent, base, base / "envs", base / "envs" / env):
+                d.mkdir(exist_ok=True)
+                os.chmod(d, TRAVERSE)
+            marker = base / "state-dir"
+            if not marker.exists():
+                marker.write_text(f"{self.root}\n")  # whose base this is
+            real = base / "envs" / env / "pg"
+            real.mkdir(exist_ok=True)
+            os.chmod(real, TRAVERSE)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(real)
+        except OSError as e:
+            raise StateDirError(f"cannot create PostgreSQL's home {base} (the state dir {self.root} is out of "
+                                f"reach of the server user {server_user!r}): {e.strerror}",
+                                fix=f"set ${PG_BASE_ENV} to a writable directory {server_user!r} can traverse, "
+                                    "or pass --state-dir outside private directories") from None
+        return real
+
+    def remove_pg_home(self, env: str) -> None:
+        """Remove ``env``'s cluster home if it lives in the base (the symlink goes with the env dir)."""
+        link = self.env_dir(env) / "pg"
+        if not link.is_symlink():
+            return
+        real = link.resolve()
+        base = self.pg_base()
+        if real.is_relative_to(base) and real != base:
+            shutil.rmtree(real.parent, ignore_errors=True)  # base/envs/<env>
+        link.unlink(missing_ok=True)
+        envs = base / "envs"
+        if envs.is_dir() and not any(envs.iterdir()):
+            shutil.rmtree(base, ignore_errors=True)
+
+    def owns(self, path: Path) -> bool:
+        """True when ``path`` lies inside this state dir or its PostgreSQL base."""
+        p = Path(os.path.abspath(path))
+        return p.is_relative_to(self.root) or p.is_relative_to(self.pg_base())
+
     def secrets_dir(self, env: str) -> Path:
         return self.root / "secrets" / env
 
@@ -122,6 +246,13 @@ class StateDir:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(d, 0o700)
         return d
+
+
+def _mode(p: Path | None) -> str:
+    try:
+        return oct(os.stat(p).st_mode & 0o777)[2:] if p else "?"
+    except OSError:
+        return "?"
 
 
 def _not_writable(root: Path, e: OSError) -> StateDirError:
