@@ -11,6 +11,7 @@ import sys
 import typer
 
 from ..errors import EXIT_BAD_INPUT, EXIT_OPERATION_FAILED, UpgradeInfraError
+from ..state import private_umask
 from .app import app, console_err, state_of
 
 # sub-command modules register themselves on import
@@ -23,6 +24,7 @@ from . import migrate_cmds  # noqa: E402,F401  isort: skip
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; usage errors exit 2 (Typer's standalone mode), library errors map to their exit code."""
+    private_umask()  # state dir, reports, logs: nothing the tool writes is for other users
     try:
         app(args=argv, standalone_mode=True)
         return 0

@@ -185,12 +185,13 @@ class LocalEnvironment(Environment):
         install = self.state.installs_dir(service, self.record.versions[service])
         if install.is_dir():
             share_with_group(install, pw.pw_gid, self.state.root / "installs")
-        paths = [Path(a) for a in argv if os.path.isabs(a) and os.path.exists(a)] + [cwd]
-        blocked = next(((p, b) for p in paths if (b := traversal_blocker(p.parent, user))), None)
+        exe = shutil.which(argv[0]) if argv else None
+        paths = [Path(os.path.realpath(a)) for a in [exe or "", *argv[1:]] if os.path.isabs(a) and os.path.exists(a)]
+        blocked = next(((p, b) for p in [*paths, cwd] if (b := traversal_blocker(p.parent, user))), None)
         if blocked:
-            print(f"warning: staging service {service} of {self.name} runs as root: user {user!r} cannot reach "
-                  f"{blocked[0]} (blocked at {blocked[1]}); let it traverse that directory for the "
-                  "unprivileged run", file=sys.stderr)
+            print(f"warning: staging service {service} of {self.name} runs as root, without the unprivileged "
+                  f"user {user!r}: it cannot reach {blocked[0]} (blocked at {blocked[1]}); install the program "
+                  "(e.g. the Python venv) where other users can traverse", file=sys.stderr)
             return None
         data = self.data_dir(service)
         os.chmod(data.parent, TRAVERSE)
