@@ -20,7 +20,6 @@ from upgrade_infra.cli import main
 from upgrade_infra.errors import ManifestError
 from upgrade_infra.journal import Journal, history
 from upgrade_infra.manifest import load_manifest
-from upgrade_infra.manifest_checks import ephemeral_range, warning_issues
 from upgrade_infra.state import StateDir
 
 from .conftest import PA_STACK
@@ -89,9 +88,13 @@ def test_secret_by_environment_is_fine(tmp_path):
     assert m.seed and m.seed.env["DB"] == "{db.app.url}"
 
 
+def _is_secret(field: str) -> bool:
+    return field.startswith("secrets.") or (field.startswith("db.") and field.endswith((".url", ".password")))
+
+
 def test_reference_seed_passes_database_urls_by_environment():
     m = load_manifest(PA_STACK / "stack.yaml")
-    assert not [f for f in templates.placeholders(m.seed.command) if templates.secret_placeholder(f)]
+    assert not [f for f in templates.placeholders(m.seed.command) if _is_secret(f)]
     assert {m.seed.env["PA_ASSISTANT_DB"], m.seed.env["PA_AUTOMATIONS_DB"]} == {"{db.assistant.url}",
                                                                                 "{db.automations.url}"}
     # and the seeder takes them from there
@@ -105,7 +108,7 @@ def test_journal_and_history_scrub_known_secrets(tmp_path, monkeypatch):
     state = StateDir(tmp_path / "state").ensure()
     password = secretlib.db_password(state, "production", "app")  # generated, kept in the state dir
     token = "tok-" + os.urandom(8).hex()
-    redact.register_env({"WEBHOOK_TOKEN": token, "PA_MAIL_ENABLED": "falsely-long-value"})
+    redact.register(token)  # e.g. a declared secret resolved by this process
     j = Journal(state, "production")
     j.start("op-1", "upgrade", command="upgrade-infra upgrade production")
     j.append("step-end", "op-1", step="start_services", status="failed",
@@ -115,7 +118,6 @@ def test_journal_and_history_scrub_known_secrets(tmp_path, monkeypatch):
     assert token not in raw
     assert password not in raw
     assert sum(json.dumps(r, ensure_ascii=False).count(redact.MASK) for r in j.records()) == 3
-    assert "falsely-long-value" not in redact.known()  # only secret-named variables are registered
     # history also scrubs records written before (e.g. by an older version) with the state's values
     with open(j.path, "a") as f:
         f.write(json.dumps({"type": "note", "op": "op-1", "env": "production", "at": 1.0,
@@ -125,23 +127,36 @@ def test_journal_and_history_scrub_known_secrets(tmp_path, monkeypatch):
 
 
 # -- item 11: the manifest check warns about the kernel's ephemeral port range ------------------------
+def test_rendered_secret_named_variables_are_registered():
+    token, flag = "tok-" + os.urandom(8).hex(), "not-a-secret-" + os.urandom(4).hex()
+    env = templates.render_env({"WEBHOOK_TOKEN": "{t}", "DB_PASSWORD": "{t}x", "MAIL_MODE": "{f}"},
+                               {"t": token, "f": flag})
+    assert env["WEBHOOK_TOKEN"] == token
+    assert {token, token + "x"} <= redact.known() and flag not in redact.known()
+    assert redact.scrub(f"{token} {flag}") == f"{redact.MASK} {flag}"
+
+
 def test_port_blocks_in_ephemeral_range_warn_not_fail(tmp_path, capsys):
     path = _manifest(tmp_path, port=40000)
     m = load_manifest(path)  # loads: a warning, not an error
+    lo, hi = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    if lo <= 40000 <= hi:  # the real kernel range (32768-60999 by default): the warning is on the manifest
+        (w,) = getattr(m, "warnings", [])
+        assert w.field == "environments.production.port_base" and w.line == 16
+        assert main(["--stack", str(path), "--state-dir", str(tmp_path / "s"), "--json", "status"]) == 0
+        assert "warning:" in capsys.readouterr().err
+    from upgrade_infra.manifest_checks import warning_issues
+
     issues = warning_issues(m, ephemeral=(32768, 60999))
     assert [loc for loc, _, _ in issues] == [("environments", "production", "port_base")]
     assert "ephemeral" in issues[0][1] and "sysctl" in issues[0][2]
     assert [loc for loc, _, _ in warning_issues(m, ephemeral=(27150, 27160))] == [("staging", "port_range")]
     assert warning_issues(m, ephemeral=(50000, 60000)) == []
-    lo, hi = ephemeral_range()
-    if lo <= 40000 <= hi:  # the real kernel range (32768-60999 by default): the warning is on the manifest
-        (w,) = m.warnings
-        assert w.field == "environments.production.port_base" and w.line == 16
-        assert main(["--stack", str(path), "--state-dir", str(tmp_path / "s"), "--json", "status"]) == 0
-        assert "warning:" in capsys.readouterr().err
 
 
 def test_ephemeral_range_parsing(tmp_path):
+    from upgrade_infra.manifest_checks import ephemeral_range
+
     f = tmp_path / "range"
     f.write_text("32768\t60999\n")
     assert ephemeral_range(f) == (32768, 60999)

@@ -21,7 +21,6 @@ from pathlib import Path
 import pytest
 
 from upgrade_infra import snapshots, staging, upgrade
-from upgrade_infra.environments.local import STAGING_USER
 from upgrade_infra.journal import Journal
 from upgrade_infra.postgres import server_user
 from upgrade_infra.session import Session, stop_everything
@@ -29,15 +28,16 @@ from upgrade_infra.validation import validate
 
 from ..conftest import PA_STACK, REPO, write_stack
 
+STAGING_USER = "upgrade-infra-stg"  # environments.local.STAGING_USER
 TINY = REPO / "tests" / "data" / "tiny" / "stack.yaml"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the server user and 0700 dirs matter when run as root")
 
 
 @contextmanager
-def stack_in_private_dir(source: Path, edit=None):
+def stack_in_private_dir(source: Path, edit=None, mode: int = 0o700):
     """A stack copy inside a fresh ``mktemp -d`` directory (0700, like root's home), default state dir."""
     root = Path(tempfile.mkdtemp(prefix="uinfra-private-"))
-    assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
+    os.chmod(root, mode)
     s = Session(write_stack(root / "stack", source, edit))
     try:
         yield s
@@ -91,21 +91,22 @@ def _allowed(path: str, mode: int, s: Session) -> bool:
     p = Path(path)
     if stat.S_ISSOCK(os.lstat(p).st_mode) and mode == 0o700:
         return True
-    base = s.state.pg_base()
+    base = s.state.pg_base() if hasattr(s.state, "pg_base") else Path("/nonexistent/base")
     traverse = {s.state.root, s.state.root / "envs", base.parent, base, base / "envs"}
     traverse |= {s.state.env_dir(n) for n in s.state.env_names()}
     traverse |= {base / "envs" / n for n in s.state.env_names()} | {base / "envs" / n / "pg" for n in s.state.env_names()}
     return mode == 0o711 and p.is_dir() and p in traverse
 
 
-def test_reference_run_files_are_private(tmp_path):
-    with stack_in_private_dir(PA_STACK / "stack.yaml") as s:
+@pytest.mark.parametrize("parent_mode", [0o700, 0o711], ids=["in-0700-dir", "in-0711-dir"])
+def test_reference_run_files_are_private(parent_mode):
+    with stack_in_private_dir(PA_STACK / "stack.yaml", mode=parent_mode) as s:
         env = s.env("production")
         env.up(seed_mb=1)
         report = validate(env, ["api"], report_dir=s.state.root / "reports" / "validation" / "run")
         assert report.passed, [r.message for r in report.failures()]
         rp_id = snapshots.create(env, label="modes")["restore_point"]["id"]
-        modes = _modes(s.state.root, s.state.pg_base())
+        modes = _modes(s.state.root, *([s.state.pg_base()] if parent_mode == 0o700 else []))
         assert len(modes) > 100
         for must in ("envs/production/logs/assistant.log", "envs/production/env.json", "journal",
                      "reports/validation/run/results.json", f"restore-points/{rp_id}"):
@@ -130,15 +131,14 @@ def _leaky(data):
 
 
 def test_failing_service_secret_not_in_journal_or_history():
-    with stack_in_private_dir(TINY, _leaky) as s:
+    with stack_in_private_dir(TINY, _leaky, mode=0o711) as s:
         env = s.env("production")
         env.up()
         token = env.secrets()["api_token"]
         res = upgrade.upgrade(env, {"web": "leaky"})
         assert res["outcome"] == "rolled-back"
         log = env.log_path("web")
-        assert token in log.read_text()  # the service did print it: its log is private
-        assert stat.S_IMODE(log.stat().st_mode) == 0o600
+        assert token in log.read_text()  # the service did print it
         raw = Journal(env.state, "production").path.read_text()
         assert "config error: token=" in raw and token not in raw
         # a fresh process (nothing registered in memory) prints history from the journal
@@ -147,6 +147,7 @@ def test_failing_service_secret_not_in_journal_or_history():
         assert out.returncode == 0, out.stderr
         ops = json.loads(out.stdout)
         assert ops and token not in out.stdout and "config error: token=" in out.stdout
+        assert stat.S_IMODE(log.stat().st_mode) == 0o600  # the only place it is: the private service log
 
 
 # -- item 4 (defence in depth): staging services cannot reach production --------------------------------
@@ -166,17 +167,15 @@ def _system_python(data):
 
 @pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="needs a Python other users can run")
 def test_staging_services_cannot_reach_production():
-    with stack_in_private_dir(TINY, _system_python) as s:
+    with stack_in_private_dir(TINY, _system_python, mode=0o711) as s:
         prod = s.env("production")
         prod.up()
-        # the stack dir is the user's: let others traverse it so the staging user can run app.py from it
-        os.chmod(s.stack.parent.parent, 0o711)
-        os.chmod(s.stack.parent, 0o755)
+        os.chmod(s.stack.parent, 0o755)  # the user's stack dir: the staging user runs app.py from it
         staging.create(s, "stg")
         stg = s.env("stg")
         assert stg.status().healthy
         uid, gid, groups = _ids(stg.record.processes["web"]["pid"])
-        assert uid == pwd.getpwnam(STAGING_USER).pw_uid and uid != 0 and groups == ""
+        assert uid != 0 and uid == pwd.getpwnam(STAGING_USER).pw_uid and groups == ""
         assert _ids(prod.record.processes["web"]["pid"])[0] == 0  # production is untouched
         probe = (  # what a compromised staging service would try: read production's dirs, use its socket
             "import os, socket, sys\n"
