@@ -161,3 +161,44 @@ def test_ephemeral_range_parsing(tmp_path):
     f.write_text("32768\t60999\n")
     assert ephemeral_range(f) == (32768, 60999)
     assert ephemeral_range(tmp_path / "missing") is None
+
+
+# -- item 10: the base outside the state dir is found, owned and cleaned up ---------------------------
+@pytest.fixture
+def open_tmp():
+    import shutil
+    import tempfile
+
+    d = Path(tempfile.mkdtemp(prefix="uinfra-base-"))
+    os.chmod(d, 0o755)  # like /var/lib: every user may traverse
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_state_base_belongs_to_its_state_dir(open_tmp, monkeypatch):
+    from upgrade_infra.errors import StateDirError
+    from upgrade_infra.state import orphan_bases, prune_orphan_bases, traversal_blocker
+
+    tmp_path = open_tmp
+    monkeypatch.setenv("UPGRADE_INFRA_PG_BASE", str(tmp_path / "bases"))
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    state = StateDir(private / "state").ensure()
+    if os.geteuid() == 0:
+        assert traversal_blocker(state.root, "postgres") == private
+        home = state.pg_home("production", "postgres")
+        assert home == state.pg_base() / "envs" / "production" / "pg" and (state.env_dir("production") / "pg").is_symlink()
+        assert state.owns(home) and not state.owns(tmp_path / "elsewhere")
+        with pytest.raises(StateDirError, match="not a path inside"):
+            state.server_dir("../../x", "postgres")
+        (state.env_dir("other")).mkdir(parents=True)
+        (state.env_dir("other") / "pg").symlink_to(tmp_path)  # planted: points outside the base
+        with pytest.raises(StateDirError, match="outside this state dir"):
+            state.pg_home("other", "postgres")
+        assert orphan_bases() == []  # its state dir exists
+        import shutil
+
+        shutil.rmtree(private)
+        assert orphan_bases() == [state.pg_base()] and prune_orphan_bases() == [state.pg_base()]
+        assert not state.pg_base().exists()
+    assert StateDir(tmp_path / "s2").ensure().pg_home("production", None) == tmp_path / "s2" / "envs" / "production" / "pg"

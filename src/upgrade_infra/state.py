@@ -176,13 +176,20 @@ class StateDir:
         return top / hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
 
     def pg_home(self, env: str, server_user: str | None) -> Path:
-        """The directory holding ``env``'s cluster (data, run, postgres.log), reachable by ``server_user``.
+        """The directory holding ``env``'s cluster (data, run, postgres.log), reachable by ``server_user``."""
+        return self.server_dir(Path("envs") / env / "pg", server_user)
 
-        ``envs/<env>/pg`` itself when the server user can reach it (or there is none: not root);
-        otherwise a directory in :meth:`pg_base` that ``envs/<env>/pg`` points to (a symlink).
-        Raises StateDirError, before anything is created, when neither works, saying what to change.
+    def server_dir(self, rel: str | Path, server_user: str | None) -> Path:
+        """``<state>/<rel>`` as a directory PostgreSQL's ``server_user`` can reach (cluster homes,
+        quarantined and scratch clusters): itself, with 0711 directories on the way, when the server
+        user can reach the state dir (or there is none: not root); otherwise a directory in
+        :meth:`pg_base` that ``<state>/<rel>`` points to (a symlink). Raises StateDirError, before
+        anything is created, when neither works, saying what to change.
         """
-        link = self.env_dir(env) / "pg"
+        rel = Path(rel)
+        if rel.is_absolute() or ".." in rel.parts:
+            raise StateDirError(f"{rel} is not a path inside the state dir", fix="this is a bug: report it")
+        link = self.root / rel
         if link.is_symlink():
             real = link.resolve()
             if not real.is_relative_to(self.pg_base()):
@@ -190,6 +197,7 @@ class StateDir:
                                     fix=f"remove the symlink {link} (it was not made by upgrade-infra)")
             return real
         if link.is_dir() or server_user is None or traversal_blocker(self.root, server_user) is None:
+            self._traversable(self.root, rel)
             return link
         base = self.pg_base()
         blocker = traversal_blocker(base.parent, server_user)
@@ -201,36 +209,52 @@ class StateDir:
                 fix=f"set ${PG_BASE_ENV} to a directory {server_user!r} can traverse, or pass --state-dir "
                     "outside private directories")
         try:
-            for d in (base.parent, base, base / "envs", base / "envs" / env):
+            for d in (base.parent, base):
                 d.mkdir(exist_ok=True)
                 os.chmod(d, TRAVERSE)
             marker = base / "state-dir"
             if not marker.exists():
                 marker.write_text(f"{self.root}\n")  # whose base this is
-            real = base / "envs" / env / "pg"
-            real.mkdir(exist_ok=True)
-            os.chmod(real, TRAVERSE)
+            real = self._traversable(base, rel)
             link.parent.mkdir(parents=True, exist_ok=True)
             link.symlink_to(real)
         except OSError as e:
-            raise StateDirError(f"cannot create PostgreSQL's home {base} (the state dir {self.root} is out of "
+            raise StateDirError(f"cannot create {base / rel} for PostgreSQL (the state dir {self.root} is out of "
                                 f"reach of the server user {server_user!r}): {e.strerror}",
                                 fix=f"set ${PG_BASE_ENV} to a writable directory {server_user!r} can traverse, "
                                     "or pass --state-dir outside private directories") from None
         return real
 
+    @staticmethod
+    def _traversable(top: Path, rel: Path) -> Path:
+        d = top
+        for part in rel.parts:
+            d = d / part
+            d.mkdir(exist_ok=True)
+            os.chmod(d, TRAVERSE)
+        return d
+
     def remove_pg_home(self, env: str) -> None:
         """Remove ``env``'s cluster home if it lives in the base (the symlink goes with the env dir)."""
-        link = self.env_dir(env) / "pg"
+        self.remove_server_dir(Path("envs") / env / "pg")
+
+    def remove_server_dir(self, rel: str | Path) -> None:
+        """Remove what :meth:`server_dir` made in the base for ``rel`` (and the base once it is empty)."""
+        link = self.root / rel
         if not link.is_symlink():
             return
-        real = link.resolve()
-        base = self.pg_base()
+        real, base = link.resolve(), self.pg_base()
         if real.is_relative_to(base) and real != base:
-            shutil.rmtree(real.parent, ignore_errors=True)  # base/envs/<env>
+            shutil.rmtree(real, ignore_errors=True)
+            for d in real.parents:  # empty parents up to the base
+                if d == base or not d.is_relative_to(base):
+                    break
+                try:
+                    d.rmdir()
+                except OSError:
+                    break
         link.unlink(missing_ok=True)
-        envs = base / "envs"
-        if envs.is_dir() and not any(envs.iterdir()):
+        if base.is_dir() and {p.name for p in base.iterdir()} <= {"state-dir"}:
             shutil.rmtree(base, ignore_errors=True)
 
     def owns(self, path: Path) -> bool:
@@ -246,6 +270,39 @@ class StateDir:
         d.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(d, 0o700)
         return d
+
+
+def orphan_bases(top: Path | None = None) -> list[Path]:
+    """PostgreSQL bases (see :meth:`StateDir.pg_base`) whose state dir no longer exists and that run
+    no cluster: what ``rm -r`` of a state dir leaves behind in ``/var/lib/upgrade-infra``."""
+    top = Path(top or os.environ.get(PG_BASE_ENV) or DEFAULT_PG_BASE)
+    out = []
+    for base in sorted(top.iterdir()) if top.is_dir() else []:
+        marker = base / "state-dir"
+        try:
+            owner = Path(marker.read_text().strip())
+        except OSError:
+            continue  # not ours
+        if owner.exists() or any(_alive(p) for p in base.rglob("postmaster.pid")):
+            continue
+        out.append(base)
+    return out
+
+
+def prune_orphan_bases(top: Path | None = None) -> list[Path]:
+    """Remove :func:`orphan_bases`; returns what was removed."""
+    gone = orphan_bases(top)
+    for base in gone:
+        shutil.rmtree(base, ignore_errors=True)
+    return gone
+
+
+def _alive(pid_file: Path) -> bool:
+    try:
+        os.kill(int(pid_file.read_text().split()[0]), 0)
+        return True
+    except (OSError, ValueError, IndexError):
+        return False
 
 
 def _mode(p: Path | None) -> str:

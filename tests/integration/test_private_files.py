@@ -202,3 +202,17 @@ def test_staging_services_cannot_reach_production():
         root = subprocess.run(argv[4:], capture_output=True, text=True, timeout=60)
         assert "socket" in root.stdout and str(c.data_dir) in root.stdout
         assert server_user() != STAGING_USER
+
+
+@pytest.mark.parametrize("strategy", ["fs", "clone"])
+def test_rollback_from_a_0700_directory(strategy):
+    """A failed upgrade rolls back there too: fs restore points and quarantines of the cluster's data
+    dir must also be where the server user can reach them."""
+    with stack_in_private_dir(TINY) as s:
+        env = s.env("production")
+        env.up()
+        res = upgrade.upgrade(env, {"web": "broken"}, strategy=strategy)
+        assert res["outcome"] == "rolled-back" and res["rollback"]["verified"], res
+        assert env.status().healthy and env.record.versions["web"] == "1.0"
+        env.destroy()
+        assert not (s.state.root / "envs" / "production").exists()
