@@ -174,7 +174,10 @@ class Cluster:
 
     def _own(self, *paths: Path) -> None:
         for p in paths:
-            p.mkdir(parents=True, exist_ok=True)
+            for missing in [d for d in reversed(p.parents) if not d.exists()]:
+                missing.mkdir(exist_ok=True)
+                os.chmod(missing, 0o711)  # directories made on the way: the server user traverses them
+            p.mkdir(exist_ok=True)
             os.chmod(p, 0o700)
             if self.os_user:
                 shutil.chown(p, self.os_user, self.os_user)
