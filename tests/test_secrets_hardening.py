@@ -92,11 +92,22 @@ def _is_secret(field: str) -> bool:
     return field.startswith("secrets.") or (field.startswith("db.") and field.endswith((".url", ".password")))
 
 
-def test_reference_seed_passes_database_urls_by_environment():
+def test_reference_seed_passes_database_urls_by_environment(private_tmp):
     m = load_manifest(PA_STACK / "stack.yaml")
     assert not [f for f in templates.placeholders(m.seed.command) if _is_secret(f)]
     assert {m.seed.env["PA_ASSISTANT_DB"], m.seed.env["PA_AUTOMATIONS_DB"]} == {"{db.assistant.url}",
                                                                                 "{db.automations.url}"}
+    # the argv the tool would run carries no password; the environment does
+    from upgrade_infra.seed import seed_argv
+    from upgrade_infra.session import Session
+
+    from .conftest import write_stack
+
+    s = Session(write_stack(private_tmp / "stack"), private_tmp / "state")
+    argv, env, _ = seed_argv(s.env("production"), 1)
+    passwords = [secretlib.db_password(s.state, "production", db) for db in ("assistant", "automations")]
+    assert not [a for a in argv if any(p in a for p in passwords)]
+    assert passwords[0] in env["PA_ASSISTANT_DB"] and passwords[1] in env["PA_AUTOMATIONS_DB"]
     # and the seeder takes them from there
     out = subprocess.run([sys.executable, "-m", "pa_apps.seed", "--help"], cwd=PA_STACK, capture_output=True,
                          text=True, check=True).stdout
