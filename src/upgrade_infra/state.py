@@ -55,6 +55,30 @@ def private_umask() -> int:
     return os.umask(UMASK)
 
 
+def _user_bits(st: os.stat_result, user: str) -> int:
+    """The rwx bits (as 0o7 mask) of ``st`` that apply to ``user`` (owner, group member or other)."""
+    pw = pwd.getpwnam(user)
+    if st.st_uid == pw.pw_uid:
+        return (st.st_mode >> 6) & 0o7
+    groups = {pw.pw_gid} | {g.gr_gid for g in grp.getgrall() if user in g.gr_mem}
+    return (st.st_mode >> 3) & 0o7 if st.st_gid in groups else st.st_mode & 0o7
+
+
+def unreachable_for(path: Path, user: str) -> Path | None:
+    """Where ``user`` is stopped on the way to reading ``path`` (a directory it cannot search, or the
+    file itself when it cannot read it), or None when it can read it."""
+    p = Path(os.path.realpath(path))
+    blocker = traversal_blocker(p.parent, user)
+    if blocker is not None:
+        return blocker
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        return None
+    want = 0o5 if stat.S_ISDIR(st.st_mode) else 0o4
+    return None if pwd.getpwnam(user).pw_uid == 0 or _user_bits(st, user) & want == want else p
+
+
 def traversal_blocker(path: Path, user: str) -> Path | None:
     """The first directory on the way from / to ``path`` (included) that ``user`` cannot search, or None.
 

@@ -17,7 +17,7 @@ from .. import postgres as pglib
 from ..errors import CommandFailed, ServiceNotReady
 from ..ports import POSTGRES, check_free
 from ..postgres import Cluster
-from ..state import TRAVERSE, traversal_blocker
+from ..state import TRAVERSE, unreachable_for
 from .base import Environment, EnvStatus, ServiceStatus
 from .registry import register_backend
 
@@ -186,8 +186,8 @@ class LocalEnvironment(Environment):
         if install.is_dir():
             share_with_group(install, pw.pw_gid, self.state.root / "installs")
         exe = shutil.which(argv[0]) if argv else None
-        paths = [Path(os.path.realpath(a)) for a in [exe or "", *argv[1:]] if os.path.isabs(a) and os.path.exists(a)]
-        blocked = next(((p, b) for p in [*paths, cwd] if (b := traversal_blocker(p.parent, user))), None)
+        paths = [Path(a) for a in [exe or "", *argv[1:]] if os.path.isabs(a) and os.path.exists(a)]
+        blocked = next(((p, b) for p in [*paths, cwd] if (b := unreachable_for(p, user))), None)
         if blocked:
             print(f"warning: staging service {service} of {self.name} runs as root, without the unprivileged "
                   f"user {user!r}: it cannot reach {blocked[0]} (blocked at {blocked[1]}); install the program "
