@@ -136,14 +136,18 @@ def test_failing_service_secret_not_in_journal_or_history():
         env.up()
         token = env.secrets()["api_token"]
         res = upgrade.upgrade(env, {"web": "leaky"})
-        assert res["outcome"] == "rolled-back"
+        assert res["outcome"] == "rolled-back" and token not in json.dumps(res, default=str)
+        # the same through the CLI, in a fresh process: neither its output nor its error line has it
+        cli = [sys.executable, "-m", "upgrade_infra", "--stack", str(s.stack)]
+        up = subprocess.run([*cli, "--json", "upgrade", "production", "--to", "web=leaky"],
+                            capture_output=True, text=True, timeout=300)
+        assert "rolled-back" in up.stdout and token not in up.stdout + up.stderr
         log = env.log_path("web")
         assert token in log.read_text()  # the service did print it
         raw = Journal(env.state, "production").path.read_text()
         assert "config error: token=" in raw and token not in raw
         # a fresh process (nothing registered in memory) prints history from the journal
-        out = subprocess.run([sys.executable, "-m", "upgrade_infra", "--stack", str(s.stack), "--json", "history"],
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run([*cli, "--json", "history"], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         ops = json.loads(out.stdout)
         assert ops and token not in out.stdout and "config error: token=" in out.stdout
