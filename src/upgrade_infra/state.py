@@ -201,14 +201,17 @@ class StateDir:
 
     def pg_home(self, env: str, server_user: str | None) -> Path:
         """The directory holding ``env``'s cluster (data, run, postgres.log), reachable by ``server_user``."""
-        return self.server_dir(Path("envs") / env / "pg", server_user)
+        return self.server_dir(Path("envs") / env / "pg", server_user, create=False)
 
-    def server_dir(self, rel: str | Path, server_user: str | None) -> Path:
+    def server_dir(self, rel: str | Path, server_user: str | None, *, create: bool = True) -> Path:
         """``<state>/<rel>`` as a directory PostgreSQL's ``server_user`` can reach (cluster homes,
         quarantined and scratch clusters): itself, with 0711 directories on the way, when the server
         user can reach the state dir (or there is none: not root); otherwise a directory in
         :meth:`pg_base` that ``<state>/<rel>`` points to (a symlink). Raises StateDirError, before
-        anything is created, when neither works, saying what to change.
+        anything is created, when neither works, saying what to change. ``create=False``: inside the
+        state dir, only say where (the caller creates it when it needs it; opening an environment
+        must not create its directories); a symlink into the base is always made at once, so every
+        later user of the path (a copy, a restore) lands in the base.
         """
         rel = Path(rel)
         if rel.is_absolute() or ".." in rel.parts:
@@ -221,7 +224,8 @@ class StateDir:
                                     fix=f"remove the symlink {link} (it was not made by upgrade-infra)")
             return real
         if link.is_dir() or server_user is None or traversal_blocker(self.root, server_user) is None:
-            self._traversable(self.root, rel)
+            if create:
+                self._traversable(self.root, rel)
             return link
         base = self.pg_base()
         blocker = traversal_blocker(base.parent, server_user)
