@@ -52,6 +52,16 @@ def free_base(span: int) -> int:
     raise RuntimeError("no free port range")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_orphan_pg_bases():
+    """State dirs in 0700 temp dirs get their clusters' homes in /var/lib/upgrade-infra/<hash>; fixtures
+    remove the temp dirs, this removes those homes once their state dir is gone."""
+    yield
+    from upgrade_infra.state import prune_orphan_bases
+
+    prune_orphan_bases()
+
+
 @pytest.fixture
 def private_tmp():
     d = Path(tempfile.mkdtemp(prefix="uinfra-test-"))

@@ -32,6 +32,8 @@ CASES = [
     ({"kind": "performance", **WEB, "path": "/x", "requests": 0}, "checks.0.requests", "greater than or equal to 1",
      None),
     ({"kind": "command", "command": "echo 'unbalanced"}, "checks.0.command", "cannot split", None),
+    ({"kind": "command", "command": "pg_dump {db.app.url}"}, "checks.0.command",
+     "{db.app.url} puts a secret on the command line", "$UPGRADE_INFRA_DB_<NAME>_URL"),
     ({"kind": "pytest", "path": "no/such/dir"}, "checks.0.path", "does not exist", None),
     ({"kind": "http", **WEB, "path": "/x", "suite": "Bad Suite"}, "checks.0.suite", "bad suite name", None),
 ]

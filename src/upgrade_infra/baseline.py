@@ -70,7 +70,7 @@ def state_path(state: StateDir, env: str) -> Path:
 
 
 def save(b: Baseline, path: Path) -> Path:
-    atomic_write_json(path, b.to_dict(), mode=0o644)
+    atomic_write_json(path, b.to_dict(), mode=0o600)
     return path
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .redact import scrub, scrub_obj
+
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -19,17 +21,18 @@ class UpgradeInfraError(Exception):
     exit_code = EXIT_OPERATION_FAILED
 
     def __init__(self, message: str, *, fix: str | None = None, **details: Any) -> None:
+        message = scrub(message)  # e.g. a failing service's last log lines, printing a token
         super().__init__(message)
         self.message = message
         self.fix = fix
         self.details = details
 
     def one_line(self) -> str:
-        return f"{self.message} (fix: {self.fix})" if self.fix else self.message
+        return scrub(f"{self.message} (fix: {self.fix})" if self.fix else self.message)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"error": type(self).__name__, "message": self.message, "fix": self.fix,
-                "exit_code": self.exit_code, **{k: _jsonable(v) for k, v in self.details.items()}}
+        return scrub_obj({"error": type(self).__name__, "message": self.message, "fix": self.fix,
+                          "exit_code": self.exit_code, **{k: _jsonable(v) for k, v in self.details.items()}})
 
 
 def _jsonable(v: Any) -> Any:

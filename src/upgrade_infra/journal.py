@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import redact
 from .errors import BadInput
 from .manifest import check_name
 from .state import StateDir
@@ -81,10 +82,19 @@ class OpSummary:
 class Journal:
     def __init__(self, state: StateDir, env: str) -> None:
         self.env = env
+        self.state = state
         self.path = journal_dir(state) / f"{check_name('environment', env)}.jsonl"
 
+    def _secret_values(self) -> set[str]:
+        from .secrets import stored_values  # secrets imports the manifest; keep journal light
+
+        return stored_values(self.state)
+
     def append(self, type_: str, op: str, **fields: Any) -> dict[str, Any]:
+        """Append one record (fsynced). Every string in it is scrubbed of known secret values first:
+        a service that prints a secret while failing puts it into the error text of its step."""
         rec = {"type": type_, "op": op, "env": self.env, "at": time.time(), **fields}
+        rec = redact.scrub_obj(json.loads(json.dumps(rec, default=str)), self._secret_values())
         line = (json.dumps(rec, default=str, sort_keys=True) + "\n").encode()
         new = not self.path.exists()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -178,7 +188,21 @@ def history(state: StateDir, env: str | None = None, limit: int | None = None) -
     for n in names:
         ops.extend(Journal(state, n).operations())
     ops.sort(key=lambda o: o.started_at)
-    return ops[-limit:] if limit else ops
+    ops = ops[-limit:] if limit else ops
+    return [_scrubbed(o, values) for o in ops] if (values := _history_secrets(state)) or redact.known() else ops
+
+
+def _history_secrets(state: StateDir) -> set[str]:
+    from .secrets import stored_values
+
+    return stored_values(state)
+
+
+def _scrubbed(o: OpSummary, values: set[str]) -> OpSummary:
+    """A summary with every string scrubbed (journals written before scrubbing existed, values learnt since)."""
+    d = redact.scrub_obj(asdict(o), values)
+    d["steps"] = [StepSummary(**s) for s in d["steps"]]
+    return OpSummary(**d)
 
 
 def _fsync_dir(path: Path) -> None:

@@ -244,6 +244,7 @@ class Manifest(Strict):
     _path: Path | None = None
     _source: YamlSource | None = None
     _sha256: str = ""
+    _warnings: list = []  # ManifestIssue: worth saying, not worth refusing (see manifest_checks.warning_issues)
 
     @property
     def path(self) -> Path:
@@ -257,6 +258,10 @@ class Manifest(Strict):
     @property
     def sha256(self) -> str:
         return self._sha256
+
+    @property
+    def warnings(self) -> list:
+        return list(self._warnings)
 
     def line_of(self, *loc: str | int) -> int | None:
         return self._source.line_of(loc) if self._source else None
@@ -360,12 +365,14 @@ def load_manifest(path: str | Path) -> Manifest:
         raise ManifestError([_issue_from_pydantic(source, err) for err in e.errors()]) from None
     m._path, m._source = p, source
     m._sha256 = hashlib.sha256(p.read_bytes()).hexdigest()
-    from .manifest_checks import semantic_issues
+    from .manifest_checks import semantic_issues, warning_issues
 
     issues = semantic_issues(m)
     if issues:
         raise ManifestError([ManifestIssue(str(p), source.line_of(loc), ".".join(map(str, loc)), prob, fix)
                              for loc, prob, fix in issues])
+    m._warnings = [ManifestIssue(str(p), source.line_of(loc), ".".join(map(str, loc)), prob, fix)
+                   for loc, prob, fix in warning_issues(m)]
     return m
 
 

@@ -5,6 +5,7 @@ Returns ``(loc, problem, fix)`` triples; :func:`upgrade_infra.manifest.load_mani
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import templates
@@ -92,9 +93,13 @@ def _templates(m: Manifest) -> list[Issue]:
     out: list[Issue] = []
     names = _names(m)
 
-    def check(loc: tuple, text: str | None, allowed: set[str]) -> None:
+    def check(loc: tuple, text: str | None, allowed: set[str], argv_env: str | None = None) -> None:
+        """``argv_env``: the text is a command line; secrets in it are an error (pass them in this env)."""
         if not text:
             return
+        if argv_env and (problem := templates.argv_secret_problem(text, argv_env)):
+            msg, fix = problem.split(" (fix: ", 1)
+            out.append((loc, msg, fix.rstrip(")")))
         try:
             fields = templates.placeholders(text)
         except Exception as e:  # noqa: BLE001 - reported as a manifest issue
@@ -107,14 +112,18 @@ def _templates(m: Manifest) -> list[Issue]:
 
     S = templates.SERVICE_FIELDS
     for name, s in m.services.items():
+        where = f"services.{name}.env"
         for key in ("command", "cwd", "install", "migrate", "downgrade", "sql"):
-            check(("services", name, key), getattr(s, key), S)
+            check(("services", name, key), getattr(s, key), S, None if key == "cwd" else where)
+        for probe in ("health", "readiness"):
+            p = getattr(s, probe, None)
+            check(("services", name, probe, "command"), getattr(p, "command", None), S, where)
         for k, v in s.env.items():
             check(("services", name, "env", k), v, S)
         for ver, vs in s.versions.items():
             if vs:
-                check(("services", name, "versions", ver, "command"), vs.command, S)
-                check(("services", name, "versions", ver, "install"), vs.install, S)
+                check(("services", name, "versions", ver, "command"), vs.command, S, where)
+                check(("services", name, "versions", ver, "install"), vs.install, S, where)
                 for k, v in vs.env.items():
                     check(("services", name, "versions", ver, "env", k), v, S)
     for svc, env in m.staging.overrides.items():
@@ -122,7 +131,7 @@ def _templates(m: Manifest) -> list[Issue]:
             check(("staging", "overrides", svc, k), v, S)
     if m.seed:
         seed_fields = templates.SEED_FIELDS | (S if m.seed.service else set())
-        check(("seed", "command"), m.seed.command, seed_fields)
+        check(("seed", "command"), m.seed.command, seed_fields, "seed.env")
         check(("seed", "cwd"), m.seed.cwd, seed_fields)
         for k, v in m.seed.env.items():
             check(("seed", "env", k), v, seed_fields)
@@ -155,6 +164,36 @@ def _ports(m: Manifest) -> list[Issue]:
                 out.append((loc, f"ports {a0}-{a1} of {a} overlap ports {b0}-{b1} of {b}",
                             f"move one block; each environment needs {size} consecutive ports"))
     return out
+
+
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_range(path: Path = EPHEMERAL_RANGE_FILE) -> tuple[int, int] | None:
+    """The kernel's ephemeral port range (where outgoing connections get their local port), if known."""
+    try:
+        lo, hi = (int(x) for x in path.read_text().split()[:2])
+    except (OSError, ValueError):
+        return None
+    return lo, hi
+
+
+def warning_issues(m: Manifest, ephemeral: tuple[int, int] | None = None) -> list[Issue]:
+    """Problems worth a warning, not a refusal: port blocks inside the kernel's ephemeral range, where
+    any outgoing connection on the host can take a port between the tool's check and the service's bind."""
+    eph = ephemeral or ephemeral_range()
+    if eph is None:
+        return []
+    e0, e1 = eph
+    size = block_size(m)
+    blocks = [(("environments", n, "port_base"), f"ports {e.port_base}-{e.port_base + size - 1} of {n}",
+               e.port_base, e.port_base + size - 1) for n, e in m.environments.items()]
+    lo, hi = m.staging.port_range
+    blocks.append((("staging", "port_range"), f"staging ports {lo}-{hi}", lo, hi))
+    return [(loc, f"{what} overlap the kernel's ephemeral port range {e0}-{e1} (any outgoing connection on "
+                  "this host may take one of them, and the service then cannot bind)",
+             f"move them below {e0}, or narrow the range: sysctl net.ipv4.ip_local_port_range")
+            for loc, what, b0, b1 in blocks if b0 <= e1 and e0 <= b1]
 
 
 def _cycles(m: Manifest) -> list[Issue]:

@@ -105,6 +105,21 @@ def server_user() -> str | None:
     return "upgrade-infra-pg"
 
 
+def require_reachable(install: PgInstall, user: str | None) -> None:
+    """Refuse at once when the server user cannot reach the server binaries (e.g. the ``pgserver``
+    wheel inside a venv in root's 0700 home), naming the directory to change."""
+    if user is None:
+        return
+    from .state import traversal_blocker
+
+    blocker = traversal_blocker(install.bindir, user)
+    if blocker is not None:
+        raise PostgresError(f"PostgreSQL {install.major}'s binaries in {install.bindir} are out of reach of the "
+                            f"server user {user!r}: it cannot traverse {blocker}",
+                            fix=f"install the venv outside private directories, or `chmod o+x {blocker}`, "
+                                f"or use a system PostgreSQL (apt-get install postgresql-{install.major})")
+
+
 # -- pure argv builders -------------------------------------------------------------------------
 def initdb_argv(install: PgInstall, data_dir: Path, superuser: str = "postgres") -> list[str]:
     return [install.bin("initdb"), "-D", str(data_dir), "-U", superuser, "--auth-local=trust",
@@ -122,7 +137,9 @@ def pg_ctl_argv(install: PgInstall, action: str, data_dir: Path, log: Path | Non
 
 
 def conf_text(port: int, socket_dir: Path, settings: dict | None = None) -> str:
-    lines = [f"port = {port}", f"unix_socket_directories = '{socket_dir}'", "listen_addresses = '127.0.0.1'"]
+    # the socket is for the server user and root only (staging services connect over TCP with passwords)
+    lines = [f"port = {port}", f"unix_socket_directories = '{socket_dir}'", "listen_addresses = '127.0.0.1'",
+             "unix_socket_permissions = 0700"]
     for k, v in (settings or {}).items():
         lines.append(f"{k} = '{v}'" if isinstance(v, str) else f"{k} = {v}")
     return "# written by upgrade-infra; edit the manifest instead\n" + "\n".join(lines) + "\n"
@@ -157,7 +174,10 @@ class Cluster:
 
     def _own(self, *paths: Path) -> None:
         for p in paths:
-            p.mkdir(parents=True, exist_ok=True)
+            for missing in [d for d in reversed(p.parents) if not d.exists()]:
+                missing.mkdir(exist_ok=True)
+                os.chmod(missing, 0o711)  # directories made on the way: the server user traverses them
+            p.mkdir(exist_ok=True)
             os.chmod(p, 0o700)
             if self.os_user:
                 shutil.chown(p, self.os_user, self.os_user)

@@ -313,7 +313,7 @@ def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: fl
         swap_in(build_site(paths, summary, history, stack=stack, state_dir=state_dir), paths.site)
         summary["site_build_s"] = round(time.monotonic() - t1, 1)
         summary["site"] = str(paths.site)
-    atomic_write_json(paths.latest.resolve() / "summary.json", json.loads(scrub(json.dumps(summary))), mode=0o644)
+    atomic_write_json(paths.latest.resolve() / "summary.json", json.loads(scrub(json.dumps(summary))), mode=0o600)
     if summary["gate"] != "pass":
         raise CheckFailed("gate failed, site not rebuilt: " + "; ".join(summary["reasons"]),
                           fix=f"see {paths.latest}/ for the executed runbooks", summary=summary)

@@ -45,11 +45,10 @@ ORDER BY 1, 2
 
 # -- where quarantines live ---------------------------------------------------------------------
 def qdir(state: StateDir, op: str) -> Path:
-    d = state.path("quarantine", check_name("operation", op))
-    for p in (d.parent, d):
-        p.mkdir(parents=True, exist_ok=True)
-        os.chmod(p, 0o711)  # the server user must reach a quarantined cluster data dir (fs)
-    return d
+    from .postgres import server_user
+
+    # the server user must reach a quarantined cluster data dir (fs): 0711 dirs, or the state's base
+    return state.server_dir(Path("quarantine") / check_name("operation", op), server_user())
 
 
 def record(env: Environment, op: str, rp_id: str, **fields: Any) -> dict[str, Any]:
@@ -82,6 +81,7 @@ def delete(env: Environment, op: str) -> None:
     for name in (meta.get("databases") or {}).values():
         if "__q_" in name:
             sql.execute(admin, sql.drop_database(name))
+    env.state.remove_server_dir(Path("quarantine") / check_name("operation", op))  # when it lives in the state's base
     env.state.remove(env.state.path("quarantine", check_name("operation", op)), ignore_errors=True)
 
 

@@ -405,8 +405,8 @@ def execute(path: Path, reports: Path, params: dict[str, Any] | None = None, *,
     nbformat.write(nb, out_nb)
     result = RunResult(name, status, round(duration, 3), str(out_nb), str(out_json), error, budget, steps,
                        figures, round(max(duration - cell_time, 0.0), 3))
-    atomic_write_json(out_json, json.loads(scrub(json.dumps(result.to_dict(), default=str))), mode=0o644)
-    os.chmod(out_nb, 0o644)
+    atomic_write_json(out_json, json.loads(scrub(json.dumps(result.to_dict(), default=str))), mode=0o600)
+    os.chmod(out_nb, 0o600)
     return result
 
 

@@ -87,14 +87,23 @@ class ProcessHandle:
         return cls(int(d["pid"]), float(d["create_time"]))
 
 
-def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | Path, log_path: Path) -> ProcessHandle:
-    """Start a detached service in its own session (process group) with output appended to log_path."""
+def spawn(argv: Sequence[str], *, env: Mapping[str, str], cwd: str | Path, log_path: Path,
+          user: str | None = None) -> ProcessHandle:
+    """Start a detached service in its own session (process group) with output appended to log_path.
+
+    ``user``: run it as that OS user, its primary group and no supplementary groups (staging services)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    ids: dict = {}
+    if user is not None:
+        import pwd
+
+        ids = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
     with open(log_path, "ab", buffering=0) as log:
         log.write(f"\n--- upgrade-infra start {time.strftime('%Y-%m-%dT%H:%M:%S')} {argv[0]}\n".encode())
         try:
             p = subprocess.Popen([str(a) for a in argv], env=dict(env), cwd=cwd, stdout=log,
-                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                                 **ids)
         except FileNotFoundError as e:
             raise CommandFailed(f"cannot start {argv[0]}: not found", fix="check the service command") from e
     return ProcessHandle(p.pid, psutil.Process(p.pid).create_time())

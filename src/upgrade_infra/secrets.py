@@ -81,9 +81,23 @@ def known_values(m: Manifest, state: StateDir) -> set[str]:
             p = Path(spec.file) if Path(spec.file).is_absolute() else m.stack_dir / spec.file
             if p.is_file():
                 values.add(p.read_text().strip())
+    values |= stored_values(state)
+    for v in values:
+        redact.register(v)
+    return values
+
+
+def stored_values(state: StateDir) -> set[str]:
+    """The generated values kept in the state dir (database passwords, generated secrets), registered."""
     root = state.root / "secrets"
+    values: set[str] = set()
     if root.is_dir():
-        values.update(f.read_text().strip() for f in root.rglob("*") if f.is_file())
+        for f in root.rglob("*"):
+            if f.is_file() and not f.is_symlink():
+                try:
+                    values.add(f.read_text().strip())
+                except OSError:
+                    continue
     for v in values:
         redact.register(v)
     return values

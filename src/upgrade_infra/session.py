@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +24,10 @@ class Session:
 
     @cached_property
     def manifest(self) -> Manifest:
-        return load_manifest(self.stack)
+        m = load_manifest(self.stack)
+        for w in m.warnings:  # e.g. port blocks in the kernel's ephemeral range
+            print(f"warning: {w}", file=sys.stderr)
+        return m
 
     @cached_property
     def state(self) -> StateDir:

@@ -53,6 +53,27 @@ def check_placeholder(field: str, allowed_roots: set[str], names: Mapping[str, s
     return None
 
 
+def secret_placeholder(field: str) -> bool:
+    """True for placeholders whose value is a secret: ``{secrets.X}``, ``{db.X.password}``, ``{db.X.url}``
+    (the URL carries the password)."""
+    parts = field.replace("[", ".").replace("]", "").split(".")
+    return parts[0] == "secrets" or (parts[0] == "db" and len(parts) == 3 and parts[2] in ("password", "url"))
+
+
+def argv_secret_problem(template: str, env_hint: str) -> str | None:
+    """A problem description when a command template puts a secret on the command line (visible in
+    ``ps`` to every user of the host), else None. ``env_hint`` names where to declare the variable."""
+    try:
+        fields = placeholders(template)
+    except BadInput:
+        return None  # reported by the placeholder check
+    bad = [f for f in fields if secret_placeholder(f)]
+    if not bad:
+        return None
+    return (f"{{{bad[0]}}} puts a secret on the command line, where `ps` shows it to every user of the host"
+            f" (fix: pass it by environment: declare it under {env_hint} and read the variable in the program)")
+
+
 def namespace(obj: Any) -> Any:
     """Turn nested dicts into attribute-accessible namespaces for str.format."""
     if isinstance(obj, Mapping):
@@ -78,4 +99,10 @@ def build_argv(template: str, context: Mapping[str, Any]) -> list[str]:
 
 
 def render_env(env: Mapping[str, str], context: Mapping[str, Any]) -> dict[str, str]:
-    return {k: render(v, context) for k, v in env.items()}
+    """Render an environment; values of secret-named variables (``*_TOKEN``, ``*PASSWORD*``…) are
+    registered for redaction, so they never reach the journal, logs or reports the tool writes."""
+    from . import redact
+
+    out = {k: render(v, context) for k, v in env.items()}
+    redact.register_env(out)
+    return out

@@ -96,7 +96,7 @@ class ValidationReport:
     def write(self, report_dir: Path) -> Path:
         """results.json and junit.xml into ``report_dir`` (secrets scrubbed)."""
         out = report_dir / "results.json"
-        atomic_write_json(out, json.loads(scrub(json.dumps(self.to_dict(), default=str))), mode=0o644)
+        atomic_write_json(out, json.loads(scrub(json.dumps(self.to_dict(), default=str))), mode=0o600)
         self.to_junit(report_dir / "junit.xml")
         return out
 

@@ -76,8 +76,14 @@ def _up(name: str) -> str:
 
 
 def command_issues(spec, cfg: CommandConfig, m) -> list:
-    return (template_issues(("command",), cfg.command, m) + template_issues(("cwd",), cfg.cwd, m)
-            + template_issues(("env",), cfg.env, m))
+    out = (template_issues(("command",), cfg.command, m) + template_issues(("cwd",), cfg.cwd, m)
+           + template_issues(("env",), cfg.env, m))
+    if problem := templates.argv_secret_problem(cfg.command, "the check's env"):
+        msg, _ = problem.split(" (fix: ", 1)
+        out.append((("command",), msg, "pass it by environment: database URLs are already in "
+                    "$UPGRADE_INFRA_DB_<NAME>_URL (e.g. sh -c 'pg_dump \"$UPGRADE_INFRA_DB_APP_URL\"'); "
+                    "declare other secrets under the check's env"))
+    return out
 
 
 def run_argv(ctx: CheckContext, command: str, cwd: str | None, extra_env: dict[str, str],

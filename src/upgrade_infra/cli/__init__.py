@@ -16,6 +16,7 @@ from rich.markup import escape
 
 from ..errors import EXIT_BAD_INPUT, EXIT_OPERATION_FAILED, UpgradeInfraError
 from ..redact import scrub
+from ..state import private_umask
 from .app import app, console_err, reset_state, state_of
 
 # sub-command modules register themselves on import
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; usage errors exit 2, library errors map to their exit code, anything else exits 3."""
     args = list(sys.argv[1:] if argv is None else argv)
     reset_state()
+    private_umask()  # state dir, reports, logs: nothing the tool writes is for other users
     try:
         rv = app(args=args, standalone_mode=False)  # click returns the exit code of typer.Exit / --help
         return rv if isinstance(rv, int) and not isinstance(rv, bool) else 0

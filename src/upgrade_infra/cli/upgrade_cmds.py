@@ -9,8 +9,9 @@ from rich.table import Table
 
 from .. import dr, journal
 from .. import rollback as rb
+from .. import secrets as secretlib
 from .. import upgrade as up
-from ..errors import BudgetExceeded, CheckFailed
+from ..errors import BudgetExceeded, CheckFailed, UpgradeInfraError
 from .app import ENV_NAME, RP_ID, app, console, emit, esc, progress, session, state_of
 from .env_cmds import env_app
 from .snapshot_cmds import command_line, steps_table
@@ -133,6 +134,10 @@ def resume(env: str = typer.Argument(..., callback=ENV_NAME)) -> None:
 @app.command("history")
 def history(env: str = typer.Argument(None, callback=ENV_NAME), limit: int = typer.Option(20, "--limit")) -> None:
     """Operations (who, when, versions from -> to, outcome, durations) from the journal."""
+    try:  # secrets given by environment variables are scrubbed too (generated ones always are)
+        secretlib.known_values(session().manifest, session().state)
+    except UpgradeInfraError:
+        pass  # history reads the journal even when the manifest does not load
     ops = [o.to_dict() for o in journal.history(session().state, env, limit)]
 
     def human(rows: list[dict]) -> None:

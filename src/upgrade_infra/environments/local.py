@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pwd
 import shutil
+import stat
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,10 +17,54 @@ from .. import postgres as pglib
 from ..errors import CommandFailed, ServiceNotReady, ServiceStillRunning
 from ..ports import POSTGRES, check_free, wait_free
 from ..postgres import Cluster
+from ..state import TRAVERSE, unreachable_for
 from .base import Environment, EnvStatus, ServiceStatus
 from .registry import register_backend
 
 INSTALL_MARKER = ".installed"
+
+
+STAGING_USER = "upgrade-infra-stg"
+
+
+def staging_user() -> str | None:
+    """The unprivileged OS user staging services run as (created on first use), or None when not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(STAGING_USER)
+    except KeyError:
+        runner.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                    "--shell", "/usr/sbin/nologin", STAGING_USER])
+    return STAGING_USER
+
+
+def share_with_group(root: Path, gid: int, top: Path) -> None:
+    """Let group ``gid`` read ``root`` (an install: code, no secrets) and traverse the dirs from ``top`` to it.
+
+    The one place the tool sets group bits outside PostgreSQL's traversal: staging services run as an
+    unprivileged user and must read the code they run. Owner stays root; nothing becomes writable.
+    """
+    chain = [top, *[top / p for p in root.relative_to(top).parents if str(p) != "."][::-1]]
+    for d in chain:
+        os.chown(d, -1, gid)
+        os.chmod(d, os.stat(d).st_mode & 0o700 | 0o010)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [dirpath, *(os.path.join(dirpath, f) for f in filenames + dirnames)]:
+            st = os.lstat(name)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            os.chown(name, -1, gid)
+            mode = st.st_mode & 0o700
+            os.chmod(name, mode | ((mode >> 3) & 0o050))  # g+r, g+x where the owner has x
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` 0600 (its dir 0700) if missing, and make it 0600 if it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.chmod(path, 0o600)
 
 
 @register_backend("local")
@@ -28,9 +75,12 @@ class LocalEnvironment(Environment):
     def cluster(self) -> Cluster:
         if self._cluster is None:
             install = pglib.choose_install(self.manifest.postgres.major)
-            self._cluster = Cluster(install=install, data_dir=self.dir / "pg" / "data",
-                                    socket_dir=pglib.socket_dir_for(self.dir), port=self.ports[POSTGRES],
-                                    log_path=self.dir / "logs" / "postgres.log", os_user=pglib.server_user())
+            user = pglib.server_user()
+            pglib.require_reachable(install, user)
+            home = self.state.pg_home(self.name, user)  # envs/<env>/pg, or where it points
+            self._cluster = Cluster(install=install, data_dir=home / "data",
+                                    socket_dir=pglib.socket_dir_for(home.parent), port=self.ports[POSTGRES],
+                                    log_path=home / "postgres.log", os_user=user)
         return self._cluster
 
     # -- database ---------------------------------------------------------------------------------
@@ -39,8 +89,9 @@ class LocalEnvironment(Environment):
         c = self.cluster
         created = False
         if not c.initialized():
-            (self.dir / "pg").mkdir(parents=True, exist_ok=True)
-            os.chmod(self.dir / "pg", 0o711)
+            home = c.data_dir.parent
+            home.mkdir(parents=True, exist_ok=True)
+            os.chmod(home, TRAVERSE)  # the server user reaches data/ and run/ through it
             c.init(self.manifest.postgres.settings)
             created = True
         self.start_database()
@@ -119,13 +170,41 @@ class LocalEnvironment(Environment):
             self.ensure_installed(n, self.record.versions[n])
             self.data_dir(n).mkdir(parents=True, exist_ok=True, mode=0o700)
             argv, env, cwd = self._runtime(n)
-            handle = runner.spawn(argv, env=env, cwd=cwd, log_path=self.log_path(n))
+            private_file(self.log_path(n))  # service output can hold live tokens
+            user = self._service_user(n, argv, cwd)
+            handle = runner.spawn(argv, env=env, cwd=cwd, log_path=self.log_path(n), user=user)
             self.record.processes[n] = handle.to_dict()
             self.save()
             if wait:
                 self.wait_ready(n)
             timings[n] = time.monotonic() - t0
         return timings
+
+    def _service_user(self, service: str, argv: list[str], cwd: Path) -> str | None:
+        """Staging services run as an unprivileged user (defence in depth: it cannot reach production's
+        socket dir, data dirs, secrets or logs). Its install is shared read-only with that user's group
+        and its data dir handed to it. None (run as ourselves) for production, or when not root."""
+        user = staging_user() if self.kind == "staging" else None
+        if user is None:
+            return None
+        pw = pwd.getpwnam(user)
+        install = self.state.installs_dir(service, self.record.versions[service])
+        if install.is_dir():
+            share_with_group(install, pw.pw_gid, self.state.root / "installs")
+        exe = shutil.which(argv[0]) if argv else None
+        paths = [Path(a) for a in [exe or "", *argv[1:]] if os.path.isabs(a) and os.path.exists(a)]
+        blocked = next(((p, b) for p in [*paths, cwd] if (b := unreachable_for(p, user))), None)
+        if blocked:
+            print(f"warning: staging service {service} of {self.name} runs as root, without the unprivileged "
+                  f"user {user!r}: it cannot reach {blocked[0]} (blocked at {blocked[1]}); install the program "
+                  "(e.g. the Python venv) where other users can traverse", file=sys.stderr)
+            return None
+        data = self.data_dir(service)
+        os.chmod(data.parent, TRAVERSE)
+        for dirpath, dirnames, filenames in os.walk(data):
+            for name in [dirpath, *(os.path.join(dirpath, f) for f in filenames + dirnames)]:
+                os.lchown(name, pw.pw_uid, pw.pw_gid)
+        return user
 
     def wait_ready(self, service: str) -> float:
         spec = self.manifest.service(service)
@@ -216,6 +295,7 @@ class LocalEnvironment(Environment):
         self.state.ensure()
         first = self.state.load_record(self.name) is None and not self.dir.exists()
         had_secrets = self.state.secrets_dir(self.name).exists()
+        self.cluster  # noqa: B018 - says at once when PostgreSQL's user cannot reach its files
         self.save()
         try:
             if not self.cluster.running():
@@ -275,8 +355,9 @@ class LocalEnvironment(Environment):
         except Exception:  # noqa: BLE001 - best effort: the cluster may never have started
             pass
         sock = self.cluster.socket_dir
+        self.state.remove_pg_home(self.name)  # the cluster's home in the base, when it lives there
         self.state.remove(self.dir, ignore_errors=True)
-        if not sock.is_relative_to(self.state.root):
+        if not self.state.owns(sock):
             shutil.rmtree(sock, ignore_errors=True)
         if not had_secrets:
             self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)

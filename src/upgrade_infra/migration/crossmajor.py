@@ -107,9 +107,7 @@ def free_port(lo: int = 20000, hi: int = 60000) -> int:
 
 
 def scratch_cluster(env: Environment, install: pglib.PgInstall) -> tuple[pglib.Cluster, Path]:
-    root = env.state.root / "scratch"
-    root.mkdir(exist_ok=True)
-    os.chmod(root, 0o711)
+    root = env.state.server_dir("scratch", pglib.server_user())  # reachable by the server user
     d = root / f"crossmajor-{install.major}-{os.getpid()}-{random.randrange(1 << 16):04x}"
     d.mkdir()
     os.chmod(d, 0o711)

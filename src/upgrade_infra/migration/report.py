@@ -180,7 +180,7 @@ def write(rep: dict[str, Any], path: Path) -> tuple[Path, Path]:
     """Write ``<path>`` (JSON, secrets scrubbed) and the readable ``<path>.md`` beside it."""
     path = Path(path)
     data = json.loads(scrub(json.dumps(rep, default=str)))
-    atomic_write_json(path, data, mode=0o644)
+    atomic_write_json(path, data, mode=0o600)
     md = path.with_suffix(".md")
     md.write_text(render(data))
     return path, md

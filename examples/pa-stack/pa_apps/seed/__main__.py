@@ -1,4 +1,4 @@
-"""python -m pa_apps.seed --assistant-db URL --automations-db URL [--size-mb N] ...
+"""PA_ASSISTANT_DB=URL PA_AUTOMATIONS_DB=URL python -m pa_apps.seed [--size-mb N] ...
 
 Run after both services migrated (1.0.0 or 1.1.0+ schema).  Prints one JSON
 line at the end: {"bytes", "seconds", "mb_per_s", "rows"} (MB = MiB).
@@ -28,14 +28,21 @@ def parse_args(argv=None) -> argparse.Namespace:
         prog="python -m pa_apps.seed",
         description="Fill the assistant and automations databases with realistic data.",
     )
-    parser.add_argument("--assistant-db", required=True, help="libpq URL of the assistant database")
-    parser.add_argument("--automations-db", required=True, help="libpq URL of the automations database")
+    # URLs carry passwords: pass them by environment (argv is visible to every user in `ps`)
+    parser.add_argument("--assistant-db", default=os.environ.get("PA_ASSISTANT_DB") or None,
+                        help="libpq URL of the assistant database (default: $PA_ASSISTANT_DB)")
+    parser.add_argument("--automations-db", default=os.environ.get("PA_AUTOMATIONS_DB") or None,
+                        help="libpq URL of the automations database (default: $PA_AUTOMATIONS_DB)")
     parser.add_argument("--data-dir", type=Path, default=os.environ.get("PA_DATA_DIR") or None,
                         help="assistant PA_DATA_DIR for attachment files (default: $PA_DATA_DIR)")
     parser.add_argument("--size-mb", type=float, default=20.0, help="data to add, in MiB (default 20)")
     parser.add_argument("--secret-key-env", default="PA_SECRET_KEY",
                         help="environment variable holding the automations secret key")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name, var in (("assistant_db", "PA_ASSISTANT_DB"), ("automations_db", "PA_AUTOMATIONS_DB")):
+        if not getattr(args, name):
+            parser.error(f"--{name.replace('_', '-')} or ${var} is required")
+    return args
 
 
 def fail(message: str) -> int:
