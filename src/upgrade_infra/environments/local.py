@@ -369,7 +369,8 @@ class LocalEnvironment(Environment):
             if self.cluster.initialized():
                 self.stop_database()
         sock = self.cluster.socket_dir
+        self.state.remove_pg_home(self.name)  # the cluster's home in the base, when it lives there
         self.state.remove(self.dir, ignore_errors=True)
-        if not sock.is_relative_to(self.state.root):
+        if not self.state.owns(sock):
             shutil.rmtree(sock, ignore_errors=True)
         self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)
