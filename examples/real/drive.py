@@ -71,6 +71,23 @@ def fingerprint(app: str, stack: Path, state: Path, env: str = "production"):
     return fp.fingerprint(e, count_only=[(db, t) for t in APPS[app]["rewritten"]])
 
 
+SCHEMA_VERSION = {  # where each framework records the migrations applied
+    "prefect": "SELECT 'alembic ' || string_agg(version_num, ',') FROM alembic_version",
+    "n8n": "SELECT 'typeorm: ' || count(*) || ' migrations, last ' || max(name) FROM migrations",
+}
+
+
+def schema_version(app: str, stack: Path, state: Path) -> str:
+    from upgrade_infra import sql
+    from upgrade_infra.session import session
+
+    e = session(stack, state).env("production")
+    try:
+        return sql.fetch_value(e.conninfo(next(iter(e.manifest.postgres.databases))), SCHEMA_VERSION[app])
+    except Exception as exc:  # noqa: BLE001 (reported, not fatal)
+        return f"unknown: {exc}"
+
+
 def counts(f) -> dict[str, int]:
     return {f"{t}": v["rows"] for (_db, t), v in sorted(f.tables.items())}
 
@@ -125,14 +142,19 @@ def cycle(app: str, stack: Path | None = None, state: Path | None = None) -> dic
             if s[0] == "migrate":
                 res["migrate_test"] = out
         before = fingerprint(app, stack, t.state)  # again: right before the upgrade
+        res["schema_before"] = schema_version(app, stack, t.state)
         res["counts_before"] = counts(before)
         rc, out, _ = t.run("upgrade", "production", "--to", to)
         ok &= rc == 0
         res["upgrade"] = {k: out.get(k) for k in ("outcome", "total_s", "downtime_s")} if out else None
+        res["schema_after_upgrade"] = schema_version(app, stack, t.state)
         after_up = fingerprint(app, stack, t.state)
         res["counts_after_upgrade"] = counts(after_up)
         rc, out, dt = t.run("rollback", "production")
         ok &= rc == 0
+        if rc:  # what a user does next, as the error says: finish it with `resume`
+            t.run("resume", "production")
+        res["schema_after_rollback"] = schema_version(app, stack, t.state)
         after_rb = fingerprint(app, stack, t.state)
         res["counts_after_rollback"] = counts(after_rb)
         res["rollback"] = {"exit": rc, "seconds": round(dt, 1),
@@ -161,6 +183,8 @@ def print_counts(res: dict) -> None:
     for table in sorted(set(b) | set(u) | set(r)):
         mark = "" if b.get(table) == r.get(table) else "   <- differs"
         print(f"    {table:<40} {b.get(table, '-')!s:>7} {u.get(table, '-')!s:>7} {r.get(table, '-')!s:>7}{mark}")
+    print(f"  [{res['app']}] schema: before {res.get('schema_before')}; after upgrade "
+          f"{res.get('schema_after_upgrade')}; after rollback {res.get('schema_after_rollback')}")
     print(f"  [{res['app']}] exact after rollback: {res.get('exact_after_rollback')}; "
           f"{'; '.join(res.get('differences_after_rollback', [])[:10])}")
     print(f"  [{res['app']}] {'PASSED' if res['passed'] else 'FAILED'}\n", flush=True)
@@ -183,6 +207,8 @@ def rollbacks(app: str, n: int, stack: Path | None = None, state: Path | None = 
             before = fingerprint(app, stack, t.state)
             rc_up, _, _ = t.run("upgrade", "production", "--to", to)
             rc_rb, out, dt = t.run("rollback", "production")
+            if rc_rb:  # counted as a failure; `resume` (as the error says) brings production back for the next round
+                t.run("resume", "production")
             after = fingerprint(app, stack, t.state)
             rc_st, st, _ = t.run("env", "status", "production")
             diffs = [str(d) for d in before.diff(after)]
