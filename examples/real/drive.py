@@ -33,7 +33,9 @@ APPS = {
     # row count only after a rollback, since the old release's start touches them again
     "prefect": {"service": "prefect", "from": "3.6.20", "to": "3.9.1",
                 "rewritten": {"block_type": "block types re-registered on every start (column updated)"}},
-    "n8n": {"service": "n8n", "from": "1.121.3", "to": "1.123.5", "rewritten": {}},
+    "n8n": {"service": "n8n", "from": "1.121.3", "to": "1.123.5",
+            "rewritten": {"workflow_entity": "n8n saves every active workflow when it activates it at start "
+                                             "(TypeORM version column versionCounter)"}},
 }
 CLI = [sys.executable, "-m", "upgrade_infra"]
 
@@ -73,7 +75,8 @@ def fingerprint(app: str, stack: Path, state: Path, env: str = "production"):
 
 SCHEMA_VERSION = {  # where each framework records the migrations applied
     "prefect": "SELECT 'alembic ' || string_agg(version_num, ',') FROM alembic_version",
-    "n8n": "SELECT 'typeorm: ' || count(*) || ' migrations, last ' || max(name) FROM migrations",
+    "n8n": "SELECT 'typeorm: ' || count(*) || ' migrations, last ' || (SELECT name FROM migrations ORDER BY id DESC "
+           "LIMIT 1) FROM migrations",
 }
 
 
