@@ -73,6 +73,19 @@ def fingerprint(app: str, stack: Path, state: Path, env: str = "production"):
     return fp.fingerprint(e, count_only=[(db, t) for t in APPS[app]["rewritten"]])
 
 
+def settled_fingerprint(app: str, stack: Path, state: Path, timeout: float = 120, interval: float = 5):
+    """The fingerprint once two in a row, ``interval`` apart, agree: apps write in the background for a
+    while after they start or are seeded (n8n flushes its insights buffer every 30 s)."""
+    a = fingerprint(app, stack, state)
+    deadline = time.monotonic() + timeout
+    while True:
+        time.sleep(interval)
+        b = fingerprint(app, stack, state)
+        if not a.diff(b) or time.monotonic() > deadline:
+            return b
+        a = b
+
+
 SCHEMA_VERSION = {  # where each framework records the migrations applied
     "prefect": "SELECT 'alembic ' || string_agg(version_num, ',') FROM alembic_version",
     "n8n": "SELECT 'typeorm: ' || count(*) || ' migrations, last ' || (SELECT name FROM migrations ORDER BY id DESC "
@@ -144,7 +157,7 @@ def cycle(app: str, stack: Path | None = None, state: Path | None = None) -> dic
             ok &= rc == 0
             if s[0] == "migrate":
                 res["migrate_test"] = out
-        before = fingerprint(app, stack, t.state)  # again: right before the upgrade
+        before = settled_fingerprint(app, stack, t.state)  # again: right before the upgrade
         res["schema_before"] = schema_version(app, stack, t.state)
         res["counts_before"] = counts(before)
         rc, out, _ = t.run("upgrade", "production", "--to", to)
@@ -207,7 +220,7 @@ def rollbacks(app: str, n: int, stack: Path | None = None, state: Path | None = 
         if rc:
             return {"app": app, "rounds": 0, "failures": n, "results": []}
         for i in range(n):
-            before = fingerprint(app, stack, t.state)
+            before = settled_fingerprint(app, stack, t.state)
             rc_up, _, _ = t.run("upgrade", "production", "--to", to)
             rc_rb, out, dt = t.run("rollback", "production")
             if rc_rb:  # counted as a failure; `resume` (as the error says) brings production back for the next round
