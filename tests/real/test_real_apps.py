@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -83,6 +84,7 @@ def test_upgrade_then_rollback_is_exact(app):
         res = drive.rollbacks(app, 1, stack, state)
     finally:
         drive.cleanup(drive.Transcript(app, stack, state))
+        shutil.rmtree(state.parent, ignore_errors=True)
     assert res["rounds"] == 1, res
     r = res["results"][0]
     assert r["upgrade_exit"] == 0 and r["rollback_exit"] == 0, res["transcript"]
