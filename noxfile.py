@@ -81,7 +81,8 @@ def real_apps(session: nox.Session) -> None:
     """
     if not shutil.which("npm"):  # n8n comes from npm (Debian's nodejs 18 is too old for n8n 1.x: see README)
         session.error("n8n needs Node.js >= 20.19 and npm on PATH")
-    session.install("--quiet", "-e", ".")
+    # [test]: the CLI imports junitparser, which the base install lacks (issue 10, item 2)
+    session.install("--quiet", "-e", ".[test]")
     args = session.posargs or ["prefect", "n8n"]
     out = "reports/real-apps/rollbacks.json" if "--rollbacks" in args else "reports/real-apps/summary.json"
     session.run("python", "examples/real/drive.py", *args, "--json", out)

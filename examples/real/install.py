@@ -45,7 +45,11 @@ def install_prefect(version: str, into: Path) -> None:
     base = Path(getattr(sys, "_base_executable", sys.executable))
     subprocess.run([str(base), "-m", "venv", str(into)], check=True)
     pip = [str(into / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--quiet"]
-    subprocess.run([*pip, "install", "pip>=26"], check=True)  # 26 brings --uploaded-prior-to
+    # PyPI only: no local wheel dirs or mirrors from the machine's pip config (they carry no upload
+    # times, so --uploaded-prior-to could not filter them); a CA bundle given in PIP_CERT still applies
+    env = {k: v for k, v in os.environ.items() if k not in ("PIP_FIND_LINKS", "PIP_EXTRA_INDEX_URL", "PIP_INDEX_URL")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    subprocess.run([*pip, "install", "pip>=26"], check=True, env=env)  # 26 brings --uploaded-prior-to
     # Prefect pins few upper bounds: today's FastAPI breaks older releases at import
     # (`Body(min_items=...)`). Install each release with the dependencies of its time, as its users did.
     until = release_date("prefect", version) + timedelta(days=DEPS_WINDOW_DAYS)
@@ -53,7 +57,7 @@ def install_prefect(version: str, into: Path) -> None:
                     f"prefect=={version}",
                     # prefect/workers/base.py imports importlib_metadata on every Python, but the
                     # release requires it only below 3.10 (upstream packaging bug)
-                    "importlib_metadata"], check=True)
+                    "importlib_metadata"], check=True, env=env)
 
 
 def install_n8n(version: str, into: Path) -> None:
