@@ -14,7 +14,8 @@ Three steps, all against live databases:
 3. :func:`leak_check` compares the md5 sets of every masked column between the source (read-only)
    and the copy (no source value may survive in place), then scans *every* text and JSON column of
    the copy, masked or not, for the source's values of the masked columns and for the source's
-   secrets (a first name inside a prompt, a token in a JSON payload): one query per table.
+   secrets (a first name inside a prompt, a token in a JSON payload): each table streamed out once
+   (``COPY``) through one Aho-Corasick automaton holding every value.
 """
 
 from __future__ import annotations
@@ -210,7 +211,9 @@ SCAN_WORKERS = max(1, min(2, os.cpu_count() or 1))  # tables streamed side by si
 COPY_ESCAPED = "\\\b\t\n\v\f\r"
 _ESCAPE = re.compile(rb"\\.")
 _ESCAPED_AS_SPACES = str.maketrans({ch: "  " for ch in COPY_ESCAPED})
-DFA_MAX_BYTES = 256 * 1024  # needles up to this size get the fastest automaton (a DFA, ~40 MB at most)
+# up to this many bytes of needles (~8000 values) a DFA is the fastest automaton (10 MB of text: 0.07 s
+# against 0.15 s at 5000 values); beyond, it outgrows the CPU caches and the library's default wins
+DFA_MAX_BYTES = 96 * 1024
 
 
 def scan_text(buf: bytes) -> bytes:
