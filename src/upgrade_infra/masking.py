@@ -239,8 +239,9 @@ class Matcher:
     A needle found as a whole cell (framed by tabs) always counts. Otherwise it counts when it is a
     word (the characters before and after it are not letters or digits: ``olivia`` is found in "the
     user is olivia." but not in "olivian") and its mode is 1 (any column but ``keep``) or 2 (every
-    column). Mode-0 needles are looked for with their framing tabs, so their matches inside words
-    (``kim`` in "skimmed") never reach Python."""
+    column); a token (16+ characters, no blank, no ``@``) counts even glued to other text. Mode-0
+    needles are looked for with their framing tabs, so their matches inside words (``kim`` in
+    "skimmed") never reach Python."""
 
     def __init__(self, values: list[str]):
         import ahocorasick_rs  # a core dependency; imported here to keep `import upgrade_infra` light
@@ -255,6 +256,16 @@ class Matcher:
         self.patterns = list(by_pattern)
         self.needles_of = list(by_pattern.values())
         self.framed = [self.modes[n[0]] == 0 for n in self.needles_of]
+        # a token or a hash (16+ characters, no blank, no @) counts wherever it is, even glued to other text
+        self.anywhere = [self.modes[n[0]] == 2 and not any(ch.isspace() or ch == "@" for ch in values[n[0]])
+                         for n in self.needles_of]
+        # an e-mail ends where its ASCII characters end ("ada@corp.example" in "ada@corp.exampleé", as
+        # PostgreSQL's own word parser reads it)
+        self.ascii_edges = ["@" in values[n[0]] for n in self.needles_of]
+        # several words ("olivia smith", "o'brien") glued to other text count when each of them is a word
+        # somewhere in the same cell (as PostgreSQL's word search read them: "olivia smithxolivia smith")
+        self.words = [None if ascii_edges else _words(pat)
+                      for pat, ascii_edges in zip(self.patterns, self.ascii_edges, strict=True)]
         impl = ahocorasick_rs.Implementation.DFA if sum(map(len, self.patterns)) <= DFA_MAX_BYTES else None
         self.ac = ahocorasick_rs.BytesAhoCorasick(self.patterns, implementation=impl) if self.patterns else None
 
@@ -269,8 +280,12 @@ class Matcher:
                 whole = True
             else:
                 whole = _cell_edge(buf, s - 1, -1) and _cell_edge(buf, e, 1)
-                if not whole and (_word_byte(buf, s - 1, -1) or _word_byte(buf, e, 1)):
-                    continue  # inside a longer word
+                if not (whole or self.anywhere[p]) and (_word_byte(buf, s - 1, -1, self.ascii_edges[p])
+                                                        or _word_byte(buf, e, 1, self.ascii_edges[p])):
+                    words = self.words[p]
+                    if not words or not all(_has_word(buf, w, buf.rfind(b"\t", 0, s), buf.find(b"\t", e))
+                                             for w in words):
+                        continue  # inside a longer word
             col = buf.count(b"\t", buf.rfind(b"\n", 0, s) + 1, s) - 1
             for n in self.needles_of[p]:
                 if whole or self.modes[n] >= (2 if kept[col] else 1):
@@ -284,11 +299,31 @@ def _cell_edge(buf: bytes, i: int, step: int) -> bool:
     return buf[i] == 9
 
 
-def _word_byte(buf: bytes, i: int, step: int) -> bool:
+_WORD = re.compile(r"[^\W_]+")
+
+
+def _words(pattern: bytes) -> list[bytes] | None:
+    words = [w.encode() for w in _WORD.findall(pattern.decode("utf-8", "surrogateescape"))]
+    return words if len(words) > 1 else None
+
+
+def _has_word(buf: bytes, word: bytes, start: int, end: int) -> bool:
+    """Is ``word`` a word somewhere in ``buf[start:end]``?"""
+    i = buf.find(word, start, end)
+    while i >= 0:
+        if not _word_byte(buf, i - 1, -1) and not _word_byte(buf, i + len(word), 1):
+            return True
+        i = buf.find(word, i + 1, end)
+    return False
+
+
+def _word_byte(buf: bytes, i: int, step: int, ascii_only: bool = False) -> bool:
     """Is the character at byte ``i`` (before a match: step -1, after: +1) a letter or a digit?"""
     b = buf[i]
     if b < 0x80:
         return chr(b).isalnum()
+    if ascii_only:
+        return False
     if step < 0:  # back to the first byte of that UTF-8 sequence
         while i > 0 and buf[i] & 0xC0 == 0x80:
             i -= 1
