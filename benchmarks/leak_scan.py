@@ -1,12 +1,13 @@
 """Masking leak check: how long the scan of every text/JSON column of a staging copy takes (one
-query per table), next to the copy itself, on the reference stack.
+COPY stream per table through one automaton), next to the copy itself, on the reference stack.
 
     python benchmarks/leak_scan.py [--size-mb 20] [--json]
 
 Production (the reference stack) is seeded at --size-mb (default: the manifest's seed size) on a
 private copy with free ports (UPGRADE_INFRA_TEST_PORTS narrows them); one staging env is created
 from it with masking, then everything is stopped and removed. Prints the leak check's totals and
-its seconds per table.
+its seconds per table; scan_mb is the text scanned (cells as COPY sends them), scan_mb_per_s the
+throughput to extrapolate from (the scan is linear in the text).
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def main() -> int:
         step = {t["step"]: t["duration_s"] for t in r["timeline"]}
         scan = r["leak_check"]["scan"]
         out = {"mb": r["mb"], "copy_s": step.get("copy_databases"), "mask_s": step.get("mask"),
-               "leak_check_s": step.get("leak_check"), "scan_s": scan["seconds"], "tables": scan["tables"],
+               "leak_check_s": step.get("leak_check"), "scan_s": scan["seconds"], "scan_mb": scan.get("mb"),
+               "scan_mb_per_s": scan.get("mb_per_s"), "tables": scan["tables"],
                "columns": scan["columns"], "values_looked_for": scan["needles"], "hits": len(scan["hits"]),
                "seconds_by_table": scan["seconds_by_table"], "create_total_s": round(time.monotonic() - t0, 3)}
     finally:

@@ -116,9 +116,8 @@ COLUMNS = sql.SQL(
     "ORDER BY 1, 2, ordinal_position")
 
 
-# -- the leak scan: every text/JSON column of the copy, one query per table ------------------------
+# -- the leak scan: every text/JSON column of the copy, streamed out once per table --------------
 SCAN_TYPES = TEXT_TYPES | {"json", "jsonb"}
-TS_CONFIG = "simple"  # PostgreSQL's built-in word parser, no stemming: words are compared as written
 
 
 def source_values(table: str, column: str, min_len: int) -> sql.Composed:
@@ -128,38 +127,15 @@ def source_values(table: str, column: str, min_len: int) -> sql.Composed:
                    ).format(c=col, t=qualified(table), n=sql.Literal(min_len))
 
 
-def scan_table(table: str, columns: list[tuple[str, bool]]) -> sql.Composed:
-    """One pass over ``table`` looking for any needle in any listed column.
+def scan_cells(table: str, columns: list[str]) -> sql.Composed:
+    """The SELECT whose ``COPY`` text output the leak scan reads: one line per row of ``table``,
+    ``\\t c0 \\t c1 \\t … \\t`` (an empty column first and last), each cell ``btrim(col::text)``.
 
-    Parameters: ``v`` (the needles, lower-case) and ``mode`` (int[], per needle): 0 = found only as a
-    whole cell value (a short word: as a word it would turn up by chance in any free text), 1 = also
-    as words inside the text of columns not declared ``keep``, 2 = distinctive (several words, an
-    e-mail, a long token): also inside ``keep`` columns (free text someone vouched for). ``columns``:
-    (column, kept). Words are compared, not characters: ``olivia`` is found in "the user is Olivia."
-    but not in "Olivian".
-
-    Cost: each cell is parsed into words once (``to_tsvector``) and tested against ONE query OR-ing
-    every needle's words, so the table is scanned once whatever the number of needles; only the cells
-    that match (none in a clean copy) are then paired with the needles for the exact substring test.
-    Returns per column index: how many distinct needles were found and the smallest needle index.
+    So every cell sits between two tabs (COPY writes a tab, a newline or a backslash inside a value
+    as an escape: a real tab always ends a cell, a real newline a row), a whole-cell match is a
+    match framed by tabs, and a match's column is the number of tabs between the row's start and
+    the match, minus one. Nothing else is done server-side: lower-casing and escapes are handled
+    while matching (:func:`upgrade_infra.masking.scan_text`), which is cheaper there.
     """
-    cells = sql.SQL(", ").join(
-        sql.SQL("({i}, {k}, lower({c}::text))").format(i=sql.Literal(i), k=sql.Literal(kept), c=sql.Identifier("t", c))
-        for i, (c, kept) in enumerate(columns))
-    return sql.SQL(
-        "WITH n AS MATERIALIZED ("
-        "  SELECT i, v, m, plainto_tsquery({cfg}, v) AS q"
-        "  FROM unnest(%(v)s::text[], %(mode)s::int[]) WITH ORDINALITY AS u(v, m, i)),"
-        " nq AS MATERIALIZED (SELECT"
-        "  (SELECT string_agg(q::text, ' | ') FROM n WHERE m >= 1 AND q::text <> '')::tsquery AS qa,"
-        "  (SELECT string_agg(q::text, ' | ') FROM n WHERE m = 2 AND q::text <> '')::tsquery AS qd),"
-        " x AS (SELECT x.col, x.kept, x.val, to_tsvector({cfg}, x.val) AS tsv FROM {t} AS t"
-        "  CROSS JOIN LATERAL (VALUES {cells}) AS x(col, kept, val)"
-        "  WHERE x.val IS NOT NULL),"
-        " hit AS (SELECT x.* FROM x, nq WHERE x.tsv @@ (CASE WHEN x.kept THEN nq.qd ELSE nq.qa END)"
-        "  OR btrim(x.val) IN (SELECT v FROM n))"
-        " SELECT hit.col, count(DISTINCT n.i) AS hits, min(n.i) AS first FROM hit JOIN n"
-        "  ON (btrim(hit.val) = n.v OR (n.m >= CASE WHEN hit.kept THEN 2 ELSE 1 END"
-        "      AND hit.tsv @@ n.q AND strpos(hit.val, n.v) > 0))"
-        " GROUP BY hit.col ORDER BY hit.col"
-    ).format(cfg=sql.Literal(TS_CONFIG), t=qualified(table), cells=cells)
+    cells = sql.SQL(", ").join(sql.SQL("btrim({}::text)").format(sql.Identifier(c)) for c in columns)
+    return sql.SQL("SELECT '', {cells}, '' FROM {t}").format(cells=cells, t=qualified(table))

@@ -57,6 +57,27 @@ def fetch_value(conninfo: str, query: Query, params: Sequence[Any] | None = None
     return next(iter(rows[0].values())) if rows else None
 
 
+def copy_out(conninfo: str, query: Query, params: Sequence[Any] | None = None, *, read_only: bool = True,
+             batch_bytes: int = 1 << 20) -> Iterator[bytes]:
+    """Stream ``COPY (query) TO STDOUT`` (text format, UTF-8) in batches of whole rows of about
+    ``batch_bytes``: the server sends one message per row, joined here so a consumer works on large
+    buffers and no row is ever split across two batches. Read-only session by default."""
+    with connect(conninfo, read_only=read_only) as c, c.cursor() as cur:
+        cur.execute("SET client_encoding TO 'UTF8'")
+        with cur.copy(sql.SQL("COPY ({}) TO STDOUT").format(query if isinstance(query, sql.Composable)
+                                                             else sql.SQL(query)), params) as cp:
+            parts: list[Any] = []
+            size = 0
+            while data := cp.read():
+                parts.append(data)
+                size += len(data)
+                if size >= batch_bytes:
+                    yield b"".join(parts)
+                    parts, size = [], 0
+            if parts:
+                yield b"".join(parts)
+
+
 # -- pure builders ------------------------------------------------------------------------------
 def ident(name: str) -> sql.Identifier:
     return sql.Identifier(name)
