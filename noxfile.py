@@ -19,8 +19,9 @@ nox.options.reuse_existing_virtualenvs = True
 EXTRAS = ".[examples,pg16,browser,docs,test]"
 # package -> a file it provides (fonts-liberation: chromium only recommends it, and pages need fonts)
 # npm: the site ships Mermaid from the npm registry instead of loading it from a CDN
+# xfsprogs: the copy-on-write (`cow`) tests format an XFS image with reflink=1 on a loop device
 APT_PACKAGES = {"chromium": "/usr/bin/chromium", "fonts-liberation": "/usr/share/fonts/truetype/liberation",
-                "npm": "/usr/bin/npm"}
+                "npm": "/usr/bin/npm", "xfsprogs": "/usr/sbin/mkfs.xfs"}
 ROOT = Path(__file__).parent
 
 

@@ -123,15 +123,20 @@ def history(env: str = typer.Argument(None), limit: int = typer.Option(20, "--li
 
     def human(rows: list[dict]) -> None:
         t = Table(title="history")
-        for c in ("when", "env", "op", "kind", "who", "from", "to", "outcome", "seconds", "steps"):
+        for c in ("when", "env", "op", "kind", "who", "from", "to", "outcome", "seconds", "steps", "restore point"):
             t.add_column(c)
         for o in rows:
             bad = [s for s in o["steps"] if s["status"] not in ("ok", "undone")]
             steps = f"{len(o['steps'])}" + (f", {bad[0]['status']} at {bad[0]['name']}" if bad else "")
             t.add_row(time.strftime("%m-%d %H:%M:%S", time.localtime(o["started_at"])), o["env"], o["op"],
                       o["kind"], o["user"], _v(o["from_versions"]), _v(o["to_versions"]),
-                      o["outcome"] or "[red]interrupted", str(o["duration_s"] or ""), steps)
+                      o["outcome"] or "[red]interrupted", str(o["duration_s"] or ""), steps,
+                      (o.get("data") or {}).get("strategy", "") if o["kind"] in ("upgrade", "snapshot") else "")
         console.print(t)
+        for o in rows:  # why each restore-point strategy was used (auto says what it detected)
+            why = (o.get("data") or {}).get("strategy_why")
+            if why and o["kind"] in ("upgrade", "snapshot"):
+                console.print(f"{o['op']}: {o['data']['strategy']} ({why})")
     emit(ops, human)
 
 
