@@ -184,6 +184,7 @@ def one_strategy(s: Session, env, st: str, row: dict) -> None:
     row[f"{st}_capture_s"] = r["capture_s"]
     row[f"{st}_downtime_s"] = r["downtime_s"] if r["downtime_s"] is not None else 0.0
     row[f"{st}_disk_mb"] = round((used_bytes(fs) - u0) / 1e6, 1)
+    row[f"{st}_healthy_after_capture"] = env.status().healthy
     rp = snapshots.get(s.state, r["restore_point"]["id"])
     rb = rollback.rollback(env, rp.id, command="benchmark")
     row[f"{st}_rollback_s"] = rb["total_s"]
