@@ -91,8 +91,11 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
         with st.quiesced(env):
             st.capture(env, rp, d)
             datadirs.capture(env, rp, d)
-        # clone/cow: the window the databases were closed (services keep running around it)
+        # clone/cow: the window the databases were closed (services keep running around it);
+        # cow measures its own pause (the checkpoint and flush before it keep the databases open)
         rp.downtime_s = round(time.monotonic() - w0, 3) if st.name in ("clone", "cow") else None
+        if getattr(st, "pause_s", None) is not None:
+            rp.downtime_s = st.pause_s
         for rel in rp.data_dirs.values():
             from .meta import checksum_tree
 

@@ -121,6 +121,7 @@ class CowStrategy(FsStrategy):
     #: report, O(rows), runs after the services are back instead of inside the rollback's budget
     reference_kept = True
     portable = False  # exported as dumps (`snapshot export` converts through `reference`)
+    pause_s: float | None = None  # the last capture's database pause (stop to started again)
 
     def estimate_bytes(self, env: Environment) -> int:
         return 64 << 20  # shared blocks: only metadata is written
@@ -131,11 +132,14 @@ class CowStrategy(FsStrategy):
         if env.cluster.running():  # flush now, while writes go on, so the pause has little left to write
             sql.execute(env.conninfo(), "CHECKPOINT")
         fsutil.sync_fs(env.cluster.data_dir)
+        self.pause_s = None
+        t0 = time.monotonic()
         env.stop_database()
         try:
             yield
         finally:
             env.start_database()
+            self.pause_s = round(time.monotonic() - t0, 3)  # the databases were unreachable this long
 
     def capture(self, env: Environment, rp: RestorePoint, rp_dir_: Path) -> None:
         dst = rp_dir_ / REL
