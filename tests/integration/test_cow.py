@@ -216,6 +216,9 @@ def test_stage_create_sync_cow(cow_ledger):
         st = s.env("st")
         assert st.status().healthy
         assert fingerprint(st).equal(before)  # the same data as production's snapshot
+        reset = cli(s, "stage", "reset", "st")  # through staging's own cow restore point
+        assert reset.returncode == 0, reset.stderr
+        assert fingerprint(s.env("st")).equal(before)
         assert snapshots.get(s.state, res["restore_point"]).strategy == "cow"  # staging's own, O(1) too
         # a second staging env reuses production's last cow restore point (no new pause)
         r2 = cli(s, "stage", "create", "st2", "--sync", "cow")
@@ -225,5 +228,24 @@ def test_stage_create_sync_cow(cow_ledger):
     finally:
         for name in ("st", "st2"):
             cli(s, "stage", "destroy", name)
+        _drop_points(s)
+    _back_to_start(s, before)
+
+
+def test_cow_restore_point_exports_as_dumps(cow_ledger, tmp_path):
+    """Not portable as files: export converts it to dumps read from a throwaway reflink copy."""
+    s, before = cow_ledger
+    r = cli(s, "snapshot", "create", "production", "--strategy", "cow")
+    assert r.returncode == 0, r.stderr
+    rp_id = json.loads(r.stdout)["restore_point"]["id"]
+    try:
+        ex = cli(s, "snapshot", "export", rp_id, str(tmp_path))
+        assert ex.returncode == 0, ex.stderr
+        assert json.loads(ex.stdout)["strategy"] == "dump"
+        assert (tmp_path / rp_id / "dump" / "ledger" / "toc.dat").is_file()
+        env = s.env("production")
+        assert not any(p.name.startswith("data.__ref_") for p in env.cluster.data_dir.parent.iterdir())
+        assert snapshots.verify(env, snapshots.get(s.state, rp_id)) == []  # the restore point was not touched
+    finally:
         _drop_points(s)
     _back_to_start(s, before)
