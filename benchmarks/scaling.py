@@ -52,9 +52,9 @@ from upgrade_infra.ports import holder_of  # noqa: E402
 from upgrade_infra.session import Session, stop_everything  # noqa: E402
 from upgrade_infra.snapshots import cow as cow_rp  # noqa: E402
 from upgrade_infra.snapshots.dump import restore_db  # noqa: E402
-from upgrade_infra.snapshots.meta import rp_dir  # noqa: E402
+from upgrade_infra.snapshots.swap import owner_of  # noqa: E402
 
-STRATEGIES = ("clone", "dump", "fs", "cow")
+STRATEGIES = ("cow", "fs", "clone", "naive", "dump")  # the cheap ones first
 SYNC_FOR = {"dump": "dump", "fs": "physical", "cow": "cow"}
 PA_STACK = REPO / "examples" / "pa-stack" / "stack.yaml"
 PEAK_FACTOR = 5.0  # disk peak / seeded size (live + restore point + spare + quarantine + staging copy)
@@ -136,16 +136,32 @@ def _step(r: dict, name: str) -> float | None:
     return next((t["duration_s"] for t in r.get("timeline") or r.get("steps") or [] if t["step"] == name), None)
 
 
-def naive_rollback(env, rp) -> dict:
-    """What a dump-based tool does: stop, pg_restore the dump over the live databases, start, check."""
-    t0 = time.monotonic()
-    env.stop_services()
-    t_db = time.monotonic()
-    for db, d in rp.databases.items():
-        restore_db(env, rp_dir(env.state, rp.id) / d["dump"], db, d.get("owner") or db)
-    db_s = time.monotonic() - t_db
-    env.start_services()
-    return {"total_s": round(time.monotonic() - t0, 3), "db_s": round(db_s, 3), "verified": rollback.smoke(env)["passed"]}
+def naive(env, row: dict) -> None:
+    """What a dump-based tool does, at its fastest: services stopped while ``pg_dump -Fd -j2 -Z0``
+    (uncompressed) writes a consistent dump; a rollback stops the services, ``pg_restore -j2``\\s it
+    over the live databases (drop, create, restore), starts them and runs the smoke checks."""
+    tmp = Path(tempfile.mkdtemp(prefix="naive-", dir=env.state.root))
+    try:
+        u0 = used_bytes(env.state.root)
+        t0 = time.monotonic()
+        env.stop_services()
+        for db in env.manifest.postgres.databases:
+            env.cluster.run_tool("pg_dump", "-Fd", "-j", "2", "-Z", "0", "-f", str(tmp / db), "-d",
+                                 env.conninfo(db), timeout=7200)
+        env.start_services()
+        row["naive_capture_s"] = row["naive_downtime_s"] = round(time.monotonic() - t0, 3)
+        row["naive_disk_mb"] = round(max(0, used_bytes(env.state.root) - u0) / 1e6, 1)
+        t0 = time.monotonic()
+        env.stop_services()
+        t_db = time.monotonic()
+        for db in env.manifest.postgres.databases:
+            restore_db(env, tmp / db, db, owner_of(env.conninfo(), db) or db)
+        row["naive_rollback_db_s"] = round(time.monotonic() - t_db, 3)
+        env.start_services()
+        row["naive_verified"] = rollback.smoke(env)["passed"]
+        row["naive_rollback_s"] = round(time.monotonic() - t0, 3)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def clean(s: Session, env, keep_points: bool = False) -> None:
@@ -158,30 +174,33 @@ def clean(s: Session, env, keep_points: bool = False) -> None:
             staging.destroy(s, name)
 
 
-def one_strategy(s: Session, env, st: str, row: dict) -> None:
+def one_strategy(s: Session, env, st: str, row: dict, dump_max_mb: float) -> None:
     fs = s.state.root
+    if st == "naive":
+        return naive(env, row)
+    if st == "dump" and row["size_mb"] > dump_max_mb:
+        row["dump_unavailable"] = f"not measured above --dump-max-mb {dump_max_mb:g}"
+        return
     if st == "cow":
         why = cow_rp.problem(env)
         if why:
             row["cow_unavailable"] = why
             return
+    sql.execute(env.conninfo(), "CHECKPOINT")
+    fsutil.sync_fs(fs)
     u0 = used_bytes(fs)
     r = snapshots.create(env, st, command="benchmark")
     row[f"{st}_capture_s"] = r["capture_s"]
     row[f"{st}_downtime_s"] = r["downtime_s"] if r["downtime_s"] is not None else 0.0
-    row[f"{st}_disk_mb"] = round((used_bytes(fs) - u0) / 1e6, 1)
+    fsutil.sync_fs(fs)
+    # statvfs delta (the live cluster's own WAL and preallocations move it by up to ~100 MB either way)
+    row[f"{st}_disk_mb"] = round(max(0, used_bytes(fs) - u0) / 1e6, 1)
     row[f"{st}_healthy_after_capture"] = env.status().healthy
     rp = snapshots.get(s.state, r["restore_point"]["id"])
     rb = rollback.rollback(env, rp.id, command="benchmark")
     row[f"{st}_rollback_s"] = rb["total_s"]
     row[f"{st}_rollback_db_s"] = rb["database_step_s"]
     row[f"{st}_rollback_verified"] = rb["verified"]
-    if st == "dump":
-        nv = naive_rollback(env, rp)
-        # the naive consistent backup is the same pg_dump with the services stopped all along
-        row.update(naive_rollback_s=nv["total_s"], naive_rollback_db_s=nv["db_s"], naive_verified=nv["verified"],
-                   naive_capture_s=row["dump_capture_s"], naive_downtime_s=row["dump_capture_s"],
-                   naive_disk_mb=row["dump_disk_mb"])
     clean(s, s.env("production"), keep_points=st == "cow")  # disk back before staging (cow: reused)
     if st in SYNC_FOR:
         sr = staging.create(s, f"scale-{st}", strategy=SYNC_FOR[st], stop_source=st == "fs")
@@ -190,7 +209,8 @@ def one_strategy(s: Session, env, st: str, row: dict) -> None:
     clean(s, s.env("production"))  # re-read: a physical sync restarted production's services
 
 
-def measure(size_mb: float, strategies: tuple[str, ...], base: Path) -> dict:
+def measure(size_mb: float, strategies: tuple[str, ...], base: Path, dump_max_mb: float,
+            save=lambda row: None) -> dict:
     root = Path(tempfile.mkdtemp(prefix="uinfra-scaling-", dir=base))
     os.chmod(root, 0o711)
     s = Session(write_stack(root / "stack"), root / "state")
@@ -206,8 +226,9 @@ def measure(size_mb: float, strategies: tuple[str, ...], base: Path) -> dict:
         row["seed"] = up.get("seed")
         for st in strategies:
             t = time.monotonic()
-            one_strategy(s, s.env("production"), st, row)
+            one_strategy(s, s.env("production"), st, row, dump_max_mb)
             row[f"{st}_wall_s"] = round(time.monotonic() - t, 1)
+            save(row)
             console.print(f"  {size_mb:g} MB {st}: done in {row[f'{st}_wall_s']}s", style="dim")
         row["wall_s"] = round(time.monotonic() - t0, 1)
         return row
@@ -224,11 +245,9 @@ FIGURES = [("capture_s", "capture s"), ("downtime_s", "downtime s"), ("rollback_
 def table_rows(rows: list[dict], strategies: tuple[str, ...]) -> list[list[str]]:
     out = []
     for r in rows:
-        for st in (*strategies, "naive"):
-            if st == "naive" and "naive_rollback_s" not in r:
-                continue
-            if st == "cow" and "cow_unavailable" in r:
-                out.append([f"{r['size_mb']:g}", f"{r['db_mb']}", st, f"unavailable: {r['cow_unavailable']}"])
+        for st in strategies:
+            if f"{st}_unavailable" in r:
+                out.append([f"{r['size_mb']:g}", f"{r['db_mb']}", st, f"{r[f'{st}_unavailable']}"])
                 continue
             out.append([f"{r['size_mb']:g}", f"{r['db_mb']}", st,
                         *[_fmt(r.get(f"{st}_{k}")) for k, _ in FIGURES]])
@@ -245,7 +264,7 @@ def growth(rows: list[dict], strategies: tuple[str, ...], small: float = 1024, b
         return []
     a, b = by[small], by[big]
     out = []
-    for st in (*strategies, "naive"):
+    for st in strategies:
         cells = []
         for k, _ in FIGURES:
             x, y = a.get(f"{st}_{k}"), b.get(f"{st}_{k}")
@@ -279,7 +298,9 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, help="run here (its filesystem decides whether cow can run)")
     ap.add_argument("--image-dir", type=Path, default=Path("/var/tmp"),
                     help="as root without --dir: where the sparse XFS image goes")
-    ap.add_argument("--json", type=Path, help="also write the rows here (rewritten after each size)")
+    ap.add_argument("--json", type=Path, help="also write the rows here (rewritten after each strategy)")
+    ap.add_argument("--dump-max-mb", type=float, default=1e9,
+                    help="measure the dump strategy only up to this size (it is O(size) three times over)")
     a = ap.parse_args()
     sizes = [float(x) for x in a.sizes.split(",") if x]
     strategies = tuple(x for x in a.strategies.split(",") if x)
@@ -296,10 +317,12 @@ def main() -> None:
     def run_all(base: Path) -> None:
         for size in sizes:
             console.print(f"seeding {size:g} MB on {fs_label(base)} …")
-            rows.append(measure(size, strategies, base))
+            def save(row: dict) -> None:
+                if a.json:
+                    a.json.write_text(json.dumps([*rows, row], indent=2, default=str))
+
+            rows.append(measure(size, strategies, base, a.dump_max_mb, save))
             show(rows[-1:], strategies)
-            if a.json:
-                a.json.write_text(json.dumps(rows, indent=2, default=str))
 
     if a.dir:
         a.dir.mkdir(parents=True, exist_ok=True)

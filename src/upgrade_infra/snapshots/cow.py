@@ -168,6 +168,8 @@ class CowStrategy(FsStrategy):
         return True
 
     def stage(self, env: Environment, rp: RestorePoint, rp_dir_: Path, op: str) -> dict[str, Any]:
+        if env.cluster.running():  # services are stopped: the swap's shutdown checkpoint is then tiny
+            sql.execute(env.conninfo(), "CHECKPOINT")
         if self.has_spare(env, rp, rp_dir_):
             return {"pgdata": str(rp_dir_ / "spare" / REL), "path": "spare"}
         staged = env.cluster.data_dir.with_name(f"data.__r_{op.split('-', 1)[-1]}")
