@@ -163,6 +163,7 @@ def test_upgrade_rolls_back_from_a_cow_restore_point(cow_ledger):
     rb = res["rollback"]
     assert rb["strategy"] == "cow" and rb["staging_path"] == "spare" and rb["verified"]
     _back_to_start(s, before)
+    _drop_points(s)
 
 
 # -- kill -9 inside a cow capture and a cow restore, then resume -----------------------------------
@@ -173,6 +174,7 @@ def test_upgrade_rolls_back_from_a_cow_restore_point(cow_ledger):
 ], ids=["snapshot-in-pause", "upgrade-in-pause", "upgrade-at-capture"])
 def test_killed_during_cow_capture_then_resume(cow_ledger, args, fault):
     s, before = cow_ledger
+    _drop_points(s)
     r = cli(s, *args, fault=fault)
     assert r.returncode == -signal.SIGKILL, r.stderr
     assert not s.env("production").cluster.running() or fault == "upgrade.restore_point"
