@@ -20,8 +20,9 @@ EXTRAS = ".[examples,pg16,browser,docs,test]"
 # package -> a file it provides (fonts-liberation: chromium only recommends it, and pages need fonts)
 # npm: the site ships Mermaid from the npm registry instead of loading it from a CDN
 # prometheus: its promtool loads and evaluates the example alert rules (tests/test_alerts.py)
+# xfsprogs: the copy-on-write (`cow`) tests format an XFS image with reflink=1 on a loop device
 APT_PACKAGES = {"chromium": "/usr/bin/chromium", "fonts-liberation": "/usr/share/fonts/truetype/liberation",
-                "npm": "/usr/bin/npm", "prometheus": "/usr/bin/promtool"}
+                "npm": "/usr/bin/npm", "prometheus": "/usr/bin/promtool", "xfsprogs": "/usr/sbin/mkfs.xfs"}
 ROOT = Path(__file__).parent
 
 

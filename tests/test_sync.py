@@ -36,10 +36,10 @@ def test_unbind_auto_conf_drops_listen_settings_only():
 
 
 def test_registry_and_unknown_strategy():
-    assert sync.names() == ["dump", "physical"]
+    assert sync.names() == ["cow", "dump", "physical"]
     with pytest.raises(UnknownName) as e:
         sync.get("rsync")
-    assert e.value.fix == "use one of: dump, physical"
+    assert e.value.fix == "use one of: cow, dump, physical"
 
 
 def test_choose_refuses_a_production_that_is_not_running(pa_stack):

@@ -91,3 +91,52 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while b := f.read(chunk):
             h.update(b)
     return h.hexdigest()
+
+
+def reflink_tree(src: Path, dst: Path) -> None:
+    """A copy-on-write copy (``cp -a --reflink=always``): fails instead of falling back to a full copy."""
+    copy_tree(src, dst, reflink="always")
+
+
+def sync_fs(path: Path) -> None:
+    """Write back the dirty pages of ``path``'s filesystem (``sync -f``): a reflink must flush its
+    source first, so doing it before a write pause keeps the pause short."""
+    runner.run(["sync", "-f", str(path)], timeout=600)
+
+
+def reflink_problem(directory: Path) -> str | None:
+    """Why ``directory``'s filesystem cannot make reflink copies, or None when it can.
+
+    Detected, not guessed: a small probe file is written there and copied with ``--reflink=always``.
+    """
+    import tempfile
+
+    directory.mkdir(parents=True, exist_ok=True)
+    probe = Path(tempfile.mkdtemp(prefix=".reflink-probe-", dir=directory))
+    try:
+        (probe / "a").write_bytes(b"\0" * 65536)
+        r = runner.run(cp_argv(probe / "a", probe / "b", "always"), check=False, timeout=30)
+        if r.returncode != 0:
+            why = (r.stderr.strip().splitlines() or ["cp failed"])[-1]
+            return f"{fs_type(directory)} filesystem at {directory} cannot make reflink copies ({why})"
+        return None
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+
+
+def fs_type(path: Path) -> str:
+    """The filesystem type holding ``path`` (from /proc/self/mounts; "unknown" elsewhere)."""
+    p = path.resolve()
+    best, kind = "", "unknown"
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        mnt = parts[1].replace("\\040", " ")
+        if (str(p) == mnt or str(p).startswith(mnt.rstrip("/") + "/")) and len(mnt) > len(best):
+            best, kind = mnt, parts[2]
+    return kind

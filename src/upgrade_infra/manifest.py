@@ -157,7 +157,7 @@ class Policies(Strict):
     readiness_timeout_s: float = Field(60, gt=0)
     stop_timeout_s: float = Field(10, gt=0)
     watch_window_s: float = Field(5, ge=0)
-    snapshot_strategy: str = "clone"
+    snapshot_strategy: str = "auto"  # auto: cow where the state dir's filesystem has reflinks, else clone
     retention: Retention = Retention()
 
 

@@ -46,7 +46,8 @@ class SyncRun:
 
     def copy_dirs(self, ctx: Ctx) -> dict:
         assert self.copy is not None
-        copy_data_dirs(self.source, self.env, self.copy, self.progress)
+        if "data_dirs" not in self.copy.stats:  # cow: already reflinked from the same snapshot
+            copy_data_dirs(self.source, self.env, self.copy, self.progress)
         return self.copy.stats["data_dirs"]
 
     def _copy_db(self, db: str) -> str:
@@ -81,7 +82,8 @@ class SyncRun:
     def restore_point(self, ctx: Ctx) -> dict:
         for old in snapshots.list_points(self.s.state, self.env.name):
             snapshots.delete(self.env, old.id)  # superseded by this sync (or gone with a physical copy)
-        rp = snapshots.capture(self.env, "clone", label=RP_LABEL, op=ctx.op)
+        # cow where the filesystem has reflinks (O(1) at any size), else clone
+        rp = snapshots.capture(self.env, snapshots.strategy_name(self.env, "auto"), label=RP_LABEL, op=ctx.op)
         return {"restore_point": rp.id, "bytes": rp.bytes, "seconds": rp.capture_s}
 
     def spare(self, ctx: Ctx) -> dict:

@@ -82,6 +82,7 @@ def _start_old(ctx: Ctx) -> dict[str, Any]:
 
 def _capture(ctx: Ctx) -> dict[str, Any]:
     rp = snapshots.capture(ctx.env, ctx.data["strategy"], op=ctx.op, rp_id=ctx.data["rp"],
+                           why=ctx.data.get("strategy_why"),
                            label=f"before upgrade {ctx.op} to {_fmt(ctx.data['to_versions'])}")
     note(ctx, restore_point=rp.id)
     return {"restore_point": rp.id, "bytes": rp.bytes}
@@ -162,15 +163,14 @@ def upgrade(env: Environment, targets: dict[str, str], *, strategy: str | None =
     A target older than the release that last migrated its database is refused (exit 2) unless the
     service declares ``downgrade`` (run before the start) or ``allow_downgrade``.
     """
-    strategy = snapshots.strategy_name(env, strategy)
-    snapshots.get_strategy(strategy)
+    strategy, why = snapshots.strategy_choice(env, strategy)
     with guard(env.state, env.name, command):
         if all(env.record.versions.get(s) == v for s, v in targets.items()):
             raise BadInput(f"{env.name} already runs {_fmt(targets)}", fix="name a different version")
         downgrades = migrated.guard(env, targets, allow_downgrade)
         frm = dict(env.record.versions)
         to = {**frm, **targets}
-        data = {"rp": new_id(), "strategy": strategy, "from_versions": frm, "to_versions": to,
+        data = {"rp": new_id(), "strategy": strategy, "strategy_why": why, "from_versions": frm, "to_versions": to,
                 "downgrades": downgrades}
         if watch_s is not None:
             data["watch_s"] = watch_s
@@ -242,8 +242,9 @@ def recover(env: Environment, *, command: str = "resume", prefer: str = "resume"
     back an upgrade whose steps had all completed."""
     done: list[dict[str, Any]] = []
     with env_lock(env.state, env.name, command):
-        env.start_database()
         journal = Journal(env.state, env.name)
+        if env.cluster.initialized() or journal.incomplete() is None or journal.incomplete().kind != "rollback":
+            env.start_database()  # a rollback killed between its data-dir renames starts it itself
         while (inc := journal.incomplete()) is not None:
             if inc.kind == "rollback":
                 r = rollback.run(env, inc.data["rp"], command=command, resume=inc)

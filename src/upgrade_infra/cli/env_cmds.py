@@ -86,6 +86,20 @@ def status_all(watch: bool = typer.Option(False, "--watch", help="health check l
         from .stage_cmds import watch_status
 
         return watch_status(interval, count)
-    rows = [with_restore_points(e, e.status().to_dict()) for e in session().environments()
-            if e.state.load_record(e.name)]
-    emit({"environments": rows}, lambda r: _status_table(r["environments"]))
+    from .. import snapshots
+
+    rows = []
+    for e in session().environments():
+        if e.state.load_record(e.name):
+            st = with_restore_points(e, e.status().to_dict())
+            st["restore_points"] = {**st.get("restore_points", {}), **snapshots.strategy_status(e)}
+            rows.append(st)
+
+    def human(r: dict) -> None:
+        _status_table(r["environments"])
+        for st in r["environments"]:
+            rp = st["restore_points"]
+            last = rp["last"]
+            console.print(f"{st['name']}: restore points {rp['strategy'] or '?'} ({rp['why']})"
+                          + (f"; last {last['id']} used {last['strategy']}" if last else ""), markup=False)
+    emit({"environments": rows}, human)

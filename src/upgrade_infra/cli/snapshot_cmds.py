@@ -31,7 +31,7 @@ def steps_table(steps: list[dict], title: str, budget: float | None = None) -> N
 
 
 @snap_app.command("create")
-def create(env: str = typer.Argument(..., callback=ENV_NAME), strategy: str = typer.Option(None, "--strategy", help="clone | dump | fs "
+def create(env: str = typer.Argument(..., callback=ENV_NAME), strategy: str = typer.Option(None, "--strategy", help="auto | clone | dump | fs | cow "
                                                      "(default: policies.snapshot_strategy)"),
            label: str = typer.Option(None, "--label", help="a note shown in `snapshot list`")) -> None:
     """Capture a restore point of ENV: databases, data dirs, versions, manifest hash."""

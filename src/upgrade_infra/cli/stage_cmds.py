@@ -17,8 +17,8 @@ from .app import app, console, console_err, emit, esc, progress, session, state_
 
 stage_app = sub("stage", "Staging environments: isolated, masked copies of production.")
 VERSIONS = typer.Option([], "--versions", help="service=version (repeatable, or comma-separated)")
-STRATEGY = typer.Option(None, "--strategy", help="dump | physical (default: dump from production, "
-                        "physical from a staging env)")
+STRATEGY = typer.Option(None, "--strategy", "--sync", help="dump | physical | cow (default: dump from production, "
+                        "physical from a staging env; cow: a reflink copy of the last cow restore point)")
 STOP_SOURCE = typer.Option(False, "--stop-source", help="physical from a running production: accept its short outage")
 
 

@@ -142,7 +142,7 @@ def history(env: str = typer.Argument(None, callback=ENV_NAME), limit: int = typ
 
     def human(rows: list[dict]) -> None:
         t = Table(title="history")
-        for c in ("when", "env", "op", "kind", "who", "from", "to", "outcome", "seconds", "steps"):
+        for c in ("when", "env", "op", "kind", "who", "from", "to", "outcome", "seconds", "steps", "restore point"):
             t.add_column(c)
         for o in rows:
             bad = [s for s in o["steps"] if s["status"] not in ("ok", "undone")]
@@ -150,8 +150,12 @@ def history(env: str = typer.Argument(None, callback=ENV_NAME), limit: int = typ
             t.add_row(time.strftime("%m-%d %H:%M:%S", time.localtime(o["started_at"])), esc(o["env"]), esc(o["op"]),
                       esc(o["kind"]), esc(o["user"]), esc(_v(o["from_versions"])), esc(_v(o["to_versions"])),
                       esc(o["outcome"]) if o["outcome"] else "[red]interrupted", str(o["duration_s"] or ""),
-                      esc(steps))
+                      esc(steps), esc((o.get("data") or {}).get("strategy", "")) if o["kind"] in ("upgrade", "snapshot") else "")
         console.print(t)
+        for o in rows:  # why each restore-point strategy was used (auto says what it detected)
+            why = (o.get("data") or {}).get("strategy_why")
+            if why and o["kind"] in ("upgrade", "snapshot"):
+                console.print(f"{o['op']}: {o['data']['strategy']} ({why})")
     emit(ops, human)
 
 

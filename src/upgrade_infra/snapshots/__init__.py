@@ -1,6 +1,6 @@
 """Restore points: capture an environment's databases, data dirs, versions and manifest hash.
 
-Strategies (``clone``, ``dump``, ``fs``) live in a registry keyed by their YAML name
+Strategies (``clone``, ``dump``, ``fs``, ``cow``; ``auto`` picks ``cow`` or ``clone``) live in a registry keyed by their YAML name
 (:mod:`.registry`). This module is the library API the CLI, upgrades and rollbacks call::
 
     rp = snapshots.create(env, "clone", label="before 1.1.0")   # an operation: locked, journaled
@@ -36,15 +36,39 @@ if TYPE_CHECKING:
     from ..environments import Environment
 
 __all__ = ["STRATEGIES", "RestorePoint", "Strategy", "capture", "create", "delete", "get", "get_strategy",
-           "list_points", "make_spare", "prune", "register_strategy", "require_valid", "verify"]
+           "list_points", "make_spare", "prune", "register_strategy", "require_valid", "strategy_choice",
+           "strategy_status", "verify"]
+
+
+def strategy_choice(env: Environment, name: str | None = None) -> tuple[str, str]:
+    """(strategy, why): the one asked for (``--strategy``, else ``policies.snapshot_strategy``), with
+    ``auto`` resolved: ``cow`` where the state dir's filesystem makes reflinks, else ``clone``."""
+    from .cow import choose
+
+    chosen, why = choose(env, name or env.manifest.policies.snapshot_strategy)
+    get_strategy(chosen)
+    return chosen, why
 
 
 def strategy_name(env: Environment, name: str | None = None) -> str:
-    return name or env.manifest.policies.snapshot_strategy
+    return strategy_choice(env, name)[0]
+
+
+def strategy_status(env: Environment) -> dict:
+    """For ``status``: the policy, what it picks now and why, and what the last restore point used."""
+    try:
+        chosen, why = strategy_choice(env)
+    except (UnknownName, OSError) as e:
+        chosen, why = None, str(e)
+    pts = list_points(env.state, env.name)
+    last = pts[-1] if pts else None
+    return {"policy": env.manifest.policies.snapshot_strategy, "strategy": chosen, "why": why,
+            "last": ({"id": last.id, "strategy": last.strategy, "why": last.strategy_why} if last else None)}
 
 
 def capture(env: Environment, strategy: str | None = None, *, label: str | None = None,
-            op: str | None = None, rp_id: str | None = None, spare: bool = False) -> RestorePoint:
+            op: str | None = None, rp_id: str | None = None, spare: bool = False,
+            why: str | None = None) -> RestorePoint:
     """Capture a restore point now (services already stopped when the strategy needs it).
 
     On any failure the partial restore point is removed and the error re-raised: nothing else
@@ -52,11 +76,13 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
     """
     from .meta import new_id
 
-    st = get_strategy(strategy_name(env, strategy))
+    name, chosen_why = strategy_choice(env, strategy)
+    st = get_strategy(name)
     need = (st.estimate_bytes(env) + datadirs.bytes_of(env)) * (2 if spare else 1)
     fsutil.require_space(env.state.root, need, f"a {st.name} restore point of {env.name}")
     t0 = time.monotonic()
-    rp = RestorePoint(id=rp_id or new_id(), env=env.name, strategy=st.name, created_at=time.time(), label=label,
+    rp = RestorePoint(id=rp_id or new_id(), env=env.name, strategy=st.name, strategy_why=why or chosen_why,
+                      created_at=time.time(), label=label,
                       op=op, versions=dict(env.record.versions), manifest_sha256=env.manifest.sha256,
                       pg_major=env.cluster.install.major)
     d = make_dir(env.state, rp.id)
@@ -65,7 +91,11 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
         with st.quiesced(env):
             st.capture(env, rp, d)
             datadirs.capture(env, rp, d)
-        rp.downtime_s = round(time.monotonic() - w0, 3) if st.name == "clone" else None
+        # clone/cow: the window the databases were closed (services keep running around it);
+        # cow measures its own pause (the checkpoint and flush before it keep the databases open)
+        rp.downtime_s = round(time.monotonic() - w0, 3) if st.name in ("clone", "cow") else None
+        if getattr(st, "pause_s", None) is not None:
+            rp.downtime_s = st.pause_s
         for rel in rp.data_dirs.values():
             from .meta import checksum_tree
 

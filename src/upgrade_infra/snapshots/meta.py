@@ -32,6 +32,7 @@ class RestorePoint(BaseModel):
     id: str
     env: str
     strategy: str
+    strategy_why: str | None = None  # why this strategy (``auto`` says what it detected)
     created_at: float
     label: str | None = None
     op: str | None = None
@@ -68,7 +69,7 @@ class RestorePoint(BaseModel):
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "env": self.env, "strategy": self.strategy, "label": self.label,
                 "created": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.created_at)),
-                "created_at": self.created_at, "versions": self.versions, "mb": round(self.bytes / 1e6, 1),
+                "created_at": self.created_at, "versions": self.versions, "strategy_why": self.strategy_why, "mb": round(self.bytes / 1e6, 1),
                 "databases": sorted(self.databases), "op": self.op}
 
 

@@ -9,7 +9,7 @@ from ..errors import BadInput
 from ..lock import env_lock, guard
 from ..manifest import Retention
 from ..steps import Ctx, Step, StepFailed, begin_op, end_op, run_steps, undo_steps
-from . import capture, delete, get, get_strategy, list_points, make_spare, strategy_name
+from . import capture, delete, get, get_strategy, list_points, make_spare, strategy_choice
 from .clone import reopen
 from .meta import RestorePoint, incomplete_ids, new_id
 
@@ -26,7 +26,8 @@ def _start(ctx: Ctx) -> dict[str, Any]:
 
 
 def _capture(ctx: Ctx) -> dict[str, Any]:
-    rp = capture(ctx.env, ctx.data["strategy"], label=ctx.data.get("label"), op=ctx.op, rp_id=ctx.data["rp"])
+    rp = capture(ctx.env, ctx.data["strategy"], label=ctx.data.get("label"), op=ctx.op, rp_id=ctx.data["rp"],
+                 why=ctx.data.get("strategy_why"))
     return {"restore_point": rp.id, "bytes": rp.bytes}
 
 
@@ -54,10 +55,11 @@ def create_steps(strategy: str) -> list[Step]:
 def create(env: Environment, strategy: str | None = None, *, label: str | None = None,
            command: str = "snapshot create") -> dict[str, Any]:
     """Take a restore point as a journaled operation (services stopped only when the strategy needs it)."""
-    name = strategy_name(env, strategy)
+    name, why = strategy_choice(env, strategy)
     steps = create_steps(name)
     with guard(env.state, env.name, command):
-        ctx = begin_op(env, "snapshot", command=command, data={"strategy": name, "rp": new_id(), "label": label},
+        ctx = begin_op(env, "snapshot", command=command,
+                       data={"strategy": name, "strategy_why": why, "rp": new_id(), "label": label},
                        from_versions=dict(env.record.versions), restore_point=None)
         try:
             run_steps(ctx, steps)
@@ -73,7 +75,8 @@ def create(env: Environment, strategy: str | None = None, *, label: str | None =
     if "stop_services" in tl:
         downtime = round(tl["start_services"]["start_s"] + tl["start_services"]["duration_s"]
                          - tl["stop_services"]["start_s"], 3)
-    return {"restore_point": rp.summary(), "op": ctx.op, "timeline": ctx.timeline, "downtime_s": downtime,
+    return {"restore_point": rp.summary(), "op": ctx.op, "strategy_why": why, "timeline": ctx.timeline,
+            "downtime_s": downtime,
             "capture_s": tl["capture"]["duration_s"]}
 
 

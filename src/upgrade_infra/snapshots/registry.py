@@ -98,9 +98,10 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
 
 
 def get_strategy(name: str) -> Strategy:
-    from . import clone, dump, fs  # noqa: F401 - register the built-in strategies
+    from . import clone, cow, dump, fs  # noqa: F401 - register the built-in strategies
 
     if name not in STRATEGIES:
         raise UnknownName(f"unknown restore-point strategy {name!r}",
-                          fix=f"use one of: {', '.join(sorted(STRATEGIES))} (policies.snapshot_strategy or --strategy)")
+                          fix=f"use one of: auto, {', '.join(sorted(STRATEGIES))} "
+                              "(policies.snapshot_strategy or --strategy)")
     return STRATEGIES[name]

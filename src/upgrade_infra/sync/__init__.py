@@ -4,6 +4,8 @@
               works across clusters and PostgreSQL majors.
 ``physical``  a file copy (reflink where the filesystem can) of the *stopped* source cluster; the
               fastest correct copy, used for a stopped source or a staging source, or when asked.
+``cow``       a reflink copy of the source's last ``cow`` restore point (or a fresh one): O(1) in the
+              data size where the state dir's filesystem has reflinks (XFS reflink=1, btrfs).
 
 Each strategy returns a :class:`~upgrade_infra.sync.base.Copy`: the new data sits beside the old
 until ``commit()`` (``abort()`` leaves the target as it was), so masking runs before anything is
@@ -28,7 +30,7 @@ def register(name: str):
 
 
 def get(name: str) -> SyncStrategy:
-    from . import dump, physical  # noqa: F401 - register the built-in strategies
+    from . import cow, dump, physical  # noqa: F401 - register the built-in strategies
 
     if name not in STRATEGIES:
         raise UnknownName(f"unknown sync strategy {name!r}", fix=f"use one of: {', '.join(sorted(STRATEGIES))}")
@@ -36,7 +38,7 @@ def get(name: str) -> SyncStrategy:
 
 
 def names() -> list[str]:
-    from . import dump, physical  # noqa: F401
+    from . import cow, dump, physical  # noqa: F401
 
     return sorted(STRATEGIES)
 
