@@ -8,6 +8,7 @@ With ``--json``, stdout is exactly one JSON document, on success and on failure 
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import traceback
 
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; usage errors exit 2, library errors map to their exit code, anything else exits 3."""
     args = list(sys.argv[1:] if argv is None else argv)
     reset_state()
+    _show_library_warnings()
     private_umask()  # state dir, reports, logs: nothing the tool writes is for other users
     try:
         rv = app(args=args, standalone_mode=False)  # click returns the exit code of typer.Exit / --help
@@ -48,6 +50,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OPERATION_FAILED
     except Exception as e:  # noqa: BLE001 - usage errors, aborts, and bugs: each still one JSON document
         return _unexpected(e, args)
+
+
+class _StderrWarnings(logging.Handler):
+    """``warning: …`` on whatever ``sys.stderr`` is when the warning is logged (in-process runs swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"warning: {scrub(record.getMessage())}\n")
+        except Exception:  # noqa: BLE001 - logging must never break the command
+            self.handleError(record)
+
+
+def _show_library_warnings() -> None:
+    """The library's warnings (logger ``upgrade_infra``) go to stderr."""
+    lib = logging.getLogger("upgrade_infra")
+    if not any(isinstance(h, _StderrWarnings) for h in lib.handlers):
+        lib.addHandler(_StderrWarnings(logging.WARNING))
 
 
 def _unexpected(e: Exception, args: list[str]) -> int:

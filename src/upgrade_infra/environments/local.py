@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pwd
 import shutil
 import stat
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,8 @@ from ..postgres import Cluster
 from ..state import TRAVERSE, unreachable_for
 from .base import Environment, EnvStatus, ServiceStatus
 from .registry import register_backend
+
+log = logging.getLogger(__name__)
 
 INSTALL_MARKER = ".installed"
 
@@ -195,9 +197,9 @@ class LocalEnvironment(Environment):
         paths = [Path(a) for a in [exe or "", *argv[1:]] if os.path.isabs(a) and os.path.exists(a)]
         blocked = next(((p, b) for p in [*paths, cwd] if (b := unreachable_for(p, user))), None)
         if blocked:
-            print(f"warning: staging service {service} of {self.name} runs as root, without the unprivileged "
-                  f"user {user!r}: it cannot reach {blocked[0]} (blocked at {blocked[1]}); install the program "
-                  "(e.g. the Python venv) where other users can traverse", file=sys.stderr)
+            log.warning("staging service %s of %s runs as root, without the unprivileged user %r: it cannot "
+                        "reach %s (blocked at %s); install the program (e.g. the Python venv) where other users "
+                        "can traverse", service, self.name, user, blocked[0], blocked[1])
             return None
         data = self.data_dir(service)
         os.chmod(data.parent, TRAVERSE)
