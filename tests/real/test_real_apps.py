@@ -68,13 +68,8 @@ def _private_stack(app: str) -> tuple[Path, Path]:
     return stack, root / "state"
 
 
-# n8n's rollback hits the stop/port race of issue 10, item 1 ("port ... taken by pid None") in about
-# one round in five on today's code: drop this xfail once "stop means stopped" is merged
-RACE = pytest.mark.xfail(strict=False, reason="stop/port race on rollback (issue 10, item 1)")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("app", ["prefect", pytest.param("n8n", marks=RACE)])
+@pytest.mark.parametrize("app", ["prefect", "n8n"])
 def test_upgrade_then_rollback_is_exact(app):
     if not cached(app):
         pytest.skip(f"{app} releases not cached in ~/.cache/upgrade-infra/real-apps (run `nox -s real-apps` "
