@@ -137,3 +137,22 @@ def test_expected_changes_files_are_included(tmp_path):
     (path.parent / "accepted.yaml").write_text("expected_changes: [oops]\n")
     with pytest.raises(BadInput, match="must map version -> database"):
         integrity.expected_tables(m, {"ledger": "2.0"})
+
+
+def test_a_table_that_only_gained_an_index_or_a_constraint_is_reported_not_failed(pg_cluster):
+    """Prefect 3.6 -> 3.9 adds indexes and a check constraint to tables whose rows it leaves alone: that
+    was "content changed on a table the migration must not touch" although the rows were equal.
+    A dropped constraint (the data held to less) still fails."""
+    ci = _db(pg_cluster, "fw_idx", "CREATE TABLE runs (id int PRIMARY KEY, state text NOT NULL, n int NOT NULL);"
+                                    "INSERT INTO runs SELECT g, 'done', g FROM generate_series(1, 40) g;"
+                                    "CREATE TABLE logs (id int PRIMARY KEY, n int CONSTRAINT n_pos CHECK (n > 0));"
+                                    "INSERT INTO logs SELECT g, g FROM generate_series(1, 5) g;")
+    before = fingerprint_conninfos({"app": ci})
+    sql.execute(ci, "CREATE INDEX ix_runs_state ON runs (state);"
+                    "ALTER TABLE runs ADD CONSTRAINT n_nonneg CHECK (n >= 0);"
+                    "ALTER TABLE logs DROP CONSTRAINT n_pos;")
+    after = fingerprint_conninfos({"app": ci})
+    rows = {r["table"]: r for r in integrity.compare_tables(before, after, {})}
+    assert rows["runs"]["ok"], rows["runs"]["problem"]
+    assert rows["runs"]["note"] == "rows unchanged; constraint n_nonneg added, index ix_runs_state added"
+    assert not rows["logs"]["ok"] and "content changed" in rows["logs"]["problem"]

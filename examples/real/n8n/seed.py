@@ -71,7 +71,7 @@ def main() -> None:
                 raise SystemExit("n8n's REST API did not answer within 120 s")
             time.sleep(0.5)
         ok(c.post("/rest/owner/setup", json={"email": "owner@example.com", "firstName": "Olivia",
-                                             "lastName": "Owner", "password": password + "Aa1"}))
+                                             "lastName": "Okafor", "password": password + "Aa1"}))
         counts["users"] += 1
         for i in range(CREDENTIALS):
             ok(c.post("/rest/credentials", json={"name": f"Seed API key {i:02d}", "type": "httpHeaderAuth",

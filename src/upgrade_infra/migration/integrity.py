@@ -218,7 +218,7 @@ def compare_tables(before: DataFingerprint, after: DataFingerprint, expected: di
             content = ("new" if b is None else "dropped" if a is None else
                        "not hashed" if not (b["hash"] and a["hash"]) else
                        "same" if b["hash"] == a["hash"] else "changed")
-            problem = None
+            problem = schema_note = None
             if not declared and not bookkeeping:
                 if content == "dropped":
                     problem = "table dropped but not declared in migration.expected_changes"
@@ -226,6 +226,8 @@ def compare_tables(before: DataFingerprint, after: DataFingerprint, expected: di
                     pass  # reported with its rows (IntegrityResult.inserted), never a failure
                 elif b["rows"] != a["rows"]:
                     problem = f"row count changed {b['rows']} -> {a['rows']} on a table the migration must not touch"
+                elif content == "same" and (added := _added_indexes_or_constraints(shape_b, shape_a, own_cols)):
+                    schema_note = added  # rows and values unchanged: a migration that indexes or constrains
                 elif content == "changed" or not _same_shape(shape_b, shape_a, own_cols):
                     rest = [c for c in cols if c not in own_cols]
                     if content == "changed" and own_cols and not cols:
@@ -239,8 +241,31 @@ def compare_tables(before: DataFingerprint, after: DataFingerprint, expected: di
                    "columns_changed": cols, "ok": problem is None, "problem": problem}
             if bookkeeping:
                 row["bookkeeping"] = bookkeeping
+            if schema_note:
+                row["note"] = f"rows unchanged; {schema_note}"
             rows.append(row)
     return rows
+
+
+def _added_indexes_or_constraints(before: dict | None, after: dict | None, allowed: set[str]) -> str | None:
+    """What a migration added to a table whose rows it left alone: indexes (added, dropped or rebuilt)
+    and new constraints (re-checked on the data by :func:`check_constraints`), e.g. "index ix_a added".
+    None when anything else differs: a column, the primary key, or a constraint dropped or redefined
+    (that weakens what the data is held to: still a failure on an undeclared table)."""
+    if not before or not after:
+        return None
+    cols = [{c: v for c, v in x.get("columns", {}).items() if c not in allowed} for x in (before, after)]
+    if cols[0] != cols[1] or before.get("primary_key") != after.get("primary_key"):
+        return None
+    cb, ca = before.get("constraints", {}), after.get("constraints", {})
+    if any(ca.get(name) != c for name, c in cb.items()):
+        return None
+    ib, ia = before.get("indexes", {}), after.get("indexes", {})
+    parts = ([f"constraint {n} added" for n in sorted(set(ca) - set(cb))]
+             + [f"index {n} added" for n in sorted(set(ia) - set(ib))]
+             + [f"index {n} dropped" for n in sorted(set(ib) - set(ia))]
+             + [f"index {n} redefined" for n in sorted(set(ia) & set(ib)) if ia[n] != ib[n]])
+    return ", ".join(parts) or None
 
 
 def _same_shape(a: dict | None, b: dict | None, allowed: set[str]) -> bool:
