@@ -85,10 +85,12 @@ def _port_base(s: Session) -> int:
         taken.append(base)  # a foreign process holds a port of this block: try the next one
 
 
-def _reading(s: Session, src: Environment, command: str, stop_source: bool):
+def _reading(s: Session, src: Environment, command: str, stop_source: bool, strat: Any = None):
     """The source is only read (shared lock: never during its upgrade, and no upgrade starts while it
-    is copied), unless ``--stop-source`` stops its services for a physical copy (then exclusive)."""
-    return guard(s.state, src.name, command, shared=not stop_source)
+    is copied), unless ``--stop-source`` stops its services for a physical copy, or the sync method
+    may take a restore point of it (``cow``): then exclusive."""
+    return guard(s.state, src.name, command,
+                 shared=not (stop_source or getattr(strat, "changes_source", False)))
 
 
 # -- lifecycle -------------------------------------------------------------------------------------
@@ -110,7 +112,7 @@ def create(s: Session, name: str | None = None, *, source: str = "production", v
     env = open_environment(s.manifest, state, name, rec)
     r = SyncRun(s, env, src, strat, mask, progress, stop_source)
     with guard(state, name, f"stage create {name}"), _reading(s, src, f"stage create {name} --from {source}",
-                                                               stop_source):
+                                                               stop_source, strat):
         try:
             isolation.check(env, others(s, name))
             needed = prechecks(s, r)
@@ -175,7 +177,7 @@ def sync_env(s: Session, name: str, *, versions: dict[str, str] | None = None, m
     mask = meta.get("mask", s.manifest.staging.mask) if mask is None else mask
     strat = sync.choose(src, strategy, stop_source=stop_source)
     r = SyncRun(s, env, src, strat, mask, progress, stop_source)
-    with guard(s.state, name, f"stage sync {name}"), _reading(s, src, f"stage sync {name}", stop_source):
+    with guard(s.state, name, f"stage sync {name}"), _reading(s, src, f"stage sync {name}", stop_source, strat):
         isolation.check(env, others(s, name))
         prechecks(s, r)
         old_versions = dict(env.record.versions)

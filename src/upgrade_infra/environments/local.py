@@ -91,9 +91,8 @@ class LocalEnvironment(Environment):
         c = self.cluster
         created = False
         if not c.initialized():
-            home = c.data_dir.parent
-            home.mkdir(parents=True, exist_ok=True)
-            os.chmod(home, TRAVERSE)  # the server user reaches data/ and run/ through it
+            # envs/<env>/pg made 0711 all the way (or in the state's base): the server user reaches data/ and run/
+            self.state.server_dir(Path("envs") / self.name / "pg", c.os_user)
             c.init(self.manifest.postgres.settings)
             created = True
         self.start_database()

@@ -56,6 +56,9 @@ class SyncStrategy(ABC):
     name: ClassVar[str] = "?"
     #: the source's live schema can be read before copying (masking rules are checked first)
     reads_live_source: ClassVar[bool] = True
+    #: the copy may change the source (``cow`` takes a restore point of it when it has none): the
+    #: source is then held exclusively for the copy, not shared with other readers
+    changes_source: ClassVar[bool] = False
 
     @abstractmethod
     def unavailable(self, source: Environment, *, stop_source: bool = False) -> tuple[str, str] | None:

@@ -40,6 +40,7 @@ def last_cow_point(source: Environment) -> RestorePoint | None:
 @register("cow")
 class CowSync(SyncStrategy):
     reads_live_source = False  # the copy is a snapshot: masking rules are checked against the copy
+    changes_source = True  # takes a cow restore point of the source when it has none
 
     def unavailable(self, source: Environment, *, stop_source: bool = False) -> tuple[str, str] | None:
         if not source.cluster.initialized():
