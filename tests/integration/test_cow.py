@@ -27,7 +27,7 @@ from upgrade_infra.session import Session
 
 from ..conftest import stop_all, write_stack
 from .conftest import LEDGER
-from .test_faults import cli
+from .test_faults import _assert_back_to_start, cli
 
 
 @pytest.fixture(scope="module")
@@ -78,12 +78,8 @@ def cow_ledger(xfs):
 
 
 def _back_to_start(s: Session, before) -> None:
+    _assert_back_to_start(s, before)  # versions, fingerprints, no open operation, healthy
     env = s.env("production")
-    assert env.record.versions == {"ledger": "1.0"}
-    after = fingerprint(env)
-    assert after.equal(before), [str(d) for d in after.diff(before)]
-    assert Journal(s.state, "production").incomplete() is None
-    assert env.status().healthy
     assert not any(p.name.startswith("data.__") for p in env.cluster.data_dir.parent.iterdir())
 
 

@@ -176,20 +176,8 @@ class CowStrategy(FsStrategy):
         self._reflink_once(rp_dir_ / REL, staged)
         return {"pgdata": str(staged), "path": "reflink"}
 
-    def swap(self, env: Environment, staged: dict[str, Any], op: str, qdir: Path) -> dict[str, Any]:
-        """Stop, live data dir into the quarantine, staged copy into place, start (renames; idempotent)."""
-        t0 = time.monotonic()
-        live, src, q = env.cluster.data_dir, Path(staged["pgdata"]), qdir / REL
-        env.stop_database()
-        q.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if live.exists() and not q.exists():
-            os.rename(live, q)
+    def between_renames(self) -> None:
         faults.maybe_fail("rollback", FAULT_SWAP)  # tests: kill -9 with no live data dir
-        if src.exists() and not live.exists():
-            os.rename(src, live)
-        env.start_database()
-        return {"quarantine": {db: "(cluster)" for db in env.manifest.postgres.databases},
-                "pgdata": str(q), "seconds": round(time.monotonic() - t0, 4)}
 
     @contextmanager
     def reference(self, env: Environment, rp: RestorePoint) -> Iterator[dict[str, str]]:

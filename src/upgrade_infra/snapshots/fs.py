@@ -106,18 +106,24 @@ class FsStrategy(Strategy):
         return {"pgdata": str(staged), "path": "copy"}
 
     def swap(self, env: Environment, staged: dict[str, Any], op: str, qdir: Path) -> dict[str, Any]:
+        """Stop, live data dir into the quarantine, staged copy into place, start (renames; idempotent)."""
         import time
 
         t0 = time.monotonic()
         live, src, q = env.cluster.data_dir, Path(staged["pgdata"]), qdir / REL
         env.stop_database()
+        q.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if live.exists() and not q.exists():
             os.rename(live, q)
+        self.between_renames()
         if src.exists() and not live.exists():
             os.rename(src, live)
         env.start_database()
         return {"quarantine": {db: "(cluster)" for db in env.manifest.postgres.databases},
                 "pgdata": str(q), "seconds": round(time.monotonic() - t0, 4)}
+
+    def between_renames(self) -> None:
+        """Called with no live data dir in place (a subclass's fault point)."""
 
     @contextmanager
     def quarantined(self, env: Environment, quarantine: dict[str, Any]) -> Iterator[dict[str, str]]:
