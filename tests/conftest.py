@@ -131,11 +131,12 @@ def pa_stack(private_tmp):
 
 
 @contextmanager
-def running_stack(source: Path, prefix: str, seed_mb: float | None = None):
-    """A private copy of a stack with its production up; everything stopped and removed afterwards."""
-    root = Path(tempfile.mkdtemp(prefix=prefix))
+def running_stack(source: Path, prefix: str, seed_mb: float | None = None, *, edit=None, base: Path | None = None):
+    """A private copy of a stack (``edit`` applied to its manifest; under ``base`` if given) with its
+    production up; everything stopped and removed afterwards."""
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
     os.chmod(root, 0o711)
-    s = Session(write_stack(root / "stack", source), root / "state")
+    s = Session(write_stack(root / "stack", source, edit), root / "state")
     try:
         s.env("production").up(seed_mb=seed_mb)
         yield s

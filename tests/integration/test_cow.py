@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ from upgrade_infra.fingerprint import fingerprint
 from upgrade_infra.journal import Journal
 from upgrade_infra.session import Session
 
-from ..conftest import stop_all, write_stack
+from ..conftest import running_stack
 from .conftest import LEDGER
 from .test_faults import _assert_back_to_start, cli
 
@@ -57,17 +56,9 @@ def xfs():
         shutil.rmtree(work, ignore_errors=True)
 
 
-@contextmanager
 def stack_on(base: Path, prefix: str):
-    root = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
-    os.chmod(root, 0o711)
-    s = Session(write_stack(root / "stack", LEDGER), root / "state")
-    try:
-        s.env("production").up()
-        yield s
-    finally:
-        stop_all(s)
-        shutil.rmtree(root, ignore_errors=True)
+    """The ledger stack up, its state dir on ``base`` (the XFS mount)."""
+    return running_stack(LEDGER, prefix, base=base)
 
 
 @pytest.fixture(scope="module")

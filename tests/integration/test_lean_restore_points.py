@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import pytest
 
 from upgrade_infra import rollback, snapshots
-from upgrade_infra.session import Session
 from upgrade_infra.snapshots.datadirs import bytes_of, disk_use, excluded
 from upgrade_infra.snapshots.meta import rp_dir
 
-from ..conftest import stop_all, write_stack
+from ..conftest import running_stack
 from .conftest import LEDGER
 
 MB = 1 << 20
@@ -33,19 +29,11 @@ def test_exclusion_patterns():
 
 @pytest.fixture
 def lean():
-    root = Path(tempfile.mkdtemp(prefix="uinfra-lean-"))
-    os.chmod(root, 0o711)
-
     def edit(data):
         data["services"]["ledger"]["data_dir_exclude"] = ["cache/**", "*.tmp"]
 
-    s = Session(write_stack(root / "stack", LEDGER, edit=edit), root / "state")
-    try:
-        s.env("production").up()
+    with running_stack(LEDGER, "uinfra-lean-", edit=edit) as s:
         yield s
-    finally:
-        stop_all(s)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_restore_points_are_lean_and_rollback_is_safe(lean):

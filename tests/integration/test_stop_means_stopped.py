@@ -70,14 +70,20 @@ def _cli(s: Session, *args: str, fault: str | None = None, as_json: bool = True)
                           text=True, timeout=300, env=env)
 
 
-def test_stop_waits_for_a_thread_holding_the_socket_after_the_main_thread_exited(tmp_path):
-    port = free_base(1)
+def _linger(tmp_path: Path, port: int, hold: float):
+    """A process on ``port`` whose thread keeps the socket ``hold`` s after its main thread exits; once it listens."""
     log = tmp_path / "linger.log"
-    h = runner.spawn([sys.executable, "-c", LINGER.format(port=port, hold=0.3)], env=runner.base_env(),
+    h = runner.spawn([sys.executable, "-c", LINGER.format(port=port, hold=hold)], env=runner.base_env(),
                      cwd=tmp_path, log_path=log)
     deadline = time.monotonic() + 10
     while "READY" not in log.read_text() and time.monotonic() < deadline:
         time.sleep(0.05)
+    return h
+
+
+def test_stop_waits_for_a_thread_holding_the_socket_after_the_main_thread_exited(tmp_path):
+    port = free_base(1)
+    h = _linger(tmp_path, port, hold=0.3)
     assert _busy(port) == "accepts connections"
     t0 = time.monotonic()
     assert runner.stop_process(h, timeout=5) == "terminated"
@@ -90,12 +96,7 @@ def test_stop_waits_for_a_thread_holding_the_socket_after_the_main_thread_exited
 
 def test_holder_of_names_a_process_whose_main_thread_exited(tmp_path):
     port = free_base(1)
-    log = tmp_path / "linger.log"
-    h = runner.spawn([sys.executable, "-c", LINGER.format(port=port, hold=2)], env=runner.base_env(),
-                     cwd=tmp_path, log_path=log)
-    deadline = time.monotonic() + 10
-    while "READY" not in log.read_text() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    h = _linger(tmp_path, port, hold=2)
     os.kill(h.pid, 15)
     deadline = time.monotonic() + 5
     while runner.ProcessHandle.alive(h) and time.monotonic() < deadline:  # until the main thread is gone
