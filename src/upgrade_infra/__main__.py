@@ -1,3 +1,3 @@
-from .cli import entry
+from upgrade_infra.cli import entry
 
 entry()

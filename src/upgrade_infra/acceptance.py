@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import staging, staging_info, upgrade, validation
-from .errors import RefusedToTouchProduction
-from .migration import rehearsal
-from .session import Session
+from upgrade_infra import staging, staging_info, upgrade, validation
+from upgrade_infra.errors import RefusedToTouchProduction
+from upgrade_infra.migration import rehearsal
+from upgrade_infra.session import Session
 
 FAST_REHEARSAL = ("lint", "downgrade", "validate", "compatibility")  # hazard fixtures: detection only
 

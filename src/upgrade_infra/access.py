@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import runner
-from .errors import BadInput, UnknownName
+from upgrade_infra import runner
+from upgrade_infra.errors import BadInput, UnknownName
 
 if TYPE_CHECKING:
-    from .environments import Environment
+    from upgrade_infra.environments import Environment
 
 
 def service_runtime(env: Environment, service: str, version: str | None = None,

@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadInput
-from .manifest import check_name
-from .state import atomic_write_json, read_json
+from upgrade_infra.errors import BadInput
+from upgrade_infra.manifest import check_name
+from upgrade_infra.state import atomic_write_json, read_json
 
 if TYPE_CHECKING:
-    from .environments import Environment
-    from .state import StateDir
-    from .validation import ValidationReport
+    from upgrade_infra.environments import Environment
+    from upgrade_infra.state import StateDir
+    from upgrade_infra.validation import ValidationReport
 
 FORMAT = 1
 

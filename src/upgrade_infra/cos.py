@@ -86,7 +86,7 @@ def _history_chart(out_dir: Path, history: list[dict], budget_s: float | None = 
     points = [(h["at"], h["rollback_s"]) for h in history if isinstance(h.get("rollback_s"), int | float)]
     if not points:
         return None
-    from .extras import pyplot
+    from upgrade_infra.extras import pyplot
 
     plt = pyplot()
 
@@ -138,7 +138,7 @@ def secret_modes(state_dir: Path | None) -> dict[str, Any]:
 def isolation_guards(state_dir: Path | None) -> dict[str, int]:
     """Staging creations of the run: each passed the isolation guard (nothing of production reachable)
     before anything was created; a refusal would have ended the operation failed."""
-    from .journal import fold
+    from upgrade_infra.journal import fold
 
     created = refused = 0
     jdir = state_dir / "journal" if state_dir else None
@@ -180,13 +180,13 @@ def reporting(summary: dict, latest: Path, history: list[dict]) -> dict[str, Any
 
 
 def _known_secrets(stack: Path | None, state_dir: Path | None) -> set[str]:
-    from .redact import known
+    from upgrade_infra.redact import known
 
     values = set(known())
     if stack and state_dir:
         try:
-            from .secrets import known_values
-            from .session import session
+            from upgrade_infra.secrets import known_values
+            from upgrade_infra.session import session
 
             s = session(str(stack), str(state_dir))
             values |= set(known_values(s.manifest, s.state))
@@ -222,7 +222,7 @@ def extra_rows(summary: dict, history: list[dict], latest: Path, *, repo: Path |
                  f"on {iso['created']} staging creations; {leaks if leaks is not None else '?'} masked values leaked",
                  ok))
     if repo is not None:
-        from . import doccheck
+        from upgrade_infra import doccheck
 
         d = doccheck.summary(repo)
         rows.append(("Documentation accurate: every command quoted in the docs, README and runbooks accepted "

@@ -206,7 +206,7 @@ def check_argv(argv: list[str], root: Any) -> list[str]:
 def cli_root() -> Any:
     import typer
 
-    from .cli import app
+    from upgrade_infra.cli import app
 
     return typer.main.get_command(app)
 
@@ -227,7 +227,7 @@ def manifest_field(dotted: str) -> bool:
     """``policies.watch_window_s`` names a field of the manifest model (maps' keys are free)."""
     from pydantic import BaseModel
 
-    from .manifest import Manifest, _flatten
+    from upgrade_infra.manifest import Manifest, _flatten
 
     model: Any = Manifest
     for part in dotted.split("."):

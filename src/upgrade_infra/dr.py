@@ -16,13 +16,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import fsutil, rollback, snapshots
-from .environments import open_environment
-from .errors import BadInput, RestorePointError, UnknownName
-from .lock import guard
-from .ports import allocate_block
-from .snapshots.dump import dump_db, restore_db
-from .snapshots.meta import (
+from upgrade_infra import fsutil, rollback, snapshots
+from upgrade_infra.environments import open_environment
+from upgrade_infra.errors import BadInput, RestorePointError, UnknownName
+from upgrade_infra.lock import guard
+from upgrade_infra.ports import allocate_block
+from upgrade_infra.snapshots.dump import dump_db, restore_db
+from upgrade_infra.snapshots.meta import (
     META,
     SPARE,
     RestorePoint,
@@ -34,11 +34,11 @@ from .snapshots.meta import (
     save,
     verify_files,
 )
-from .state import EnvRecord, StateDir, atomic_write_json
+from upgrade_infra.state import EnvRecord, StateDir, atomic_write_json
 
 if TYPE_CHECKING:
-    from .environments import Environment
-    from .manifest import Manifest
+    from upgrade_infra.environments import Environment
+    from upgrade_infra.manifest import Manifest
 
 
 def _seal(rp: RestorePoint, d: Path) -> None:

@@ -14,12 +14,12 @@ import os
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from . import faults
-from .errors import BadInput
+from upgrade_infra import faults
+from upgrade_infra.errors import BadInput
 
 if TYPE_CHECKING:
-    from .environments import Environment
-    from .session import Session
+    from upgrade_infra.environments import Environment
+    from upgrade_infra.session import Session
 
 COPY, PRODUCTION = "copy", "production"
 DRILL_ENV = "rollback-drill"
@@ -36,7 +36,7 @@ def target(s: Session, where: str = COPY, *, source: str = "production", name: s
     src.up(seed_mb=seed_mb)
     if where == PRODUCTION:
         return src
-    from . import staging
+    from upgrade_infra import staging
 
     discard(s, name)  # a copy left behind by an interrupted drill
     staging.create(s, name, source=source)
@@ -45,7 +45,7 @@ def target(s: Session, where: str = COPY, *, source: str = "production", name: s
 
 def discard(s: Session, name: str = DRILL_ENV) -> bool:
     """Destroy the drill's copy; never anything but a staging environment. True when one was removed."""
-    from . import staging
+    from upgrade_infra import staging
 
     if not s.state.load_record(name):
         return False
@@ -88,7 +88,7 @@ def failure(p: dict[str, Any]):
 
 def run(env: Environment, broken_version: str | None = None, *, command: str = "rollback drill") -> dict[str, Any]:
     """Upgrade ``env`` to a broken (or failing) release; the guarded upgrade rolls itself back."""
-    from . import upgrade
+    from upgrade_infra import upgrade
 
     p = plan(env, broken_version)
     with failure(p):

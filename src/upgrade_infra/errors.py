@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .redact import scrub, scrub_obj
+from upgrade_infra.redact import scrub, scrub_obj
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import BadInput
+from upgrade_infra.errors import BadInput
 
 # module -> (extra, what needs it)
 EXTRAS = {"matplotlib": "docs", "playwright": "browser", "pgserver": "pg16", "squawk": "migration"}

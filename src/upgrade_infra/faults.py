@@ -14,7 +14,7 @@ import os
 import signal
 import sys
 
-from .errors import BadInput, InjectedFault
+from upgrade_infra.errors import BadInput, InjectedFault
 
 ENV_VAR = "UPGRADE_INFRA_FAULT"
 MODES = ("exit", "raise")

@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import sql as psql
 
-from . import sql
-from .migration import schema as schemalib
+from upgrade_infra import sql
+from upgrade_infra.migration import schema as schemalib
 
 if TYPE_CHECKING:
-    from .environments import Environment
+    from upgrade_infra.environments import Environment
 
 COLUMNS_MAX_BYTES = 64 * 1024 * 1024  # per-column hashes for tables up to this size ("auto")
 TABLES = psql.SQL(

@@ -8,8 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
-from . import runner
-from .errors import DiskFull, StateDirError
+from upgrade_infra import runner
+from upgrade_infra.errors import DiskFull, StateDirError
 
 
 def inside(root: Path, path: Path, what: str = "write to") -> Path:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from . import runner
-from .manifest import Probe
+from upgrade_infra import runner
+from upgrade_infra.manifest import Probe
 
 
 @dataclass

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import sql
+from upgrade_infra import sql
 
 if TYPE_CHECKING:
-    from .environments import Environment
+    from upgrade_infra.environments import Environment
 
 TABLE_SIZES = """
 SELECT c.relname AS "table", c.reltuples::bigint AS est_rows,

@@ -13,12 +13,12 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import templates
-from .errors import RefusedToTouchProduction
-from .ports import POSTGRES
+from upgrade_infra import templates
+from upgrade_infra.errors import RefusedToTouchProduction
+from upgrade_infra.ports import POSTGRES
 
 if TYPE_CHECKING:
-    from .environments import Environment
+    from upgrade_infra.environments import Environment
 
 
 def rendered_service(env: Environment, service: str) -> tuple[list[str], dict[str, str]]:

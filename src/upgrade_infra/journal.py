@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import redact
-from .errors import BadInput
-from .manifest import check_name
-from .state import StateDir
+from upgrade_infra import redact
+from upgrade_infra.errors import BadInput
+from upgrade_infra.manifest import check_name
+from upgrade_infra.state import StateDir
 
 OUTCOMES = ("succeeded", "failed", "rolled-back", "recovered", "abandoned")
 
@@ -86,7 +86,7 @@ class Journal:
         self.path = journal_dir(state) / f"{check_name('environment', env)}.jsonl"
 
     def _secret_values(self) -> set[str]:
-        from .secrets import stored_values  # secrets imports the manifest; keep journal light
+        from upgrade_infra.secrets import stored_values  # secrets imports the manifest; keep journal light
 
         return stored_values(self.state)
 
@@ -193,7 +193,7 @@ def history(state: StateDir, env: str | None = None, limit: int | None = None) -
 
 
 def _history_secrets(state: StateDir) -> set[str]:
-    from .secrets import stored_values
+    from upgrade_infra.secrets import stored_values
 
     return stored_values(state)
 

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
 
-from .redact import scrub
+from upgrade_infra.redact import scrub
 
 if TYPE_CHECKING:
-    from .validation import ValidationReport
+    from upgrade_infra.validation import ValidationReport
 
 
 def build_junit(report: ValidationReport) -> JUnitXml:

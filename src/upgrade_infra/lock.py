@@ -34,11 +34,11 @@ from typing import Any
 
 import psutil
 
-from .errors import BadInput, LockHeld
-from .journal import Journal, OpSummary
-from .journal import user_name as journal_user
-from .manifest import check_name
-from .state import StateDir
+from upgrade_infra.errors import BadInput, LockHeld
+from upgrade_infra.journal import Journal, OpSummary
+from upgrade_infra.journal import user_name as journal_user
+from upgrade_infra.manifest import check_name
+from upgrade_infra.state import StateDir
 
 _held: dict[str, list] = {}  # lock path -> [nesting depth, shared?] in this process
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import staging
-from .session import Session
-from .snapshots import list_points
-from .snapshots.ops import prune
-from .validation import prune_reports
+from upgrade_infra import staging
+from upgrade_infra.session import Session
+from upgrade_infra.snapshots import list_points
+from upgrade_infra.snapshots.ops import prune
+from upgrade_infra.validation import prune_reports
 
 
 def overview(s: Session) -> list[dict[str, Any]]:

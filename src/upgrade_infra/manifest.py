@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import BadInput, ManifestError, ManifestIssue
-from .yamlsource import YamlSource, load_yaml
+from upgrade_infra.errors import BadInput, ManifestError, ManifestIssue
+from upgrade_infra.yamlsource import YamlSource, load_yaml
 
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a page of YAML; anything bigger is refused before parsing
 
@@ -268,7 +268,7 @@ class Manifest(Strict):
 
     def service(self, name: str) -> ServiceSpec:
         if name not in self.services:
-            from .errors import UnknownName
+            from upgrade_infra.errors import UnknownName
 
             raise UnknownName(f"unknown service {name!r} in {self.path}",
                               fix=f"use one of: {', '.join(self.services)}")
@@ -277,7 +277,7 @@ class Manifest(Strict):
     def version_of(self, service: str, version: str) -> VersionSpec:
         svc = self.service(service)
         if version not in svc.versions:
-            from .errors import UnknownName
+            from upgrade_infra.errors import UnknownName
 
             raise UnknownName(f"service {service!r} has no version {version!r} in {self.path}",
                               fix=f"use one of: {', '.join(svc.versions)} or declare it under services.{service}.versions")
@@ -365,7 +365,7 @@ def load_manifest(path: str | Path) -> Manifest:
         raise ManifestError([_issue_from_pydantic(source, err) for err in e.errors()]) from None
     m._path, m._source = p, source
     m._sha256 = hashlib.sha256(p.read_bytes()).hexdigest()
-    from .manifest_checks import semantic_issues, warning_issues
+    from upgrade_infra.manifest_checks import semantic_issues, warning_issues
 
     issues = semantic_issues(m)
     if issues:

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import templates
+from upgrade_infra import templates
 
 if TYPE_CHECKING:
-    from .manifest import Manifest
+    from upgrade_infra.manifest import Manifest
 
 Issue = tuple[tuple, str, str | None]
 PG_OFFSET = 0
@@ -23,7 +23,7 @@ def semantic_issues(m: Manifest) -> list[Issue]:
     out += _templates(m)
     out += _ports(m)
     out += _cycles(m)
-    from .checks import manifest_issues as check_issues  # each check kind validates its own fields
+    from upgrade_infra.checks import manifest_issues as check_issues  # each check kind validates its own fields
 
     out += check_issues(m)
     return out

@@ -28,12 +28,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import masking_sql as msql
-from . import redact, sql
-from . import secrets as secretlib
-from .errors import CheckFailed, ManifestError, ManifestIssue
-from .manifest import Manifest, MaskRuleSpec
-from .state import StateDir
+from upgrade_infra import masking_sql as msql
+from upgrade_infra import redact, sql
+from upgrade_infra import secrets as secretlib
+from upgrade_infra.errors import CheckFailed, ManifestError, ManifestIssue
+from upgrade_infra.manifest import Manifest, MaskRuleSpec
+from upgrade_infra.state import StateDir
 
 ConninfoFor = Callable[[str], str]  # database name -> conninfo
 KEY_OWNER, KEY_NAME = "_stack", "masking_key"

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
-from . import fsutil, snapshots, sql
-from .snapshots.meta import rp_dir
-from .staging_info import load_meta
+from upgrade_infra import fsutil, snapshots, sql
+from upgrade_infra.snapshots.meta import rp_dir
+from upgrade_infra.staging_info import load_meta
 
 if TYPE_CHECKING:
-    from .environments import Environment
-    from .session import Session
+    from upgrade_infra.environments import Environment
+    from upgrade_infra.session import Session
 
 PREFIX = "upgrade_infra_"
 HELP = {
@@ -119,7 +119,7 @@ def env_samples(env: Environment, now: float) -> list[Sample]:
 
 def rollback_samples(env: Environment) -> list[Sample]:
     """Operation and rollback figures of one environment, folded from its journal."""
-    from .journal import Journal
+    from upgrade_infra.journal import Journal
 
     e = {"env": env.name}
     ops = Journal(env.state, env.name).operations()

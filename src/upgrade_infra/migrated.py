@@ -16,12 +16,12 @@ import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from .errors import BadInput
-from .state import atomic_write_json, read_json
+from upgrade_infra.errors import BadInput
+from upgrade_infra.state import atomic_write_json, read_json
 
 if TYPE_CHECKING:
-    from .environments import Environment
-    from .manifest import Manifest
+    from upgrade_infra.environments import Environment
+    from upgrade_infra.manifest import Manifest
 
 FILE = "migrated.json"
 _NUMERIC = re.compile(r"^v?(\d+(?:\.\d+)*)$")

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .redact import scrub
-from .runbooks import RESULT_ENV
-from .session import Session, session
+from upgrade_infra.redact import scrub
+from upgrade_infra.runbooks import RESULT_ENV
+from upgrade_infra.session import Session, session
 
 _figures: dict[str, Any] = {}
 
@@ -173,7 +173,7 @@ def _kv_table(mapping: Mapping[str, Any], caption: str | None = None) -> str:
 
 def _is_bookkeeping(row: Mapping[str, Any]) -> bool:
     """A migration tool's own version table in a quarantine listing (the CLI hides them too)."""
-    from .quarantine import BOOKKEEPING
+    from upgrade_infra.quarantine import BOOKKEEPING
 
     if row.get("bookkeeping") is True:
         return True

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 
-from .manifest import Manifest, NotificationSpec
-from .redact import scrub
+from upgrade_infra.manifest import Manifest, NotificationSpec
+from upgrade_infra.redact import scrub
 
 ICON = {"succeeded": ":white_check_mark:", "rolled-back": ":leftwards_arrow_with_hook:",
         "failed": ":rotating_light:", "recovered": ":wrench:"}

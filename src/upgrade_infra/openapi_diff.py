@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .errors import BadInput, OperationFailed
+from upgrade_infra.errors import BadInput, OperationFailed
 
 if TYPE_CHECKING:
-    from .environments import Environment
+    from upgrade_infra.environments import Environment
 
 # per direction, the first matching rule on (in old, in new, required in old, required in new)
 FIELD_RULES = {

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import psutil
 
-from .errors import BadInput, PortInUse
-from .manifest import Manifest
-from .manifest_checks import PG_OFFSET, block_size
+from upgrade_infra.errors import BadInput, PortInUse
+from upgrade_infra.manifest import Manifest
+from upgrade_infra.manifest_checks import PG_OFFSET, block_size
 
 POSTGRES = "postgres"
 

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import runner
-from .errors import PostgresError, PostgresNotFound
+from upgrade_infra import runner
+from upgrade_infra.errors import PostgresError, PostgresNotFound
 
 SOCKET_PATH_MAX = 100  # unix socket paths are limited to ~107 bytes, keep a margin
 CONF_NAME = "upgrade_infra.conf"
@@ -110,7 +110,7 @@ def require_reachable(install: PgInstall, user: str | None) -> None:
     wheel inside a venv in root's 0700 home), naming the directory to change."""
     if user is None:
         return
-    from .state import traversal_blocker
+    from upgrade_infra.state import traversal_blocker
 
     blocker = traversal_blocker(install.bindir, user)
     if blocker is not None:

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import runbooks, runner, siteassets
-from .errors import BadInput, CheckFailed
-from .redact import scrub
-from .state import atomic_write_json, read_json
+from upgrade_infra import runbooks, runner, siteassets
+from upgrade_infra.errors import BadInput, CheckFailed
+from upgrade_infra.redact import scrub
+from upgrade_infra.state import atomic_write_json, read_json
 
 ROLLBACK_RUNBOOK = "rollback"
 
@@ -156,9 +156,9 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, st
     """Link docs/ and mkdocs.yml into build/, add generated pages and executed runbooks, build strict.
 
     The docs are symlinked, not copied, so "last updated" comes from each page's git history."""
-    from . import cos
-    from .cli import app
-    from .clidoc import cli_reference
+    from upgrade_infra import cos
+    from upgrade_infra.cli import app
+    from upgrade_infra.clidoc import cli_reference
 
     build = paths.build
     shutil.rmtree(build, ignore_errors=True)
@@ -241,7 +241,7 @@ def repo_url(repo: Path) -> str | None:
 
 def version_line(repo: Path) -> str:
     """Which version of the docs this is (shown in every page's footer): package version and commit."""
-    from . import __version__
+    from upgrade_infra import __version__
 
     r = runner.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], check=False, timeout=10)
     commit = r.stdout.strip() if r.returncode == 0 else "unknown commit"
@@ -293,7 +293,7 @@ def _require_site_run_dir(state_dir: Path) -> None:
 
 def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: float,
             only: list[str] | None = None) -> dict[str, Any]:
-    from .session import Session, stop_everything
+    from upgrade_infra.session import Session, stop_everything
 
     _require_site_run_dir(state_dir)
     stop_everything(Session(stack, state_dir))

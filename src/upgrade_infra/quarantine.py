@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql as q
 
-from . import sql
-from .manifest import check_name
-from .state import StateDir, atomic_write_json, read_json
+from upgrade_infra import sql
+from upgrade_infra.manifest import check_name
+from upgrade_infra.state import StateDir, atomic_write_json, read_json
 
 if TYPE_CHECKING:
-    from .environments import Environment
+    from upgrade_infra.environments import Environment
 
 BUCKETS = 1024
 # migration tools' own version tables: the upgrade always changes them; reported, not counted
@@ -45,7 +45,7 @@ ORDER BY 1, 2
 
 # -- where quarantines live ---------------------------------------------------------------------
 def qdir(state: StateDir, op: str) -> Path:
-    from .postgres import server_user
+    from upgrade_infra.postgres import server_user
 
     # the server user must reach a quarantined cluster data dir (fs): 0711 dirs, or the state's base
     return state.server_dir(Path("quarantine") / check_name("operation", op), server_user())
@@ -237,7 +237,7 @@ def advance_sequences(qconns: dict[str, str], live: dict[str, str]) -> list[dict
 # -- show / export / merge ------------------------------------------------------------------------
 def find(state: StateDir, env: str, op: str | None = None) -> dict[str, Any]:
     """One quarantine of ``env`` (default: the newest)."""
-    from .errors import UnknownName
+    from upgrade_infra.errors import UnknownName
 
     all_ = list_all(state, env)
     if op is None and all_:
@@ -265,7 +265,7 @@ def show(env: Environment, op: str | None = None) -> dict[str, Any]:
 
 
 def _quarantined(env: Environment, meta: dict[str, Any]):
-    from . import snapshots
+    from upgrade_infra import snapshots
 
     strategy = "fs" if meta.get("pgdata") else "clone"
     return snapshots.get_strategy(strategy).quarantined(env, {"databases": meta.get("databases") or {},
@@ -409,7 +409,7 @@ def merge(env: Environment, op: str | None = None, *, dry_run: bool = False) -> 
 
     Rows are inserted one by one in savepoints, parents before children: a row refused for a missing
     parent is retried after the others, until a pass merges nothing more."""
-    from .lock import guard
+    from upgrade_infra.lock import guard
 
     meta = find(env.state, env.name, op)
     live = {db: env.conninfo(db) for db in (meta.get("databases") or {})}

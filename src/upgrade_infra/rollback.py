@@ -25,23 +25,23 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import migrated, notify, quarantine, snapshots
-from .errors import BadInput, CheckFailed, PortInUse, ServiceStartBlocked
-from .journal import Journal, OpSummary, history
-from .lock import env_lock
-from .snapshots import datadirs
-from .snapshots.meta import rp_dir
-from .steps import Ctx, Step, StepFailed, begin_op, end_op, resume_ctx, run_steps
+from upgrade_infra import migrated, notify, quarantine, snapshots
+from upgrade_infra.errors import BadInput, CheckFailed, PortInUse, ServiceStartBlocked
+from upgrade_infra.journal import Journal, OpSummary, history
+from upgrade_infra.lock import env_lock
+from upgrade_infra.snapshots import datadirs
+from upgrade_infra.snapshots.meta import rp_dir
+from upgrade_infra.steps import Ctx, Step, StepFailed, begin_op, end_op, resume_ctx, run_steps
 
 if TYPE_CHECKING:
-    from .environments import Environment
+    from upgrade_infra.environments import Environment
 
 
 # -- smoke checks --------------------------------------------------------------------------------
 def smoke(env: Environment) -> dict[str, Any]:
     """The smoke suite: checks declared ``smoke: true`` plus every service's health probe."""
     try:
-        from .validation import validate
+        from upgrade_infra.validation import validate
     except ImportError:  # validation not installed: health probes only
         st = env.status()
         failed = [f"{s.name}: {s.detail}" for s in st.services if not s.healthy]
@@ -211,7 +211,7 @@ def rollback(env: Environment, to: str | None = None, *, command: str = "rollbac
     with env_lock(env.state, env.name, command):
         inc = Journal(env.state, env.name).incomplete()
         if inc is not None and inc.op != parent:
-            from .upgrade import recover
+            from upgrade_infra.upgrade import recover
 
             return recover(env, command=command, prefer="rollback")
         rp_id = to or default_target(env)

@@ -25,7 +25,7 @@ def timeline(res: dict[str, Any], version: str) -> Any:
 
     The axis is zoomed to the steps; the budget line is drawn when it falls inside, else the
     title and a note at the right edge say how far away it is."""
-    from .extras import require
+    from upgrade_infra.extras import require
 
     plt = require("matplotlib.pyplot", "the rollback timeline chart")
     rb = res["rollback"]

@@ -26,10 +26,10 @@ from typing import Any
 
 import nbformat
 
-from . import __version__
-from .errors import BadInput, UnknownName
-from .redact import scrub
-from .state import atomic_write_json
+from upgrade_infra import __version__
+from upgrade_infra.errors import BadInput, UnknownName
+from upgrade_infra.redact import scrub
+from upgrade_infra.state import atomic_write_json
 
 RESULT_ENV = "UPGRADE_INFRA_RESULT"
 OUTPUT_CAP = 8000  # characters of one output kept in the notebook
@@ -250,13 +250,13 @@ def _steps(nb: Any) -> list[Step]:
 
 def _register_stack_secrets(params: dict, env: dict[str, str] | None) -> None:
     """The kernel resolved secrets in its own process; learn every value it could have seen."""
-    from .secrets import known_values
-    from .session import session
+    from upgrade_infra.secrets import known_values
+    from upgrade_infra.session import session
 
     env = {**os.environ, **(env or {})}
     stack = params.get("stack") or env.get("UPGRADE_INFRA_STACK")
     if not stack:
-        from .notebook import REFERENCE_STACK
+        from upgrade_infra.notebook import REFERENCE_STACK
 
         stack = str(Path(REFERENCE_STACK.replace("../", "")).resolve())
     try:
@@ -271,7 +271,7 @@ def _stack_line(params: dict, env: dict[str, str] | None) -> str:
     if not stack:
         return "the reference stack (examples/pa-stack/stack.yaml)"
     try:
-        from .manifest import load_manifest
+        from upgrade_infra.manifest import load_manifest
 
         m = load_manifest(stack)
         return f"stack <code>{html.escape(m.name)}</code> (manifest sha256 <code>{m.sha256[:12]}</code>)"

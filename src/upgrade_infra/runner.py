@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 
-from .errors import CommandFailed
+from upgrade_infra.errors import CommandFailed
 
 # Variables a child inherits from the tool; everything else it gets is declared explicitly.
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH")

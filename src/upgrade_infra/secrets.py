@@ -10,10 +10,10 @@ import os
 import secrets as _secrets
 from pathlib import Path
 
-from . import redact
-from .errors import BadInput
-from .manifest import Manifest, SecretSpec
-from .state import StateDir
+from upgrade_infra import redact
+from upgrade_infra.errors import BadInput
+from upgrade_infra.manifest import Manifest, SecretSpec
+from upgrade_infra.state import StateDir
 
 
 def _generated(state: StateDir, env: str, name: str) -> str:

@@ -14,10 +14,10 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import runner, sql, templates
+from upgrade_infra import runner, sql, templates
 
 if TYPE_CHECKING:
-    from .environments import Environment
+    from upgrade_infra.environments import Environment
 
 
 def before_start(env: Environment) -> bool:
@@ -29,7 +29,7 @@ def seed_argv(env: Environment, size_mb: float) -> tuple[list[str], dict[str, st
     spec = env.manifest.seed
     assert spec is not None
     if spec.service:
-        from .access import service_runtime
+        from upgrade_infra.access import service_runtime
 
         svc_env, cwd, ctx = service_runtime(env, spec.service, size_mb=f"{size_mb:g}")
         argv = templates.build_argv(spec.command, ctx)

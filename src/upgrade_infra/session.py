@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from .environments import Environment, open_environment
-from .manifest import Manifest, load_manifest
-from .state import StateDir, default_state_dir
+from upgrade_infra.environments import Environment, open_environment
+from upgrade_infra.manifest import Manifest, load_manifest
+from upgrade_infra.state import StateDir, default_state_dir
 
 
 def default_stack_path() -> Path:

@@ -12,8 +12,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from . import runner
-from .errors import BadInput
+from upgrade_infra import runner
+from upgrade_infra.errors import BadInput
 
 MERMAID = "mermaid@11.17.2"
 MEMBER = "package/dist/mermaid.min.js"

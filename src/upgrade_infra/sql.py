@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
 
-from .errors import PostgresError
+from upgrade_infra.errors import PostgresError
 
 Query = str | sql.Composable
 

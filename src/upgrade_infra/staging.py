@@ -21,18 +21,18 @@ import re
 import time
 from typing import Any
 
-from . import isolation, snapshots, sync
-from .environments import Environment, open_environment
-from .errors import BadInput, RefusedToTouchProduction, UnknownName
-from .lock import guard, open_operation
-from .manifest import NAME, parse_duration
-from .ports import allocate_block, holder_of
-from .session import Session
-from .staging_info import META, load_meta, save_meta
-from .staging_steps import RP_LABEL, SyncRun, data_steps, others, prechecks, run_op
-from .state import EnvRecord
-from .steps import Ctx, Step, StepFailed, begin_op, end_op, resume_ctx, run_steps
-from .sync.base import Progress, no_progress
+from upgrade_infra import isolation, snapshots, sync
+from upgrade_infra.environments import Environment, open_environment
+from upgrade_infra.errors import BadInput, RefusedToTouchProduction, UnknownName
+from upgrade_infra.lock import guard, open_operation
+from upgrade_infra.manifest import NAME, parse_duration
+from upgrade_infra.ports import allocate_block, holder_of
+from upgrade_infra.session import Session
+from upgrade_infra.staging_info import META, load_meta, save_meta
+from upgrade_infra.staging_steps import RP_LABEL, SyncRun, data_steps, others, prechecks, run_op
+from upgrade_infra.state import EnvRecord
+from upgrade_infra.steps import Ctx, Step, StepFailed, begin_op, end_op, resume_ctx, run_steps
+from upgrade_infra.sync.base import Progress, no_progress
 
 
 # -- checks that run before anything is created ----------------------------------------------------
@@ -76,7 +76,7 @@ def _port_base(s: Session) -> int:
     m = s.manifest
     taken = [e.port_base for e in m.environments.values()]
     taken += [r.port_base for n in s.state.env_names() if (r := s.state.load_record(n))]
-    from .manifest_checks import block_size
+    from upgrade_infra.manifest_checks import block_size
 
     while True:
         base = allocate_block(m, taken)
@@ -203,7 +203,7 @@ def reset(s: Session, name: str) -> dict[str, Any]:
     O(1) swap of the restore point's spare clone, smoke checks). Staging's discarded state is not
     worth a quarantine: it is deleted, and the per-table report of a production rollback is skipped.
     """
-    from . import quarantine, rollback
+    from upgrade_infra import quarantine, rollback
 
     env = _staging_env(s, name)
     rp_id = load_meta(env).get("restore_point")
@@ -236,7 +236,7 @@ def destroy(s: Session, name: str) -> dict[str, Any]:
     t0 = time.monotonic()
     # destroy is how a half-created staging env goes away (gc): an open operation does not stop it
     with guard(s.state, name, f"stage destroy {name}", allow_open=True):
-        from . import quarantine
+        from upgrade_infra import quarantine
 
         points = snapshots.list_points(s.state, name)
         for rp in points:
@@ -270,7 +270,7 @@ def gc(s: Session, *, dry_run: bool = False, now: float | None = None) -> dict[s
 
 
 def _locked(s: Session, name: str) -> bool:
-    from .lock import holder
+    from upgrade_infra.lock import holder
 
     h = holder(s.state, name)
     return bool(h and h.get("alive"))

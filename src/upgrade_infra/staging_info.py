@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql as psql
 
-from . import fsutil, sql
-from .state import atomic_write_json, read_json
+from upgrade_infra import fsutil, sql
+from upgrade_infra.state import atomic_write_json, read_json
 
 if TYPE_CHECKING:
-    from .environments import Environment
-    from .session import Session
+    from upgrade_infra.environments import Environment
+    from upgrade_infra.session import Session
 
 META = "staging.json"
 
@@ -101,7 +101,7 @@ def parity(source: Environment, copy: Environment) -> list[dict[str, Any]]:
 def masked_samples(source: Environment, copy: Environment, limit: int = 5) -> list[dict[str, Any]]:
     """The first rows (by primary key) of every masked column: production's value only as an md5 prefix,
     staging's in clear, and whether it changed."""
-    from .masking_sql import qualified
+    from upgrade_infra.masking_sql import qualified
 
     out = []
     for col in (load_meta(copy).get("leak_check") or {}).get("columns", []):

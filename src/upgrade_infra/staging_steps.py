@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import fsutil, isolation, masking, snapshots, sync
-from .errors import BadInput
-from .steps import Ctx, Step, StepFailed, begin_op, end_op, run_steps, undo_steps
-from .sync.base import Copy, Progress, copy_data_dirs
+from upgrade_infra import fsutil, isolation, masking, snapshots, sync
+from upgrade_infra.errors import BadInput
+from upgrade_infra.steps import Ctx, Step, StepFailed, begin_op, end_op, run_steps, undo_steps
+from upgrade_infra.sync.base import Copy, Progress, copy_data_dirs
 
 if TYPE_CHECKING:
-    from .environments import Environment
-    from .session import Session
+    from upgrade_infra.environments import Environment
+    from upgrade_infra.session import Session
 
 RP_LABEL = "staging: synced"
 

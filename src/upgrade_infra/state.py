@@ -39,9 +39,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .errors import StateDirError, UnknownName
-from .fsutil import inside, remove_tree
-from .manifest import NAME, check_name
+from upgrade_infra.errors import StateDirError, UnknownName
+from upgrade_infra.fsutil import inside, remove_tree
+from upgrade_infra.manifest import NAME, check_name
 
 TRAVERSE = 0o711
 UMASK = 0o077

@@ -14,12 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import faults
-from .errors import OperationFailed, UpgradeInfraError
-from .journal import Journal, OpSummary, new_op_id
+from upgrade_infra import faults
+from upgrade_infra.errors import OperationFailed, UpgradeInfraError
+from upgrade_infra.journal import Journal, OpSummary, new_op_id
 
 if TYPE_CHECKING:
-    from .environments import Environment
+    from upgrade_infra.environments import Environment
 
 
 @dataclass
@@ -81,11 +81,11 @@ def _steps_of(kind: str, data: dict[str, Any]) -> list[Step]:
     """The step list of an operation kind (for which of its steps count towards the budget)."""
     try:
         if kind == "rollback":
-            from .rollback import rollback_steps
+            from upgrade_infra.rollback import rollback_steps
 
             return rollback_steps(data.get("strategy", "clone"))
         if kind == "upgrade":
-            from .upgrade import upgrade_steps
+            from upgrade_infra.upgrade import upgrade_steps
 
             return upgrade_steps(data.get("strategy", "clone"))
     except Exception:  # noqa: BLE001 - an unknown strategy: every step counts
@@ -154,7 +154,7 @@ def step_names(steps: Sequence[Step]) -> list[str]:
 
 def require_no_incomplete(env: Environment) -> None:
     """Refuse to start a new operation while an interrupted one waits to be finished."""
-    from .lock import require_idle
+    from upgrade_infra.lock import require_idle
 
     require_idle(env.state, env.name)
 

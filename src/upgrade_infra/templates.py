@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
-from .errors import BadInput
+from upgrade_infra.errors import BadInput
 
 # root placeholder -> allowed attribute names (None: a leaf; "*": any declared name of that kind)
 SERVICE_FIELDS = {"python", "version", "port", "host", "data_dir", "install_dir", "state_dir", "stack_dir",
@@ -101,7 +101,7 @@ def build_argv(template: str, context: Mapping[str, Any]) -> list[str]:
 def render_env(env: Mapping[str, str], context: Mapping[str, Any]) -> dict[str, str]:
     """Render an environment; values of secret-named variables (``*_TOKEN``, ``*PASSWORD*``…) are
     registered for redaction, so they never reach the journal, logs or reports the tool writes."""
-    from . import redact
+    from upgrade_infra import redact
 
     out = {k: render(v, context) for k, v in env.items()}
     redact.register_env(out)

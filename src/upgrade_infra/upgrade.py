@@ -22,14 +22,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import migrated, notify, rollback, snapshots
-from .errors import BadInput, CommandFailed
-from .journal import Journal, OpSummary
-from .lock import env_lock, guard
-from .snapshots.clone import reopen
-from .snapshots.meta import new_id
-from .snapshots.ops import create_steps
-from .steps import (
+from upgrade_infra import migrated, notify, rollback, snapshots
+from upgrade_infra.errors import BadInput, CommandFailed
+from upgrade_infra.journal import Journal, OpSummary
+from upgrade_infra.lock import env_lock, guard
+from upgrade_infra.snapshots.clone import reopen
+from upgrade_infra.snapshots.meta import new_id
+from upgrade_infra.snapshots.ops import create_steps
+from upgrade_infra.steps import (
     RECOVERY,
     Ctx,
     Step,
@@ -43,7 +43,7 @@ from .steps import (
 )
 
 if TYPE_CHECKING:
-    from .environments import Environment
+    from upgrade_infra.environments import Environment
 
 CHANGES_DATA = ("switch_versions", "downgrade_schema", "start_services", "smoke", "watch")
 
@@ -65,7 +65,7 @@ def parse_targets(env: Environment, specs: list[str]) -> dict[str, str]:
 def _preflight(ctx: Ctx) -> dict[str, Any]:
     env = ctx.env
     st = snapshots.get_strategy(ctx.data["strategy"])
-    from . import fsutil
+    from upgrade_infra import fsutil
 
     need = (st.estimate_bytes(env) + snapshots.datadirs.bytes_of(env)) * 2
     fsutil.require_space(env.state.root, need, f"the restore point (and its spare) of {env.name}")

@@ -19,16 +19,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import templates
-from .baseline import Baseline, resolve_baseline
-from .checks import CheckContext, Outcome, get_kind, parse_config
-from .errors import UnknownName, UpgradeInfraError
-from .manifest import CheckSpec, Manifest, Retention
-from .redact import scrub
-from .state import StateDir, atomic_write_json
+from upgrade_infra import templates
+from upgrade_infra.baseline import Baseline, resolve_baseline
+from upgrade_infra.checks import CheckContext, Outcome, get_kind, parse_config
+from upgrade_infra.errors import UnknownName, UpgradeInfraError
+from upgrade_infra.manifest import CheckSpec, Manifest, Retention
+from upgrade_infra.redact import scrub
+from upgrade_infra.state import StateDir, atomic_write_json
 
 if TYPE_CHECKING:
-    from .environments import Environment
+    from upgrade_infra.environments import Environment
 
 HEALTH = "health"
 WORKERS = 4
@@ -89,7 +89,7 @@ class ValidationReport:
                 "results": [r.to_dict() for r in self.results]}
 
     def to_junit(self, path: Path) -> Path:
-        from .junit import write_junit
+        from upgrade_infra.junit import write_junit
 
         return write_junit(self, Path(path))
 
@@ -242,7 +242,7 @@ def validate_env(env: Environment, suites: list[str] | None = None, *, smoke_onl
                  record: bool = False, baseline_out: Path | None = None,
                  on_result: Callable[[CheckResult], None] | None = None) -> ValidationReport:
     """``validate`` plus what the command line adds: an extra JUnit copy and recording the baseline."""
-    from .baseline import record_baseline
+    from upgrade_infra.baseline import record_baseline
 
     report = validate(env, suites, smoke_only=smoke_only, baseline=baseline, report_dir=report_dir,
                       on_result=on_result)

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .baseline import Baseline
-    from .validation import ValidationReport
+    from upgrade_infra.baseline import Baseline
+    from upgrade_infra.validation import ValidationReport
 
 NOW, BASE = "#1f6feb", "#9aa4b2"
 
@@ -23,7 +23,7 @@ def rows(report: ValidationReport) -> list[dict[str, Any]]:
 
 
 def _figure(height: float):
-    from .extras import require
+    from upgrade_infra.extras import require
 
     Figure = require("matplotlib.figure", "validation charts").Figure
     return Figure(figsize=(9, height), dpi=100, layout="constrained")

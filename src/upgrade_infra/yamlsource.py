@@ -10,7 +10,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
 
-from .errors import ManifestError, ManifestIssue
+from upgrade_infra.errors import ManifestError, ManifestIssue
 
 
 @dataclass

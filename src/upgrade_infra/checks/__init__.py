@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from .base import KINDS, CheckContext, Issue, Kind, KindConfig, Outcome, get_kind, parse_config, register_kind
+from upgrade_infra.checks.base import KINDS, CheckContext, Issue, Kind, KindConfig, Outcome, get_kind, parse_config, register_kind
 
 # kinds register themselves on import
-from . import browser, command, http, performance, pytest_suite, sql, workflow  # noqa: E402,F401  isort: skip
+from upgrade_infra.checks import browser, command, http, performance, pytest_suite, sql, workflow  # noqa: E402,F401  isort: skip
 
 if TYPE_CHECKING:
-    from ..manifest import Manifest
+    from upgrade_infra.manifest import Manifest
 
 SUITE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 __all__ = ["KINDS", "CheckContext", "Kind", "KindConfig", "Outcome", "get_kind", "parse_config", "register_kind",

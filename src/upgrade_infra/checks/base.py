@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import templates
-from ..errors import UnknownName
+from upgrade_infra import templates
+from upgrade_infra.errors import UnknownName
 
 if TYPE_CHECKING:
-    from ..baseline import Baseline
-    from ..environments import Environment
-    from ..manifest import CheckSpec, Manifest
+    from upgrade_infra.baseline import Baseline
+    from upgrade_infra.environments import Environment
+    from upgrade_infra.manifest import CheckSpec, Manifest
 
 # placeholders a check may use: {services.NAME.url}, {db.NAME.url}, {secrets.NAME}, {env}, {stack_dir}...
 CHECK_FIELDS = {"services", "db", "secrets", "env", "stack_dir", "state_dir", "report_dir", "python"}

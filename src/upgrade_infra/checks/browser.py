@@ -24,9 +24,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..redact import scrub
-from .base import CheckContext, KindConfig, Outcome, register_kind, template_issues
-from .request import RequestSpec, target_url
+from upgrade_infra.redact import scrub
+from upgrade_infra.checks.base import CheckContext, KindConfig, Outcome, register_kind, template_issues
+from upgrade_infra.checks.request import RequestSpec, target_url
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -18,10 +18,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .. import runner, templates
-from ..errors import CommandFailed
-from ..redact import scrub
-from .base import CheckContext, KindConfig, Outcome, register_kind, template_issues
+from upgrade_infra import runner, templates
+from upgrade_infra.errors import CommandFailed
+from upgrade_infra.redact import scrub
+from upgrade_infra.checks.base import CheckContext, KindConfig, Outcome, register_kind, template_issues
 
 
 class CommandExpect(BaseModel):

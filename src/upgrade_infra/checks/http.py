@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .base import CheckContext, KindConfig, Outcome, register_kind, template_issues
-from .request import Expect, RequestSpec, build, client, problems, send
+from upgrade_infra.checks.base import CheckContext, KindConfig, Outcome, register_kind, template_issues
+from upgrade_infra.checks.request import Expect, RequestSpec, build, client, problems, send
 
 
 class HttpConfig(KindConfig, RequestSpec):

@@ -26,9 +26,9 @@ from urllib.parse import urlencode
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field
 
-from .base import CheckContext, KindConfig, Outcome, register_kind
-from .http import request_issues
-from .request import RequestSpec, render_value, target_url
+from upgrade_infra.checks.base import CheckContext, KindConfig, Outcome, register_kind
+from upgrade_infra.checks.http import request_issues
+from upgrade_infra.checks.request import RequestSpec, render_value, target_url
 
 
 class Limits(BaseModel):

@@ -20,11 +20,11 @@ from junitparser import JUnitXml
 from junitparser.junitparser import JUnitXmlError
 from pydantic import Field
 
-from ..errors import CommandFailed
-from ..redact import scrub
-from .base import CheckContext, KindConfig, Outcome, register_kind
-from .browser import slug
-from .command import env_vars
+from upgrade_infra.errors import CommandFailed
+from upgrade_infra.redact import scrub
+from upgrade_infra.checks.base import CheckContext, KindConfig, Outcome, register_kind
+from upgrade_infra.checks.browser import slug
+from upgrade_infra.checks.command import env_vars
 
 NO_TESTS = 5  # pytest's exit code when nothing was collected
 
@@ -66,7 +66,7 @@ def summarize_junit(path: Path) -> tuple[dict[str, int], list[str]]:
 
 @register_kind("pytest", PytestConfig, semantic=pytest_issues)
 def run_pytest(spec, cfg: PytestConfig, ctx: CheckContext) -> Outcome:
-    from .. import runner
+    from upgrade_infra import runner
 
     junit = ctx.report_dir / "pytest" / f"{slug(spec.name)}.xml"
     junit.parent.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..redact import scrub
-from .assertions import JsonAssert, evaluate_all
-from .base import CheckContext
+from upgrade_infra.redact import scrub
+from upgrade_infra.checks.assertions import JsonAssert, evaluate_all
+from upgrade_infra.checks.base import CheckContext
 
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 

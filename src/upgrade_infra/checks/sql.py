@@ -23,12 +23,12 @@ from typing import Any
 from psycopg import Error as PsycopgError
 from pydantic import BaseModel, ConfigDict, Field
 
-from .. import sql as sqllib
-from ..errors import PostgresError
-from ..redact import scrub
-from .assertions import JsonAssert, evaluate_all
-from .base import CheckContext, KindConfig, Outcome, register_kind
-from .request import render_value
+from upgrade_infra import sql as sqllib
+from upgrade_infra.errors import PostgresError
+from upgrade_infra.redact import scrub
+from upgrade_infra.checks.assertions import JsonAssert, evaluate_all
+from upgrade_infra.checks.base import CheckContext, KindConfig, Outcome, register_kind
+from upgrade_infra.checks.request import render_value
 
 SET_TIMEOUT = "SELECT set_config('statement_timeout', %s, false)"
 

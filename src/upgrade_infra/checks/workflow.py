@@ -41,13 +41,13 @@ import httpx
 from psycopg import Error as PsycopgError
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
-from ..errors import PostgresError
-from ..redact import scrub
-from .assertions import JsonAssert, compile_path, evaluate_all, extract
-from .base import CheckContext, KindConfig, Outcome, register_kind, template_issues
-from .request import Expect, RequestSpec, build, problems, send
-from .request import client as new_client
-from .sql import SqlExpect, SqlQuery, database_issues, query_error, row_problems, run_query
+from upgrade_infra.errors import PostgresError
+from upgrade_infra.redact import scrub
+from upgrade_infra.checks.assertions import JsonAssert, compile_path, evaluate_all, extract
+from upgrade_infra.checks.base import CheckContext, KindConfig, Outcome, register_kind, template_issues
+from upgrade_infra.checks.request import Expect, RequestSpec, build, problems, send
+from upgrade_infra.checks.request import client as new_client
+from upgrade_infra.checks.sql import SqlExpect, SqlQuery, database_issues, query_error, row_problems, run_query
 
 
 class StepCommon(BaseModel):

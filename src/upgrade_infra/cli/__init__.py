@@ -15,19 +15,19 @@ import traceback
 import typer
 from rich.markup import escape
 
-from ..errors import EXIT_BAD_INPUT, EXIT_OPERATION_FAILED, UpgradeInfraError
-from ..redact import scrub
-from ..state import private_umask
-from .app import app, console_err, reset_state, state_of
+from upgrade_infra.errors import EXIT_BAD_INPUT, EXIT_OPERATION_FAILED, UpgradeInfraError
+from upgrade_infra.redact import scrub
+from upgrade_infra.state import private_umask
+from upgrade_infra.cli.app import app, console_err, reset_state, state_of
 
 # sub-command modules register themselves on import
-from . import env_cmds, runbook_cmds, site_cmds  # noqa: E402,F401  isort: skip
-from . import validate_cmds  # noqa: E402,F401  isort: skip
-from . import snapshot_cmds, upgrade_cmds  # noqa: E402,F401  isort: skip
-from . import stage_cmds  # noqa: E402,F401  isort: skip
-from . import migrate_cmds  # noqa: E402,F401  isort: skip
-from . import quarantine_cmds  # noqa: E402,F401  isort: skip
-from . import access_cmds  # noqa: E402,F401  isort: skip
+from upgrade_infra.cli import env_cmds, runbook_cmds, site_cmds  # noqa: E402,F401  isort: skip
+from upgrade_infra.cli import validate_cmds  # noqa: E402,F401  isort: skip
+from upgrade_infra.cli import snapshot_cmds, upgrade_cmds  # noqa: E402,F401  isort: skip
+from upgrade_infra.cli import stage_cmds  # noqa: E402,F401  isort: skip
+from upgrade_infra.cli import migrate_cmds  # noqa: E402,F401  isort: skip
+from upgrade_infra.cli import quarantine_cmds  # noqa: E402,F401  isort: skip
+from upgrade_infra.cli import access_cmds  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,8 @@ import shlex
 
 import typer
 
-from .. import access
-from .app import app, console, emit, session
+from upgrade_infra import access
+from upgrade_infra.cli.app import app, console, emit, session
 
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}
 

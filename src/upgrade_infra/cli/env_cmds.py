@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from ..errors import CheckFailed
-from ..snapshots.datadirs import disk_use
-from .app import ENV_NAME, app, console, emit, esc, progress, session, sub
+from upgrade_infra.errors import CheckFailed
+from upgrade_infra.snapshots.datadirs import disk_use
+from upgrade_infra.cli.app import ENV_NAME, app, console, emit, esc, progress, session, sub
 
 env_app = sub("env", "Bring environments up and down, and show their state.")
 
@@ -83,10 +83,10 @@ def status_all(watch: bool = typer.Option(False, "--watch", help="health check l
                count: int = typer.Option(None, "--count", help="with --watch: stop after N rounds")) -> None:
     """Every environment (production and staging) at a glance; --watch keeps checking."""
     if watch:
-        from .stage_cmds import watch_status
+        from upgrade_infra.cli.stage_cmds import watch_status
 
         return watch_status(interval, count)
-    from .. import snapshots
+    from upgrade_infra import snapshots
 
     rows = []
     for e in session().environments():

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 from rich.markdown import Markdown
 
-from ..errors import CheckFailed
-from ..migration import recovery  # noqa: F401  (registers how `resume` finishes an interrupted migrate-test)
-from .app import console, emit, esc, progress, session, sub
+from upgrade_infra.errors import CheckFailed
+from upgrade_infra.migration import recovery  # noqa: F401  (registers how `resume` finishes an interrupted migrate-test)
+from upgrade_infra.cli.app import console, emit, esc, progress, session, sub
 
 mig_app = sub("migrate", "Rehearse migrations on staging, lint their SQL, check other PostgreSQL majors.")
 
@@ -32,7 +32,7 @@ def test(on: str = typer.Option(..., "--on", help="the staging environment to re
 
     Exit 0 when the rehearsal passes the manifest's migration thresholds, 1 when it fails.
     """
-    from ..migration import rehearsal, report
+    from upgrade_infra.migration import rehearsal, report
 
     targets = rehearsal.parse_targets(to)
     with progress(f"rehearsing {', '.join(to)} on {on}"):
@@ -62,7 +62,7 @@ def lint_cmd(service: str = typer.Option(..., "--service"), from_: str = typer.O
                                                                "command (offline: no database is touched)"),
              strict: bool = typer.Option(False, "--strict", help="exit 1 when lock hazards are found")) -> None:
     """Lint a service's migration SQL (its declared `sql` command) with squawk."""
-    from ..migration import lint
+    from upgrade_infra.migration import lint
 
     res = lint.lint(session().env(on), service, from_, to).to_dict()
 
@@ -83,7 +83,7 @@ def cross_major_cmd(on: str = typer.Option("production", "--on"),
                     major: list[int] = typer.Option([], "--major", help="target major(s); default: every other "
                                                                          "available one")) -> None:
     """Dump ENV's databases, restore into a scratch cluster of another PostgreSQL major, compare and check."""
-    from ..migration.crossmajor import cross_major
+    from upgrade_infra.migration.crossmajor import cross_major
 
     with progress(f"restoring {on} into PostgreSQL {', '.join(map(str, major)) or 'other majors'}"):
         res = cross_major(session().env(on), major or None).to_dict()

@@ -9,9 +9,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .. import dr, snapshots
-from ..redact import scrub
-from .app import ENV_NAME, RP_ID, console, emit, esc, progress, session, sub
+from upgrade_infra import dr, snapshots
+from upgrade_infra.redact import scrub
+from upgrade_infra.cli.app import ENV_NAME, RP_ID, console, emit, esc, progress, session, sub
 
 snap_app = sub("snapshot", "Restore points: create, list, show, restore, prune, export, import.")
 
@@ -78,7 +78,7 @@ def show(rp_id: str = typer.Argument(..., callback=RP_ID)) -> None:
 @snap_app.command("restore")
 def restore(env: str = typer.Argument(..., callback=ENV_NAME), rp_id: str = typer.Argument(..., callback=RP_ID)) -> None:
     """Put ENV back to restore point RP_ID (same as `rollback ENV --to RP_ID`)."""
-    from .upgrade_cmds import do_rollback
+    from upgrade_infra.cli.upgrade_cmds import do_rollback
 
     do_rollback(env, rp_id)
 

@@ -9,11 +9,11 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from .. import metrics, staging, staging_info
-from ..errors import BadInput, CheckFailed
-from ..redact import scrub
-from ..sync.progress import rich_progress
-from .app import app, console, console_err, emit, esc, progress, session, state_of, sub
+from upgrade_infra import metrics, staging, staging_info
+from upgrade_infra.errors import BadInput, CheckFailed
+from upgrade_infra.redact import scrub
+from upgrade_infra.sync.progress import rich_progress
+from upgrade_infra.cli.app import app, console, console_err, emit, esc, progress, session, state_of, sub
 
 stage_app = sub("stage", "Staging environments: isolated, masked copies of production.")
 VERSIONS = typer.Option([], "--versions", help="service=version (repeatable, or comma-separated)")

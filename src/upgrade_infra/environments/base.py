@@ -16,11 +16,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import ports as portlib
-from .. import secrets as secretlib
-from ..manifest import Manifest
-from ..postgres import Cluster
-from ..state import EnvRecord, StateDir
+from upgrade_infra import ports as portlib
+from upgrade_infra import secrets as secretlib
+from upgrade_infra.manifest import Manifest
+from upgrade_infra.postgres import Cluster
+from upgrade_infra.state import EnvRecord, StateDir
 
 HOST = "127.0.0.1"
 
@@ -64,7 +64,7 @@ def _guarded(verb: str, fn: Callable[..., dict[str, Any]]) -> Callable[..., dict
     takes the lock but stops an environment whatever its journal says."""
     @functools.wraps(fn)
     def wrapper(self: Environment, *args: Any, ignore_open: bool = False, **kw: Any) -> dict[str, Any]:
-        from ..lock import guard
+        from upgrade_infra.lock import guard
 
         with guard(self.state, self.name, f"env {verb} {self.name}", allow_open=ignore_open):
             return fn(self, *args, **kw)

@@ -12,14 +12,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import health, runner, sql, templates
-from .. import postgres as pglib
-from ..errors import CommandFailed, ServiceNotReady, ServiceStillRunning
-from ..ports import POSTGRES, check_free, wait_free
-from ..postgres import Cluster
-from ..state import TRAVERSE, unreachable_for
-from .base import Environment, EnvStatus, ServiceStatus
-from .registry import register_backend
+from upgrade_infra import health, runner, sql, templates
+from upgrade_infra import postgres as pglib
+from upgrade_infra.errors import CommandFailed, ServiceNotReady, ServiceStillRunning
+from upgrade_infra.ports import POSTGRES, check_free, wait_free
+from upgrade_infra.postgres import Cluster
+from upgrade_infra.state import TRAVERSE, unreachable_for
+from upgrade_infra.environments.base import Environment, EnvStatus, ServiceStatus
+from upgrade_infra.environments.registry import register_backend
 
 log = logging.getLogger(__name__)
 
@@ -235,8 +235,8 @@ class LocalEnvironment(Environment):
         return self._readiness_check(p.check) if p.check else health.ProbeResult(False, "nothing to probe", 0.0)
 
     def _readiness_check(self, name: str) -> health.ProbeResult:
-        from ..checks.base import CheckContext
-        from ..validation import run_check
+        from upgrade_infra.checks.base import CheckContext
+        from upgrade_infra.validation import run_check
 
         spec = next(c for c in self.manifest.checks if c.name == name)
         rdir = self.dir / "reports" / "readiness"
@@ -303,7 +303,7 @@ class LocalEnvironment(Environment):
                 check_free({POSTGRES: self.ports[POSTGRES]}, self.name)
             created = self.provision_database()
             t_db = time.monotonic() - t0
-            from ..seed import before_start, run_seed
+            from upgrade_infra.seed import before_start, run_seed
 
             seeding = (seed and created and self.manifest.seed and self.kind == "production"
                        and not self.record.seeded)

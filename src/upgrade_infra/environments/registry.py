@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..errors import UnknownName
-from ..manifest import Manifest
-from ..state import EnvRecord, StateDir
-from .base import Environment
+from upgrade_infra.errors import UnknownName
+from upgrade_infra.manifest import Manifest
+from upgrade_infra.state import EnvRecord, StateDir
+from upgrade_infra.environments.base import Environment
 
 BACKENDS: dict[str, type[Environment]] = {}
 
@@ -38,7 +38,7 @@ def record_for(m: Manifest, state: StateDir, name: str) -> EnvRecord:
 
 def open_environment(m: Manifest, state: StateDir, name: str, record: EnvRecord | None = None) -> Environment:
     rec = record or record_for(m, state, name)
-    from . import local  # noqa: F401 - registers the embedded default backend
+    from upgrade_infra.environments import local  # noqa: F401 - registers the embedded default backend
 
     if rec.backend not in BACKENDS:
         raise UnknownName(f"environment {name!r} uses unknown backend {rec.backend!r}",

@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from .. import health, runner, sql, templates
-from ..errors import CommandFailed
+from upgrade_infra import health, runner, sql, templates
+from upgrade_infra.errors import CommandFailed
 
 if TYPE_CHECKING:
-    from ..environments import Environment
+    from upgrade_infra.environments import Environment
 
 POLL_S = 0.1
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from psycopg import sql as psql
 
-from .. import sql
+from upgrade_infra import sql
 
 # table -> (framework, columns naming one applied migration, in preference order)
 FRAMEWORKS: dict[str, tuple[str, tuple[str, ...]]] = {

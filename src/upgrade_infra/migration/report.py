@@ -13,9 +13,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..redact import scrub
-from ..state import atomic_write_json
-from .sampler import WRITE_BLOCKING_MODES
+from upgrade_infra.redact import scrub
+from upgrade_infra.state import atomic_write_json
+from upgrade_infra.migration.sampler import WRITE_BLOCKING_MODES
 
 
 def lock_label(mode: str | None) -> str:

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql as psql
 
-from .. import sql
+from upgrade_infra import sql
 
 if TYPE_CHECKING:
-    from ..fingerprint import DataFingerprint
+    from upgrade_infra.fingerprint import DataFingerprint
 
 MAX_ROWS = 200_000
 SAMPLE = 5

@@ -14,11 +14,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from .. import fsutil
-from ..errors import RestorePointError, UnknownName
-from ..state import StateDir
-from . import datadirs
-from .meta import (
+from upgrade_infra import fsutil
+from upgrade_infra.errors import RestorePointError, UnknownName
+from upgrade_infra.state import StateDir
+from upgrade_infra.snapshots import datadirs
+from upgrade_infra.snapshots.meta import (
     RestorePoint,
     all_ids,
     incomplete_ids,
@@ -29,11 +29,11 @@ from .meta import (
     save,
     verify_files,
 )
-from .names import clone_name, spare_name
-from .registry import STRATEGIES, Strategy, get_strategy, register_strategy
+from upgrade_infra.snapshots.names import clone_name, spare_name
+from upgrade_infra.snapshots.registry import STRATEGIES, Strategy, get_strategy, register_strategy
 
 if TYPE_CHECKING:
-    from ..environments import Environment
+    from upgrade_infra.environments import Environment
 
 __all__ = ["STRATEGIES", "RestorePoint", "Strategy", "capture", "create", "delete", "get", "get_strategy",
            "list_points", "make_spare", "prune", "register_strategy", "require_valid", "strategy_choice",
@@ -43,7 +43,7 @@ __all__ = ["STRATEGIES", "RestorePoint", "Strategy", "capture", "create", "delet
 def strategy_choice(env: Environment, name: str | None = None) -> tuple[str, str]:
     """(strategy, why): the one asked for (``--strategy``, else ``policies.snapshot_strategy``), with
     ``auto`` resolved: ``cow`` where the state dir's filesystem makes reflinks, else ``clone``."""
-    from .cow import choose
+    from upgrade_infra.snapshots.cow import choose
 
     chosen, why = choose(env, name or env.manifest.policies.snapshot_strategy)
     get_strategy(chosen)
@@ -74,7 +74,7 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
     On any failure the partial restore point is removed and the error re-raised: nothing else
     was modified. A disk-space check runs first (``DiskFull`` names what is needed and free).
     """
-    from .meta import new_id
+    from upgrade_infra.snapshots.meta import new_id
 
     name, chosen_why = strategy_choice(env, strategy)
     st = get_strategy(name)
@@ -97,7 +97,7 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
         if getattr(st, "pause_s", None) is not None:
             rp.downtime_s = st.pause_s
         for rel in rp.data_dirs.values():
-            from .meta import checksum_tree
+            from upgrade_infra.snapshots.meta import checksum_tree
 
             rp.files.update(checksum_tree(d, rel))
         rp.bytes += datadirs.bytes_of(env)
@@ -110,7 +110,7 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
 
 
 def _drop_partial(env: Environment, rp_id: str, st: Strategy) -> None:
-    from .. import sql
+    from upgrade_infra import sql
 
     if st.name == "clone" or not st.portable:
         admin = env.conninfo()
@@ -181,4 +181,4 @@ def incomplete(state: StateDir) -> list[str]:
     return incomplete_ids(state)
 
 
-from .ops import create, prune  # noqa: E402  (operations built on the functions above)
+from upgrade_infra.snapshots.ops import create, prune  # noqa: E402  (operations built on the functions above)

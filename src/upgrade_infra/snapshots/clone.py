@@ -17,15 +17,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import sql
-from ..errors import RestorePointError
-from .meta import RestorePoint
-from .names import clone_name, spare_name, staged_name
-from .registry import Strategy, register_strategy
-from .swap import db_exists, owner_of
+from upgrade_infra import sql
+from upgrade_infra.errors import RestorePointError
+from upgrade_infra.snapshots.meta import RestorePoint
+from upgrade_infra.snapshots.names import clone_name, spare_name, staged_name
+from upgrade_infra.snapshots.registry import Strategy, register_strategy
+from upgrade_infra.snapshots.swap import db_exists, owner_of
 
 if TYPE_CHECKING:
-    from ..environments import Environment
+    from upgrade_infra.environments import Environment
 
 
 def clone_db(admin: str, src: str, dst: str, owner: str | None) -> None:

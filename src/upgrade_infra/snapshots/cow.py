@@ -29,14 +29,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import faults, fsutil, sql
-from ..errors import BadInput
-from .fs import REL, FsStrategy, side_cluster
-from .meta import RestorePoint, rp_dir, verify_files
-from .registry import register_strategy
+from upgrade_infra import faults, fsutil, sql
+from upgrade_infra.errors import BadInput
+from upgrade_infra.snapshots.fs import REL, FsStrategy, side_cluster
+from upgrade_infra.snapshots.meta import RestorePoint, rp_dir, verify_files
+from upgrade_infra.snapshots.registry import register_strategy
 
 if TYPE_CHECKING:
-    from ..environments import Environment
+    from upgrade_infra.environments import Environment
 
 LISTING = "pgdata.files.json"
 FALLBACK = "clone"

@@ -26,13 +26,13 @@ import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import fsutil
-from .meta import SPARE, RestorePoint
-from .names import short
+from upgrade_infra import fsutil
+from upgrade_infra.snapshots.meta import SPARE, RestorePoint
+from upgrade_infra.snapshots.names import short
 
 if TYPE_CHECKING:
-    from ..environments import Environment
-    from ..state import StateDir
+    from upgrade_infra.environments import Environment
+    from upgrade_infra.state import StateDir
 
 FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 
@@ -132,8 +132,8 @@ def copy_tree(src: Path, dst: Path, exclude: list[str] | None = None, link_from:
 
 def _previous_copy(env: Environment, rp: RestorePoint, svc: str) -> Path | None:
     """The same service's copy in the newest earlier restore point of this environment."""
-    from . import list_points
-    from .meta import rp_dir
+    from upgrade_infra.snapshots import list_points
+    from upgrade_infra.snapshots.meta import rp_dir
 
     for other in reversed(list_points(env.state, env.name)):
         if other.id != rp.id and svc in other.data_dirs:
@@ -231,7 +231,7 @@ def verify(rp: RestorePoint, rp_dir: Path) -> list[str]:
 def disk_use(state: StateDir, env: str) -> dict[str, Any]:
     """What an environment's restore points take on disk: files under their directories (each
     hard-linked file counted once; ``apparent`` counts every name), their spares, and how many."""
-    from .meta import all_ids, load, rp_dir
+    from upgrade_infra.snapshots.meta import all_ids, load, rp_dir
 
     seen: set[tuple[int, int]] = set()
     total = apparent = spare = count = 0

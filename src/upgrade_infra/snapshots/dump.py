@@ -11,15 +11,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import sql
-from ..postgres import PgInstall
-from .meta import RestorePoint, checksum_tree, private_files, verify_files
-from .names import staged_name
-from .registry import Strategy, register_strategy
-from .swap import owner_of
+from upgrade_infra import sql
+from upgrade_infra.postgres import PgInstall
+from upgrade_infra.snapshots.meta import RestorePoint, checksum_tree, private_files, verify_files
+from upgrade_infra.snapshots.names import staged_name
+from upgrade_infra.snapshots.registry import Strategy, register_strategy
+from upgrade_infra.snapshots.swap import owner_of
 
 if TYPE_CHECKING:
-    from ..environments import Environment
+    from upgrade_infra.environments import Environment
 
 JOBS = max(2, min(4, os.cpu_count() or 2))
 

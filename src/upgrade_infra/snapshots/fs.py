@@ -17,15 +17,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import fsutil, runner
-from ..ports import holder_of
-from ..postgres import Cluster, PgInstall
-from .meta import SPARE, RestorePoint, checksum_tree, verify_files
-from .names import short
-from .registry import Strategy, register_strategy
+from upgrade_infra import fsutil, runner
+from upgrade_infra.ports import holder_of
+from upgrade_infra.postgres import Cluster, PgInstall
+from upgrade_infra.snapshots.meta import SPARE, RestorePoint, checksum_tree, verify_files
+from upgrade_infra.snapshots.names import short
+from upgrade_infra.snapshots.registry import Strategy, register_strategy
 
 if TYPE_CHECKING:
-    from ..environments import Environment
+    from upgrade_infra.environments import Environment
 
 REL = "pgdata"
 

@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError, field_validator
 
-from .. import fsutil
-from ..errors import RestorePointError, UnknownName
-from ..manifest import check_name
-from ..state import StateDir, atomic_write_json
+from upgrade_infra import fsutil
+from upgrade_infra.errors import RestorePointError, UnknownName
+from upgrade_infra.manifest import check_name
+from upgrade_infra.state import StateDir, atomic_write_json
 
 META = "meta.json"
 SPARE = "spare"  # <rp>/spare/: second copy of the payload, consumed by an O(1) rollback

@@ -5,16 +5,16 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BadInput
-from ..lock import env_lock, guard
-from ..manifest import Retention
-from ..steps import Ctx, Step, StepFailed, begin_op, end_op, run_steps, undo_steps
-from . import capture, delete, get, get_strategy, list_points, make_spare, strategy_choice
-from .clone import reopen
-from .meta import RestorePoint, incomplete_ids, new_id
+from upgrade_infra.errors import BadInput
+from upgrade_infra.lock import env_lock, guard
+from upgrade_infra.manifest import Retention
+from upgrade_infra.steps import Ctx, Step, StepFailed, begin_op, end_op, run_steps, undo_steps
+from upgrade_infra.snapshots import capture, delete, get, get_strategy, list_points, make_spare, strategy_choice
+from upgrade_infra.snapshots.clone import reopen
+from upgrade_infra.snapshots.meta import RestorePoint, incomplete_ids, new_id
 
 if TYPE_CHECKING:
-    from ..environments import Environment
+    from upgrade_infra.environments import Environment
 
 
 def _stop(ctx: Ctx) -> dict[str, Any]:
@@ -103,7 +103,7 @@ def prune(env: Environment, *, keep_last: int | None = None, max_age_days: float
           quarantine_days: float | None = None, dry_run: bool = False,
           command: str = "snapshot prune") -> dict[str, Any]:
     """Apply retention (``policies.retention``, overridable) to restore points and quarantines."""
-    from .. import quarantine, rollback
+    from upgrade_infra import quarantine, rollback
 
     pol = env.manifest.policies.retention
     ret = Retention.model_construct(

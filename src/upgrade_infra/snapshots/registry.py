@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import UnknownName
+from upgrade_infra.errors import UnknownName
 
 if TYPE_CHECKING:
-    from ..environments import Environment
-    from .meta import RestorePoint
+    from upgrade_infra.environments import Environment
+    from upgrade_infra.snapshots.meta import RestorePoint
 
 
 class Strategy(ABC):
@@ -34,7 +34,7 @@ class Strategy(ABC):
 
     def estimate_bytes(self, env: Environment) -> int:
         """Bytes a capture will write (for the disk-space check): the databases' size by default."""
-        from .. import sql
+        from upgrade_infra import sql
 
         sizes = sql.database_sizes(env.conninfo())
         return sum(sizes.get(db, 0) for db in env.manifest.postgres.databases)
@@ -62,7 +62,7 @@ class Strategy(ABC):
     def swap(self, env: Environment, staged: dict[str, Any], op: str, qdir: Path) -> dict[str, Any]:
         """Quarantine the live databases and put the staged ones in place. Returns the quarantine.
         Default: the in-cluster O(1) rename swap."""
-        from .swap import swap_in_cluster
+        from upgrade_infra.snapshots.swap import swap_in_cluster
 
         return swap_in_cluster(env, staged["databases"], op)
 
@@ -98,7 +98,7 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
 
 
 def get_strategy(name: str) -> Strategy:
-    from . import clone, cow, dump, fs  # noqa: F401 - register the built-in strategies
+    from upgrade_infra.snapshots import clone, cow, dump, fs  # noqa: F401 - register the built-in strategies
 
     if name not in STRATEGIES:
         raise UnknownName(f"unknown restore-point strategy {name!r}",

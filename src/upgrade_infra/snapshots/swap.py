@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from .. import sql
-from ..errors import RestorePointError
-from .names import quarantine_name
+from upgrade_infra import sql
+from upgrade_infra.errors import RestorePointError
+from upgrade_infra.snapshots.names import quarantine_name
 
 if TYPE_CHECKING:
-    from ..environments import Environment
+    from upgrade_infra.environments import Environment
 
 OWNER_OF = "SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = %s"
 

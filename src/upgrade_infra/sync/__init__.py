@@ -14,8 +14,8 @@ swapped in or started.
 
 from __future__ import annotations
 
-from ..errors import BadInput, UnknownName
-from .base import Copy, Progress, SyncStrategy, no_progress
+from upgrade_infra.errors import BadInput, UnknownName
+from upgrade_infra.sync.base import Copy, Progress, SyncStrategy, no_progress
 
 STRATEGIES: dict[str, type[SyncStrategy]] = {}
 
@@ -30,7 +30,7 @@ def register(name: str):
 
 
 def get(name: str) -> SyncStrategy:
-    from . import cow, dump, physical  # noqa: F401 - register the built-in strategies
+    from upgrade_infra.sync import cow, dump, physical  # noqa: F401 - register the built-in strategies
 
     if name not in STRATEGIES:
         raise UnknownName(f"unknown sync strategy {name!r}", fix=f"use one of: {', '.join(sorted(STRATEGIES))}")
@@ -38,7 +38,7 @@ def get(name: str) -> SyncStrategy:
 
 
 def names() -> list[str]:
-    from . import cow, dump, physical  # noqa: F401
+    from upgrade_infra.sync import cow, dump, physical  # noqa: F401
 
     return sorted(STRATEGIES)
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .. import fsutil, runner
+from upgrade_infra import fsutil, runner
 
 if TYPE_CHECKING:
-    from ..environments import Environment
+    from upgrade_infra.environments import Environment
 
 # progress(phase, bytes_done, bytes_total_or_None): called a few times a second while copying
 Progress = Callable[[str, int, int | None], None]

@@ -16,18 +16,18 @@ import shutil
 import time
 from typing import TYPE_CHECKING
 
-from .. import fsutil, snapshots
-from ..errors import RestorePointError
-from ..snapshots import cow as cow_rp
-from ..snapshots.fs import REL
-from ..snapshots.meta import rp_dir
-from . import register
-from .base import Copy, Progress, SyncStrategy, service_dirs
-from .physical import _drop_undeclared, _put_back, unbind_auto_conf
+from upgrade_infra import fsutil, snapshots
+from upgrade_infra.errors import RestorePointError
+from upgrade_infra.snapshots import cow as cow_rp
+from upgrade_infra.snapshots.fs import REL
+from upgrade_infra.snapshots.meta import rp_dir
+from upgrade_infra.sync import register
+from upgrade_infra.sync.base import Copy, Progress, SyncStrategy, service_dirs
+from upgrade_infra.sync.physical import _drop_undeclared, _put_back, unbind_auto_conf
 
 if TYPE_CHECKING:
-    from ..environments import Environment
-    from ..snapshots.meta import RestorePoint
+    from upgrade_infra.environments import Environment
+    from upgrade_infra.snapshots.meta import RestorePoint
 
 
 def last_cow_point(source: Environment) -> RestorePoint | None:

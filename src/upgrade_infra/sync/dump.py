@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 
 from psycopg import sql as psql
 
-from .. import fsutil, runner, sql
-from ..errors import BadInput
-from ..postgres import PgInstall
-from . import register
-from .base import Copy, Progress, SyncStrategy, data_dirs_bytes, run_watched
+from upgrade_infra import fsutil, runner, sql
+from upgrade_infra.errors import BadInput
+from upgrade_infra.postgres import PgInstall
+from upgrade_infra.sync import register
+from upgrade_infra.sync.base import Copy, Progress, SyncStrategy, data_dirs_bytes, run_watched
 
 if TYPE_CHECKING:
-    from ..environments import Environment
+    from upgrade_infra.environments import Environment
 
 READ_ONLY = {"PGOPTIONS": "-c default_transaction_read_only=on"}
 SYNC_SUFFIX = "__uinfra_sync"

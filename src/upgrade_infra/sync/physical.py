@@ -15,14 +15,14 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-from .. import fsutil, sql
-from ..snapshots.names import is_ours
-from . import register
-from .base import Copy, Progress, SyncStrategy, data_dirs_bytes, run_watched
-from .dump import SYNC_SUFFIX
+from upgrade_infra import fsutil, sql
+from upgrade_infra.snapshots.names import is_ours
+from upgrade_infra.sync import register
+from upgrade_infra.sync.base import Copy, Progress, SyncStrategy, data_dirs_bytes, run_watched
+from upgrade_infra.sync.dump import SYNC_SUFFIX
 
 if TYPE_CHECKING:
-    from ..environments import Environment
+    from upgrade_infra.environments import Environment
 
 BOUND_SETTINGS = re.compile(r"^\s*(port|unix_socket_directories|listen_addresses)\s*=", re.I)
 

@@ -15,8 +15,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from .base import Progress as ProgressFn
-from .base import no_progress
+from upgrade_infra.sync.base import Progress as ProgressFn
+from upgrade_infra.sync.base import no_progress
 
 
 @contextmanager
