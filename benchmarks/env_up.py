@@ -24,7 +24,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from tests.conftest import write_stack  # noqa: E402
-from upgrade_infra.session import Session, stop_everything  # noqa: E402
+from upgrade_infra.operations.session import Session, stop_everything  # noqa: E402
 
 
 def measure(size_mb: float) -> dict:

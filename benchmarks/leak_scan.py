@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.conftest import write_stack  # noqa: E402  (a private copy of the reference stack on free ports)
-from upgrade_infra import staging  # noqa: E402
-from upgrade_infra.session import Session, stop_everything  # noqa: E402
+from upgrade_infra.operations.session import Session, stop_everything  # noqa: E402
+from upgrade_infra.staging import lifecycle as staging  # noqa: E402
 
 
 def main() -> int:

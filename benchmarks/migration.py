@@ -39,12 +39,16 @@ sys.path.insert(0, str(REPO))
 from psycopg import sql as psql  # noqa: E402
 
 from tests.conftest import write_stack  # noqa: E402  (a private copy of the reference stack on free ports)
-from upgrade_infra import quarantine, rollback, snapshots, sql, staging  # noqa: E402
-from upgrade_infra.fingerprint import fingerprint  # noqa: E402
+from upgrade_infra.core import sql  # noqa: E402
 from upgrade_infra.migration import execute, integrity  # noqa: E402
 from upgrade_infra.migration.canary import Canary  # noqa: E402
 from upgrade_infra.migration.sampler import LockSampler  # noqa: E402
-from upgrade_infra.session import Session  # noqa: E402
+from upgrade_infra.operations import rollback  # noqa: E402
+from upgrade_infra.operations.session import Session  # noqa: E402
+from upgrade_infra.restore import points as snapshots  # noqa: E402
+from upgrade_infra.restore import quarantine  # noqa: E402
+from upgrade_infra.restore.fingerprint import fingerprint  # noqa: E402
+from upgrade_infra.staging import lifecycle as staging  # noqa: E402
 
 TO = {"assistant": "1.1.0", "automations": "1.1.0"}
 

@@ -29,10 +29,12 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from tests.conftest import write_stack  # noqa: E402
-from upgrade_infra import rollback, snapshots, sql, upgrade  # noqa: E402
-from upgrade_infra.session import Session, stop_everything  # noqa: E402
-from upgrade_infra.snapshots.dump import restore_db  # noqa: E402
-from upgrade_infra.snapshots.meta import rp_dir  # noqa: E402
+from upgrade_infra.core import sql  # noqa: E402
+from upgrade_infra.operations import rollback, upgrade  # noqa: E402
+from upgrade_infra.operations.session import Session, stop_everything  # noqa: E402
+from upgrade_infra.restore import points as snapshots  # noqa: E402
+from upgrade_infra.restore.dump import restore_db  # noqa: E402
+from upgrade_infra.restore.meta import rp_dir  # noqa: E402
 
 STRATEGIES = ("clone", "dump", "fs")
 

@@ -49,12 +49,16 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from ruamel.yaml import YAML  # noqa: E402
 
-from upgrade_infra import fsutil, quarantine, rollback, snapshots, sql, staging  # noqa: E402
-from upgrade_infra.ports import holder_of  # noqa: E402
-from upgrade_infra.session import Session, stop_everything  # noqa: E402
-from upgrade_infra.snapshots import cow as cow_rp  # noqa: E402
-from upgrade_infra.snapshots.dump import restore_db  # noqa: E402
-from upgrade_infra.snapshots.swap import owner_of  # noqa: E402
+from upgrade_infra.core import fsutil, sql  # noqa: E402
+from upgrade_infra.operations import rollback  # noqa: E402
+from upgrade_infra.operations.session import Session, stop_everything  # noqa: E402
+from upgrade_infra.restore import cow as cow_rp  # noqa: E402
+from upgrade_infra.restore import points as snapshots  # noqa: E402
+from upgrade_infra.restore import quarantine  # noqa: E402
+from upgrade_infra.restore.dump import restore_db  # noqa: E402
+from upgrade_infra.restore.swap import owner_of  # noqa: E402
+from upgrade_infra.stack.ports import holder_of  # noqa: E402
+from upgrade_infra.staging import lifecycle as staging  # noqa: E402
 
 STRATEGIES = ("cow", "fs", "clone", "naive", "dump")  # the cheap ones first
 SYNC_FOR = {"dump": "dump", "fs": "physical", "cow": "cow"}

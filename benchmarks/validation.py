@@ -30,11 +30,11 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from tests.checks_support import write_tiny  # noqa: E402
-from upgrade_infra import runner  # noqa: E402
-from upgrade_infra.checks import CheckContext  # noqa: E402
-from upgrade_infra.checks.performance import drive  # noqa: E402
-from upgrade_infra.session import Session  # noqa: E402
-from upgrade_infra.validation import run_check  # noqa: E402
+from upgrade_infra.core import runner  # noqa: E402
+from upgrade_infra.operations.session import Session  # noqa: E402
+from upgrade_infra.validation.checks import CheckContext  # noqa: E402
+from upgrade_infra.validation.checks.performance import drive  # noqa: E402
+from upgrade_infra.validation.engine import run_check  # noqa: E402
 
 APP = '''
 BODY = b'{"ok": true}'

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import pytest  # noqa: E402
 
 from tests.conftest import stop_all, write_stack  # noqa: E402
-from upgrade_infra.session import Session  # noqa: E402
+from upgrade_infra.operations.session import Session  # noqa: E402
 
 _root: Path | None = None
 _kernel_env: dict[str, str] = {}

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from ruamel.yaml import YAML
 
-from upgrade_infra.session import Session
+from upgrade_infra.operations.session import Session
 
 from .conftest import free_base
 
@@ -138,8 +138,8 @@ def make_env(tiny_server, private_tmp):
 
 def run_checks(env, report_dir: Path | None = None) -> dict:
     """Run every declared check of ``env`` (no health probes) -> {name: CheckResult}."""
-    from upgrade_infra.checks import CheckContext
-    from upgrade_infra.validation import run_check
+    from upgrade_infra.validation.checks import CheckContext
+    from upgrade_infra.validation.engine import run_check
 
     ctx = CheckContext.for_env(env, report_dir or env.state.root / "report")
     return {c.name: run_check(c, ctx) for c in env.manifest.checks}

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from upgrade_infra import postgres as pglib
-from upgrade_infra import sql
-from upgrade_infra.ports import holder_of
-from upgrade_infra.session import Session, stop_everything
+from upgrade_infra.backends.local import postgres as pglib
+from upgrade_infra.core import sql
+from upgrade_infra.operations.session import Session, stop_everything
+from upgrade_infra.stack.ports import holder_of
 
 collect_ignore = ["data"]  # notebooks and stacks used as test inputs, not tests
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def _no_orphan_pg_bases():
     """State dirs in 0700 temp dirs get their clusters' homes in /var/lib/upgrade-infra/<hash>; fixtures
     remove the temp dirs, this removes those homes once their state dir is gone."""
     yield
-    from upgrade_infra.state import prune_orphan_bases
+    from upgrade_infra.core.state import prune_orphan_bases
 
     prune_orphan_bases()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from upgrade_infra import acceptance
-from upgrade_infra.errors import RefusedToTouchProduction
+from upgrade_infra.core.errors import RefusedToTouchProduction
+from upgrade_infra.docsite import acceptance
 
 
 def test_production_is_never_recreated(pa_stack):

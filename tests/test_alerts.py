@@ -11,9 +11,9 @@ import subprocess
 import pytest
 from ruamel.yaml import YAML
 
-from upgrade_infra import metrics
-from upgrade_infra.journal import Journal
-from upgrade_infra.state import StateDir
+from upgrade_infra.core.journal import Journal
+from upgrade_infra.core.state import StateDir
+from upgrade_infra.observe import metrics
 
 from .conftest import REPO
 

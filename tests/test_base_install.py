@@ -80,7 +80,7 @@ def test_every_command_runs_after_the_plain_install(base_venv, private_tmp):
 
 def test_missing_extra_is_named(base_venv):
     py = str(base_venv / "bin" / "python")
-    r = subprocess.run([py, "-c", "from upgrade_infra import rollback_charts; rollback_charts.timeline({}, 'x')"],
+    r = subprocess.run([py, "-c", "from upgrade_infra.docsite import rollback_charts; rollback_charts.timeline({}, 'x')"],
                        capture_output=True, text=True)
     assert r.returncode != 0
     assert "upgrade-infra[docs]" in r.stderr

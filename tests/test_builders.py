@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra import fsutil, postgres, redact, runner, sql, templates
-from upgrade_infra.errors import BadInput
-from upgrade_infra.manifest import load_manifest
-from upgrade_infra.ports import allocate_block, env_ports
+from upgrade_infra.backends.local import postgres
+from upgrade_infra.core import fsutil, redact, runner, sql
+from upgrade_infra.core.errors import BadInput
+from upgrade_infra.stack import templates
+from upgrade_infra.stack.manifest import load_manifest
+from upgrade_infra.stack.ports import allocate_block, env_ports
 
 from .conftest import PA_STACK
 

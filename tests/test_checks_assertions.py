@@ -7,10 +7,10 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from upgrade_infra.checks.assertions import JsonAssert, compile_path, evaluate, extract
-from upgrade_infra.checks.performance import Limits, Relative, judge, percentile, summarize
-from upgrade_infra.checks.pytest_suite import pytest_argv
-from upgrade_infra.checks.workflow import bind_value
+from upgrade_infra.validation.checks.assertions import JsonAssert, compile_path, evaluate, extract
+from upgrade_infra.validation.checks.performance import Limits, Relative, judge, percentile, summarize
+from upgrade_infra.validation.checks.pytest_suite import pytest_argv
+from upgrade_infra.validation.checks.workflow import bind_value
 
 DATA = {"status": "success", "items": [{"id": 1, "tags": ["a"]}, {"id": 2, "tags": []}], "n": 3,
         "reply": "Ada here. I remember: coffee: oat flat white.", "none": None, "flag": True}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra.checks.browser import chromium_path
+from upgrade_infra.validation.checks.browser import chromium_path
 
 from . import checks_support
 from .checks_support import run_checks

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from upgrade_infra.checks import KINDS
-from upgrade_infra.checks.base import KindConfig
-from upgrade_infra.checks.request import RequestSpec
+from upgrade_infra.validation.checks import KINDS
+from upgrade_infra.validation.checks.base import KindConfig
+from upgrade_infra.validation.checks.request import RequestSpec
 
 from .conftest import REPO
 

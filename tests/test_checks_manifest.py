@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from upgrade_infra.errors import ManifestError
-from upgrade_infra.manifest import load_manifest
+from upgrade_infra.core.errors import ManifestError
+from upgrade_infra.stack.manifest import load_manifest
 
 from .checks_support import write_tiny
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra import sql
-from upgrade_infra.session import Session
+from upgrade_infra.core import sql
+from upgrade_infra.operations.session import Session
 
 from .checks_support import run_checks, write_tiny
 

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from upgrade_infra.session import Session
+from upgrade_infra.operations.session import Session
 
 from .conftest import write_stack
 

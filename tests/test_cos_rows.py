@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 
-from upgrade_infra import cos
+from upgrade_infra.docsite import cos
 
 from .conftest import REPO
 

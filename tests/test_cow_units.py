@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from upgrade_infra import fsutil
-from upgrade_infra.snapshots import cow, get_strategy
+from upgrade_infra.core import fsutil
+from upgrade_infra.restore import cow
+from upgrade_infra.restore.points import get_strategy
 
 
 def test_listing_detects_missing_and_resized_files(tmp_path: Path):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra.snapshots.datadirs import copy_tree
+from upgrade_infra.restore.datadirs import copy_tree
 
 
 def _tree(root: Path) -> None:

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from upgrade_infra import doccheck
+from upgrade_infra.cli import doccheck
 
 from .conftest import REPO
 

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from upgrade_infra import sql
-from upgrade_infra.fingerprint import DataFingerprint, fingerprint_conninfos, table_hash_query
+from upgrade_infra.core import sql
+from upgrade_infra.restore.fingerprint import DataFingerprint, fingerprint_conninfos, table_hash_query
 
 SCHEMA = """
 CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL, email text CHECK (position('@' in email) > 1));

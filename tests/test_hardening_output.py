@@ -12,7 +12,7 @@ import pytest
 import typer
 
 from upgrade_infra.cli import app, main
-from upgrade_infra.session import Session
+from upgrade_infra.operations.session import Session
 
 from .conftest import REPO, stop_all, write_stack
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from upgrade_infra import fsutil
-from upgrade_infra.errors import BadInput, ManifestError, StateDirError
-from upgrade_infra.manifest import load_manifest
-from upgrade_infra.session import Session
-from upgrade_infra.snapshots import meta
-from upgrade_infra.state import StateDir
+from upgrade_infra.core import fsutil
+from upgrade_infra.core.errors import BadInput, ManifestError, StateDirError
+from upgrade_infra.core.state import StateDir
+from upgrade_infra.operations.session import Session
+from upgrade_infra.restore import meta
+from upgrade_infra.stack.manifest import load_manifest
 
 from .conftest import REPO, stop_all, write_stack
 
@@ -90,7 +90,8 @@ def test_manifest_names_file_line_field_for_bad_versions(tmp_path):
 @pytest.mark.parametrize("bad", BAD)
 def test_state_paths_refuse_bad_names(tmp_path, bad):
     st = StateDir(tmp_path / "state").ensure()
-    from upgrade_infra import baseline, journal, lock
+    from upgrade_infra.core import journal, lock
+    from upgrade_infra.validation import baseline
 
     for make in (lambda: st.installs_dir("web", bad), lambda: st.installs_dir(bad, "1.0"), lambda: st.env_dir(bad),
                  lambda: st.secrets_dir(bad), lambda: meta.rp_dir(st, bad), lambda: meta.rp_dir(st, "rp-" + bad),

@@ -12,8 +12,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from upgrade_infra import runbooks
-from upgrade_infra.errors import BadInput
+from upgrade_infra.core.errors import BadInput
+from upgrade_infra.docsite import runbooks
 
 from .conftest import REPO
 

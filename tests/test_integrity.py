@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from upgrade_infra import sql
-from upgrade_infra.fingerprint import fingerprint_conninfos
-from upgrade_infra.manifest import InvariantSpec
+from upgrade_infra.core import sql
 from upgrade_infra.migration import integrity, rowdiff
+from upgrade_infra.restore.fingerprint import fingerprint_conninfos
+from upgrade_infra.stack.manifest import InvariantSpec
 
 SCHEMA = """
 CREATE TABLE users (id int PRIMARY KEY, full_name text NOT NULL, email text NOT NULL);

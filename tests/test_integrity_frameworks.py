@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from upgrade_infra import sql
-from upgrade_infra.fingerprint import fingerprint_conninfos
+from upgrade_infra.core import sql
 from upgrade_infra.migration import integrity, rowdiff
+from upgrade_infra.restore.fingerprint import fingerprint_conninfos
 
 SCHEMA = """
 CREATE TABLE migrations (id serial PRIMARY KEY, "timestamp" bigint NOT NULL, name text NOT NULL);
@@ -120,8 +120,8 @@ def test_all_primary_key_table_rows_are_named(pg_cluster):
 
 
 def test_expected_changes_files_are_included(tmp_path):
-    from upgrade_infra.errors import BadInput
-    from upgrade_infra.manifest import load_manifest
+    from upgrade_infra.core.errors import BadInput
+    from upgrade_infra.stack.manifest import load_manifest
 
     from .conftest import REPO, write_stack
 

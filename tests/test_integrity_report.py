@@ -79,7 +79,7 @@ def test_parse_targets():
     assert parse_targets(["assistant=1.1.0", " automations = 1.1.0 "]) == {"assistant": "1.1.0", "automations": "1.1.0"}
     import pytest
 
-    from upgrade_infra.errors import BadInput
+    from upgrade_infra.core.errors import BadInput
 
     with pytest.raises(BadInput):
         parse_targets(["assistant"])

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from upgrade_infra import isolation
-from upgrade_infra.environments import open_environment
-from upgrade_infra.errors import RefusedToTouchProduction
-from upgrade_infra.session import Session
-from upgrade_infra.state import EnvRecord
+from upgrade_infra.backends import open_environment
+from upgrade_infra.core.errors import RefusedToTouchProduction
+from upgrade_infra.core.state import EnvRecord
+from upgrade_infra.operations.session import Session
+from upgrade_infra.staging import isolation
 
 from .conftest import write_stack
 

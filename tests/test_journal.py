@@ -8,11 +8,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from upgrade_infra import faults, notify
-from upgrade_infra.errors import BadInput, InjectedFault
-from upgrade_infra.journal import Journal, fold, history
-from upgrade_infra.manifest import Manifest, NotificationSpec
-from upgrade_infra.state import StateDir
+from upgrade_infra.core import faults
+from upgrade_infra.core.errors import BadInput, InjectedFault
+from upgrade_infra.core.journal import Journal, fold, history
+from upgrade_infra.core.state import StateDir
+from upgrade_infra.operations import notify
+from upgrade_infra.stack.manifest import Manifest, NotificationSpec
 
 
 def test_records_fold_into_operations(tmp_path):

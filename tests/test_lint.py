@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from upgrade_infra.errors import BadInput
+from upgrade_infra.core.errors import BadInput
 from upgrade_infra.migration import lint
 
 

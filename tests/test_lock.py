@@ -11,14 +11,14 @@ import time
 
 import pytest
 
-from upgrade_infra.errors import LockHeld
-from upgrade_infra.lock import env_lock, holder
-from upgrade_infra.state import StateDir
+from upgrade_infra.core.errors import LockHeld
+from upgrade_infra.core.lock import env_lock, holder
+from upgrade_infra.core.state import StateDir
 
 HOLD = textwrap.dedent("""
     import os, signal, sys, time
-    from upgrade_infra.lock import env_lock
-    from upgrade_infra.state import StateDir
+    from upgrade_infra.core.lock import env_lock
+    from upgrade_infra.core.state import StateDir
     with env_lock(StateDir(sys.argv[1]), "production", "upgrade production --to assistant=1.1.0"):
         print("locked", flush=True)
         if sys.argv[2] == "die":
@@ -80,8 +80,8 @@ def test_lock_file_is_private(tmp_path):
 
 HOLD_MODE = textwrap.dedent("""
     import sys, time
-    from upgrade_infra.lock import env_lock
-    from upgrade_infra.state import StateDir
+    from upgrade_infra.core.lock import env_lock
+    from upgrade_infra.core.state import StateDir
     with env_lock(StateDir(sys.argv[1]), "production", sys.argv[3], shared=sys.argv[2] == "shared"):
         print("locked", flush=True)
         time.sleep(30)
@@ -126,9 +126,9 @@ def test_a_writer_excludes_readers(tmp_path):
 
 
 def test_guard_refuses_a_half_done_environment(tmp_path):
-    from upgrade_infra.errors import BadInput
-    from upgrade_infra.journal import Journal
-    from upgrade_infra.lock import guard
+    from upgrade_infra.core.errors import BadInput
+    from upgrade_infra.core.journal import Journal
+    from upgrade_infra.core.lock import guard
 
     st = StateDir(tmp_path)
     j = Journal(st, "production")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra.errors import BadInput, ManifestError
-from upgrade_infra.manifest import load_manifest, parse_duration
+from upgrade_infra.core.errors import BadInput, ManifestError
+from upgrade_infra.stack.manifest import load_manifest, parse_duration
 
 from .conftest import PA_STACK, REPO
 

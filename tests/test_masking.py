@@ -8,10 +8,11 @@ import hmac
 import pytest
 from ruamel.yaml import YAML
 
-from upgrade_infra import masking, sql
-from upgrade_infra import masking_sql as msql
-from upgrade_infra.errors import CheckFailed, ManifestError
-from upgrade_infra.manifest import load_manifest
+from upgrade_infra.core import sql
+from upgrade_infra.core.errors import CheckFailed, ManifestError
+from upgrade_infra.stack.manifest import load_manifest
+from upgrade_infra.staging import masking
+from upgrade_infra.staging import masking_sql as msql
 
 from .conftest import PA_STACK
 

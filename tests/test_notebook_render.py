@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import matplotlib
 
-from upgrade_infra import notebook as nb
-from upgrade_infra import rollback_charts
+from upgrade_infra.docsite import notebook as nb
+from upgrade_infra.docsite import rollback_charts
 
 matplotlib.use("Agg")
 

@@ -6,9 +6,10 @@ import shutil
 
 import pytest
 
-from upgrade_infra import publish, runner
-from upgrade_infra.errors import CommandFailed
-from upgrade_infra.runbooks import RunResult
+from upgrade_infra.core import runner
+from upgrade_infra.core.errors import CommandFailed
+from upgrade_infra.docsite import publish
+from upgrade_infra.docsite.runbooks import RunResult
 
 
 def result(name: str, status: str = "passed", **figures) -> RunResult:
@@ -70,7 +71,7 @@ def test_swap_in_replaces_site_atomically(tmp_path):
 
 
 def test_mermaid_is_shipped_not_loaded_from_a_cdn(tmp_path):
-    from upgrade_infra import siteassets
+    from upgrade_infra.docsite import siteassets
 
     assert siteassets.npm_pack_argv("mermaid@11.17.2", tmp_path) == [
         "npm", "pack", "mermaid@11.17.2", "--silent", "--pack-destination", str(tmp_path)]
@@ -80,7 +81,7 @@ def test_mermaid_is_shipped_not_loaded_from_a_cdn(tmp_path):
 
 
 def test_publish_never_wipes_a_state_dir_it_did_not_make(tmp_path):
-    from upgrade_infra.errors import BadInput
+    from upgrade_infra.core.errors import BadInput
 
     state = tmp_path / "state"
     (state / "envs" / "production").mkdir(parents=True)

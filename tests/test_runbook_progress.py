@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import nbformat
 
-from upgrade_infra import publish, runbooks
+from upgrade_infra.docsite import publish, runbooks
 
 
 def _notebook(path, fail: bool = False):

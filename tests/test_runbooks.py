@@ -10,8 +10,9 @@ import sys
 import nbformat
 import pytest
 
-from upgrade_infra import redact, runbooks
-from upgrade_infra.errors import BadInput
+from upgrade_infra.core import redact
+from upgrade_infra.core.errors import BadInput
+from upgrade_infra.docsite import runbooks
 
 from .conftest import REPO
 

@@ -10,9 +10,9 @@ import sys
 import nbformat
 import pytest
 
-from upgrade_infra import drill, runbooks
-from upgrade_infra.journal import Journal
-from upgrade_infra.session import Session
+from upgrade_infra.core.journal import Journal
+from upgrade_infra.docsite import drill, runbooks
+from upgrade_infra.operations.session import Session
 
 from .conftest import REPO, stop_all, write_stack
 
@@ -35,7 +35,7 @@ def test_runbooks_are_package_data():
 
 def test_unverified_result_fails_the_run(tmp_path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("from upgrade_infra import notebook as nb\n"
+    nb.cells = [nbformat.v4.new_code_cell("from upgrade_infra.docsite import notebook as nb\n"
                                           "nb.finish({'rollback': {'verified': False, 'total_s': 1.0}})")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "01-unverified.ipynb"

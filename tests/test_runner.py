@@ -7,7 +7,7 @@ import time
 
 import psutil
 
-from upgrade_infra import runner
+from upgrade_infra.core import runner
 
 IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('READY', flush=True); time.sleep(60)"
 WITH_CHILD = "import subprocess, time; subprocess.Popen(['sleep', '60']); print('READY', flush=True); time.sleep(60)"

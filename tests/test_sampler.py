@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from upgrade_infra import sql
-from upgrade_infra.errors import BadInput
+from upgrade_infra.core import sql
+from upgrade_infra.core.errors import BadInput
 from upgrade_infra.migration.sampler import LockSampler, LockSpan, SamplerResult
 
 

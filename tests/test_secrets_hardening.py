@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra import redact, templates
-from upgrade_infra import secrets as secretlib
 from upgrade_infra.cli import main
-from upgrade_infra.errors import ManifestError
-from upgrade_infra.journal import Journal, history
-from upgrade_infra.manifest import load_manifest
-from upgrade_infra.state import StateDir
+from upgrade_infra.core import redact
+from upgrade_infra.core.errors import ManifestError
+from upgrade_infra.core.journal import Journal, history
+from upgrade_infra.core.state import StateDir
+from upgrade_infra.stack import secrets as secretlib
+from upgrade_infra.stack import templates
+from upgrade_infra.stack.manifest import load_manifest
 
 from .conftest import PA_STACK
 
@@ -98,8 +99,8 @@ def test_reference_seed_passes_database_urls_by_environment(private_tmp):
     assert {m.seed.env["PA_ASSISTANT_DB"], m.seed.env["PA_AUTOMATIONS_DB"]} == {"{db.assistant.url}",
                                                                                 "{db.automations.url}"}
     # the argv the tool would run carries no password; the environment does
-    from upgrade_infra.seed import seed_argv
-    from upgrade_infra.session import Session
+    from upgrade_infra.backends.seed import seed_argv
+    from upgrade_infra.operations.session import Session
 
     from .conftest import write_stack
 
@@ -156,7 +157,7 @@ def test_port_blocks_in_ephemeral_range_warn_not_fail(tmp_path, capsys):
         assert w.field == "environments.production.port_base" and w.line == 16
         assert main(["--stack", str(path), "--state-dir", str(tmp_path / "s"), "--json", "status"]) == 0
         assert "warning:" in capsys.readouterr().err
-    from upgrade_infra.manifest_checks import warning_issues
+    from upgrade_infra.stack.crosschecks import warning_issues
 
     issues = warning_issues(m, ephemeral=(32768, 60999))
     assert [loc for loc, _, _ in issues] == [("environments", "production", "port_base")]
@@ -166,7 +167,7 @@ def test_port_blocks_in_ephemeral_range_warn_not_fail(tmp_path, capsys):
 
 
 def test_ephemeral_range_parsing(tmp_path):
-    from upgrade_infra.manifest_checks import ephemeral_range
+    from upgrade_infra.stack.crosschecks import ephemeral_range
 
     f = tmp_path / "range"
     f.write_text("32768\t60999\n")
@@ -187,8 +188,8 @@ def open_tmp():
 
 
 def test_state_base_belongs_to_its_state_dir(open_tmp, monkeypatch):
-    from upgrade_infra.errors import StateDirError
-    from upgrade_infra.state import orphan_bases, prune_orphan_bases, traversal_blocker
+    from upgrade_infra.core.errors import StateDirError
+    from upgrade_infra.core.state import orphan_bases, prune_orphan_bases, traversal_blocker
 
     tmp_path = open_tmp
     monkeypatch.setenv("UPGRADE_INFRA_PG_BASE", str(tmp_path / "bases"))

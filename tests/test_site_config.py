@@ -3,7 +3,7 @@ repository's URL is known, docs linked (not copied) so "last updated" comes from
 
 from __future__ import annotations
 
-from upgrade_infra import publish
+from upgrade_infra.docsite import publish
 
 from .conftest import REPO
 

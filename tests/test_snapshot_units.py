@@ -5,16 +5,15 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from upgrade_infra import quarantine
-from upgrade_infra.manifest import Retention
-from upgrade_infra.postgres import PgInstall
-from upgrade_infra.snapshots import names
-from upgrade_infra.snapshots.dump import pg_dump_argv, pg_restore_argv
-from upgrade_infra.snapshots.fs import side_start_argv
-from upgrade_infra.snapshots.meta import RestorePoint, checksum_tree, verify_files
-from upgrade_infra.snapshots.ops import prune_plan
-from upgrade_infra.steps import step_names
-from upgrade_infra.upgrade import upgrade_steps
+from upgrade_infra.backends.local.postgres import PgInstall
+from upgrade_infra.core.steps import step_names
+from upgrade_infra.operations.upgrade import upgrade_steps
+from upgrade_infra.restore import names, quarantine
+from upgrade_infra.restore.dump import pg_dump_argv, pg_restore_argv
+from upgrade_infra.restore.fs import side_start_argv
+from upgrade_infra.restore.meta import RestorePoint, checksum_tree, verify_files
+from upgrade_infra.restore.ops import prune_plan
+from upgrade_infra.stack.manifest import Retention
 
 PG = PgInstall(Path("/pg/bin"), 15, "15.8", "system")
 
@@ -88,8 +87,8 @@ def test_upgrade_steps_have_inverses_where_they_change_things():
 
 
 def test_release_order_for_the_downgrade_guard():
-    from upgrade_infra.manifest import load_manifest
-    from upgrade_infra.migrated import is_older
+    from upgrade_infra.operations.migrated import is_older
+    from upgrade_infra.stack.manifest import load_manifest
 
     m = load_manifest(Path(__file__).parent / "data" / "ledger" / "stack.yaml")
     assert is_older(m, "ledger", "1.0", "2.0") and not is_older(m, "ledger", "2.0", "1.0")

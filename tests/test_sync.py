@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra import sync
+from upgrade_infra.backends.local.postgres import PgInstall
 from upgrade_infra.cli.stage_cmds import parse_versions
-from upgrade_infra.errors import BadInput, UnknownName
-from upgrade_infra.postgres import PgInstall
-from upgrade_infra.sync.base import Copy
-from upgrade_infra.sync.dump import READ_ONLY, pg_dump_argv, pg_restore_argv
-from upgrade_infra.sync.physical import unbind_auto_conf
+from upgrade_infra.core.errors import BadInput, UnknownName
+from upgrade_infra.staging import sync
+from upgrade_infra.staging.sync.base import Copy
+from upgrade_infra.staging.sync.dump import READ_ONLY, pg_dump_argv, pg_restore_argv
+from upgrade_infra.staging.sync.physical import unbind_auto_conf
 
 PG = PgInstall(Path("/pg/bin"), 15, "15.8", "system")
 

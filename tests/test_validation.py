@@ -7,11 +7,11 @@ import json
 import pytest
 from junitparser import Error, Failure, JUnitXml
 
-from upgrade_infra import baseline as bl
-from upgrade_infra.checks import KINDS, Kind, KindConfig
-from upgrade_infra.errors import BadInput, UnknownName
-from upgrade_infra.redact import MASK
-from upgrade_infra.validation import validate
+from upgrade_infra.core.errors import BadInput, UnknownName
+from upgrade_infra.core.redact import MASK
+from upgrade_infra.validation import baseline as bl
+from upgrade_infra.validation.checks import KINDS, Kind, KindConfig
+from upgrade_infra.validation.engine import validate
 
 from . import checks_support
 
@@ -134,7 +134,7 @@ def test_default_report_dirs_are_pruned(make_env):
     env = make_env(CHECKS[:1])
     dirs = [validate(env, smoke_only=True).report_dir for _ in range(4)]
     assert len(set(dirs)) == 4 and all(d.parent == env.state.root / "reports" / "validation" for d in dirs)
-    from upgrade_infra.validation import default_report_dir
+    from upgrade_infra.validation.engine import default_report_dir
 
     default_report_dir(env, keep=2)
     assert sorted(p.name for p in dirs[0].parent.iterdir()) == sorted(d.name for d in dirs[-1:])
@@ -146,9 +146,9 @@ def test_report_dirs_follow_the_retention_policy_per_environment(tmp_path):
     import os
     import time as _time
 
-    from upgrade_infra.manifest import Retention
-    from upgrade_infra.state import StateDir
-    from upgrade_infra.validation import prune_reports, report_dirs
+    from upgrade_infra.core.state import StateDir
+    from upgrade_infra.stack.manifest import Retention
+    from upgrade_infra.validation.engine import prune_reports, report_dirs
 
     st = StateDir(tmp_path)
     root = tmp_path / "reports" / "validation"

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from upgrade_infra.errors import BadInput
-from upgrade_infra.openapi_diff import api_diff, diff_documents, load_document
+from upgrade_infra.core.errors import BadInput
+from upgrade_infra.validation.openapi_diff import api_diff, diff_documents, load_document
 
 BASE = {
     "openapi": "3.1.0",

@@ -41,8 +41,8 @@ def normalize(text: str, root: Path, port_map: dict[int, int]) -> str:
 
 def main() -> int:
     from tests.conftest import write_stack
-    from upgrade_infra import runner
-    from upgrade_infra.manifest import load_manifest
+    from upgrade_infra.core import runner
+    from upgrade_infra.stack.manifest import load_manifest
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--page", default=str(REPO / "docs" / "tutorials" / "getting-started.md"))

@@ -65,8 +65,8 @@ class Transcript:
 
 
 def fingerprint(app: str, stack: Path, state: Path, env: str = "production"):
-    from upgrade_infra import fingerprint as fp
-    from upgrade_infra.session import session
+    from upgrade_infra.restore import fingerprint as fp
+    from upgrade_infra.operations.session import session
 
     e = session(stack, state).env(env)
     db = next(iter(e.manifest.postgres.databases))
@@ -94,8 +94,8 @@ SCHEMA_VERSION = {  # where each framework records the migrations applied
 
 
 def schema_version(app: str, stack: Path, state: Path) -> str:
-    from upgrade_infra import sql
-    from upgrade_infra.session import session
+    from upgrade_infra.core import sql
+    from upgrade_infra.operations.session import session
 
     e = session(stack, state).env("production")
     try:

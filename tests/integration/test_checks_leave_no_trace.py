@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-from upgrade_infra import sql
-from upgrade_infra.checks import CheckContext
-from upgrade_infra.manifest import CheckSpec
-from upgrade_infra.validation import run_check, validate
+from upgrade_infra.core import sql
+from upgrade_infra.stack.manifest import CheckSpec
+from upgrade_infra.validation.checks import CheckContext
+from upgrade_infra.validation.engine import run_check, validate
 
 COUNTS = {"assistant": ["conversations", "messages"], "automations": ["executions"]}
 

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra import fsutil, snapshots
-from upgrade_infra.fingerprint import fingerprint
-from upgrade_infra.journal import Journal
-from upgrade_infra.session import Session
+from upgrade_infra.core import fsutil
+from upgrade_infra.core.journal import Journal
+from upgrade_infra.operations.session import Session
+from upgrade_infra.restore import meta as rp_meta
+from upgrade_infra.restore import points as snapshots
+from upgrade_infra.restore.fingerprint import fingerprint
 
 from ..conftest import running_stack
 from .conftest import LEDGER
@@ -131,7 +133,7 @@ def test_auto_picks_cow_and_says_why(cow_ledger):
         human = cli(s, "history", "production")
         assert human.returncode == 0
         # damage is detected without reading the data (names and sizes)
-        victim = next(p for p in (snapshots.meta.rp_dir(s.state, rp_id) / "pgdata" / "base").rglob("*")
+        victim = next(p for p in (rp_meta.rp_dir(s.state, rp_id) / "pgdata" / "base").rglob("*")
                       if p.is_file() and p.stat().st_size > 0)
         with open(victim, "ab") as f:
             f.write(b"x")

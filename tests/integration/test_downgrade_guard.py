@@ -12,10 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from upgrade_infra import upgrade
-from upgrade_infra.fingerprint import fingerprint
-from upgrade_infra.journal import Journal
-from upgrade_infra.session import Session
+from upgrade_infra.core.journal import Journal
+from upgrade_infra.operations import upgrade
+from upgrade_infra.operations.session import Session
+from upgrade_infra.restore.fingerprint import fingerprint
 
 from ..conftest import running_stack, stop_all, write_stack
 from .conftest import LEDGER
@@ -34,7 +34,7 @@ def test_upgrade_to_an_older_release_is_refused_unless_allowed():
         ops = len(Journal(s.state, "production").operations())
         r = _cli(s, "upgrade", "production", "--to", "ledger=1.0", "--watch", "0")
         assert r.returncode == 2, r.stderr  # the old code started 1.0 on 2.0's schema (exit 0)
-        from upgrade_infra import migrated
+        from upgrade_infra.operations import migrated
 
         assert migrated.load(s.env("production"))["ledger"]["version"] == "2.0"
         err = json.loads(r.stdout.strip().splitlines()[-1])
@@ -61,7 +61,7 @@ def test_a_declared_downgrade_command_runs_before_the_older_release_starts():
     root = Path(tempfile.mkdtemp(prefix="uinfra-downgrade-cmd-"))
     os.chmod(root, 0o711)
     s = Session(write_stack(root / "stack", LEDGER, edit), root / "state")
-    from upgrade_infra import migrated
+    from upgrade_infra.operations import migrated
 
     try:
         env = s.env("production")

@@ -10,9 +10,9 @@ import sys
 import psutil
 import pytest
 
-from upgrade_infra import sql
-from upgrade_infra.errors import PortInUse, ServiceNotReady
-from upgrade_infra.session import Session
+from upgrade_infra.core import sql
+from upgrade_infra.core.errors import PortInUse, ServiceNotReady
+from upgrade_infra.operations.session import Session
 
 from ..conftest import REPO, stop_all, write_stack
 

@@ -16,12 +16,12 @@ import sys
 
 import pytest
 
-from upgrade_infra.fingerprint import fingerprint
-from upgrade_infra.journal import Journal
-from upgrade_infra.rollback import rollback_steps
-from upgrade_infra.session import Session
-from upgrade_infra.steps import step_names
-from upgrade_infra.upgrade import upgrade_steps
+from upgrade_infra.core.journal import Journal
+from upgrade_infra.core.steps import step_names
+from upgrade_infra.operations.rollback import rollback_steps
+from upgrade_infra.operations.session import Session
+from upgrade_infra.operations.upgrade import upgrade_steps
+from upgrade_infra.restore.fingerprint import fingerprint
 
 from ..conftest import running_stack
 from .conftest import LEDGER

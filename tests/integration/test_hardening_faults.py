@@ -13,9 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from upgrade_infra.errors import ManifestError
-from upgrade_infra.manifest import load_manifest
-from upgrade_infra.session import Session
+from upgrade_infra.core.errors import ManifestError
+from upgrade_infra.operations.session import Session
+from upgrade_infra.stack.manifest import load_manifest
 
 from ..conftest import REPO, stop_all, write_stack
 
@@ -90,7 +90,7 @@ def test_a_first_up_on_a_full_disk_leaves_nothing(private_tmp):
 
 
 def test_manifest_over_the_limit_is_refused_before_parsing(tmp_path):
-    from upgrade_infra.manifest import MAX_MANIFEST_BYTES
+    from upgrade_infra.stack.manifest import MAX_MANIFEST_BYTES
 
     big = tmp_path / "stack.yaml"
     padding = "# " + "x" * 1000 + "\n"

@@ -10,9 +10,10 @@ import sys
 
 import pytest
 
-from upgrade_infra import rollback, snapshots
-from upgrade_infra.snapshots.datadirs import bytes_of, disk_use, excluded
-from upgrade_infra.snapshots.meta import rp_dir
+from upgrade_infra.operations import rollback
+from upgrade_infra.restore import points as snapshots
+from upgrade_infra.restore.datadirs import bytes_of, disk_use, excluded
+from upgrade_infra.restore.meta import rp_dir
 
 from ..conftest import running_stack
 from .conftest import LEDGER

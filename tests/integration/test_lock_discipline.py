@@ -15,16 +15,17 @@ import textwrap
 
 import pytest
 
-from upgrade_infra import snapshots, staging
-from upgrade_infra import upgrade as up
 from upgrade_infra.cli import main
-from upgrade_infra.errors import BadInput, LockHeld
-from upgrade_infra.journal import Journal
+from upgrade_infra.core.errors import BadInput, LockHeld
+from upgrade_infra.core.journal import Journal
+from upgrade_infra.operations import upgrade as up
+from upgrade_infra.restore import points as snapshots
+from upgrade_infra.staging import lifecycle as staging
 
 HOLD = textwrap.dedent("""
     import sys, time
-    from upgrade_infra.lock import env_lock
-    from upgrade_infra.state import StateDir
+    from upgrade_infra.core.lock import env_lock
+    from upgrade_infra.core.state import StateDir
     kw = {"shared": True} if sys.argv[3] == "shared" else {}  # an exclusive holder is as old as the lock
     with env_lock(StateDir(sys.argv[1]), sys.argv[2], sys.argv[4], **kw):
         print("locked", flush=True)
@@ -32,9 +33,9 @@ HOLD = textwrap.dedent("""
 """)
 TRY = textwrap.dedent("""
     import sys
-    from upgrade_infra.errors import LockHeld
-    from upgrade_infra.lock import env_lock
-    from upgrade_infra.state import StateDir
+    from upgrade_infra.core.errors import LockHeld
+    from upgrade_infra.core.lock import env_lock
+    from upgrade_infra.core.state import StateDir
     try:
         with env_lock(StateDir(sys.argv[1]), sys.argv[2], sys.argv[3]):
             print("acquired")

@@ -10,13 +10,14 @@ import sys
 
 import pytest
 
-from upgrade_infra import runner, staging
 from upgrade_infra.cli import main
-from upgrade_infra.errors import RefusedToTouchProduction
-from upgrade_infra.fingerprint import fingerprint
-from upgrade_infra.journal import Journal
-from upgrade_infra.manifest import VersionSpec
+from upgrade_infra.core import runner
+from upgrade_infra.core.errors import RefusedToTouchProduction
+from upgrade_infra.core.journal import Journal
 from upgrade_infra.migration import crossmajor, rehearsal
+from upgrade_infra.restore.fingerprint import fingerprint
+from upgrade_infra.stack.manifest import VersionSpec
+from upgrade_infra.staging import lifecycle as staging
 
 BOTH = ("assistant", "automations")
 QUICK = ("downgrade", "validate", "compatibility")

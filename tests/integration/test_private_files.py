@@ -20,11 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra import snapshots, staging, upgrade
-from upgrade_infra.journal import Journal
-from upgrade_infra.postgres import server_user
-from upgrade_infra.session import Session, stop_everything
-from upgrade_infra.validation import validate
+from upgrade_infra.backends.local.postgres import server_user
+from upgrade_infra.core.journal import Journal
+from upgrade_infra.operations import upgrade
+from upgrade_infra.operations.session import Session, stop_everything
+from upgrade_infra.restore import points as snapshots
+from upgrade_infra.staging import lifecycle as staging
+from upgrade_infra.validation.engine import validate
 
 from ..conftest import PA_STACK, REPO, write_stack
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import csv
 
-from upgrade_infra import quarantine, snapshots, sql
-from upgrade_infra import rollback as rb
 from upgrade_infra.cli import main
+from upgrade_infra.core import sql
+from upgrade_infra.operations import rollback as rb
+from upgrade_infra.restore import points as snapshots
+from upgrade_infra.restore import quarantine
 
 
 def _one(env, query, params=None):

@@ -7,8 +7,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from upgrade_infra.errors import ManifestError
-from upgrade_infra.manifest import load_manifest
+from upgrade_infra.core.errors import ManifestError
+from upgrade_infra.stack.manifest import load_manifest
 
 from ..conftest import REPO, running_stack, write_stack
 

@@ -10,9 +10,9 @@ import os
 
 from ruamel.yaml import YAML
 
-from upgrade_infra import staging
 from upgrade_infra.cli import main
-from upgrade_infra.journal import history
+from upgrade_infra.core.journal import history
+from upgrade_infra.staging import lifecycle as staging
 
 from ..conftest import running_stack
 from .conftest import LEDGER

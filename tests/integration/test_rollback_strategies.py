@@ -9,11 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra import dr, fsutil, quarantine, rollback, snapshots, sql
-from upgrade_infra.errors import DiskFull, RestorePointError, UnknownName
-from upgrade_infra.fingerprint import fingerprint
-from upgrade_infra.journal import Journal
-from upgrade_infra.steps import StepFailed
+from upgrade_infra.core import fsutil, sql
+from upgrade_infra.core.errors import DiskFull, RestorePointError, UnknownName
+from upgrade_infra.core.journal import Journal
+from upgrade_infra.core.steps import StepFailed
+from upgrade_infra.operations import dr, rollback
+from upgrade_infra.restore import meta as rp_meta
+from upgrade_infra.restore import names as rp_names
+from upgrade_infra.restore import points as snapshots
+from upgrade_infra.restore import quarantine
+from upgrade_infra.restore.fingerprint import fingerprint
 
 
 def _write_after(env, n: int = 3) -> None:
@@ -27,7 +32,7 @@ def test_restore_brings_data_back_and_reports_new_rows(ledger, strategy):
     env = ledger.env("production")
     created = snapshots.create(env, strategy, label=f"test {strategy}")
     rp_id = created["restore_point"]["id"]
-    rp_dir = snapshots.meta.rp_dir(env.state, rp_id)
+    rp_dir = rp_meta.rp_dir(env.state, rp_id)
     assert oct(rp_dir.stat().st_mode & 0o777) == oct(0o700)
     assert oct((rp_dir / "meta.json").stat().st_mode & 0o777) == oct(0o600)
     before = fingerprint(env)
@@ -52,7 +57,7 @@ def test_damaged_or_missing_restore_point_changes_nothing(ledger):
     env = ledger.env("production")
     rp_id = snapshots.create(env, "dump")["restore_point"]["id"]
     before = fingerprint(env)
-    victim = next(p for p in (snapshots.meta.rp_dir(env.state, rp_id) / "dump" / "ledger").iterdir()
+    victim = next(p for p in (rp_meta.rp_dir(env.state, rp_id) / "dump" / "ledger").iterdir()
                   if p.name.endswith(".dat.gz") or p.name == "toc.dat")
     with open(victim, "ab") as f:
         f.write(b"\0")
@@ -62,7 +67,7 @@ def test_damaged_or_missing_restore_point_changes_nothing(ledger):
         rollback.rollback(env, to="rp-00000000")
     assert fingerprint(env).equal(before) and env.status().healthy
     assert Journal(env.state, "production").incomplete() is None
-    meta = snapshots.meta.rp_dir(env.state, rp_id) / "meta.json"
+    meta = rp_meta.rp_dir(env.state, rp_id) / "meta.json"
     meta.write_text(meta.read_text().replace('"1.0"', '"9.9"'))
     with pytest.raises(RestorePointError, match="metadata checksum"):
         snapshots.get(env.state, rp_id)
@@ -71,12 +76,12 @@ def test_damaged_or_missing_restore_point_changes_nothing(ledger):
 
 def test_disk_full_while_creating_restore_point(ledger, monkeypatch):
     env = ledger.env("production")
-    before = set(snapshots.meta.all_ids(env.state))
+    before = set(rp_meta.all_ids(env.state))
     monkeypatch.setattr(fsutil, "free_bytes", lambda path: 1000)
     with pytest.raises(StepFailed, match="not enough disk") as e:
         snapshots.create(env, "clone")
     assert isinstance(e.value.cause, DiskFull)
-    assert set(snapshots.meta.all_ids(env.state)) == before
+    assert set(rp_meta.all_ids(env.state)) == before
     assert env.status().healthy  # services were started again
     assert Journal(env.state, "production").operations()[-1].outcome == "failed"
 
@@ -94,7 +99,7 @@ def test_prune_applies_retention_and_keeps_young_quarantines(ledger):
     assert quarantine.list_all(env.state, "production") == quarantines  # younger than quarantine_days
     names = set(sql.database_sizes(env.conninfo()))
     for d in res["deleted"]:
-        assert snapshots.names.clone_name("ledger", d["id"]) not in names
+        assert rp_names.clone_name("ledger", d["id"]) not in names
 
 def test_export_import_and_restore_a_new_environment(ledger, tmp_path):
     env = ledger.env("production")

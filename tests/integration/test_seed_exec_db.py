@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra.session import Session
+from upgrade_infra.operations.session import Session
 
 from ..conftest import stop_all, write_stack
 

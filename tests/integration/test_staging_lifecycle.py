@@ -14,10 +14,14 @@ import time
 import httpx
 import pytest
 
-from upgrade_infra import isolation, metrics, sql, staging, staging_info
+from upgrade_infra.backends import open_environment
 from upgrade_infra.cli import main
-from upgrade_infra.environments import open_environment
-from upgrade_infra.errors import BadInput, ManifestError, PostgresError, RefusedToTouchProduction
+from upgrade_infra.core import sql
+from upgrade_infra.core.errors import BadInput, ManifestError, PostgresError, RefusedToTouchProduction
+from upgrade_infra.observe import metrics
+from upgrade_infra.staging import info as staging_info
+from upgrade_infra.staging import isolation
+from upgrade_infra.staging import lifecycle as staging
 
 NAME = "stage-t"
 TABLES = {"assistant": ["users", "agents", "memories", "conversations", "messages"],
@@ -105,7 +109,7 @@ def test_leak_scan_covers_every_text_column_and_names_a_planted_value(created):
     """Issue 11 item 6 on the reference stack: the scan reads every text/JSON table of both databases;
     a production first name put back into one prompt (what the rules before the fix left in all of
     them) fails it, naming the table and column."""
-    from upgrade_infra import masking
+    from upgrade_infra.staging import masking
 
     s, r, _, _ = created
     prod, st = s.env("production"), s.env(NAME)

@@ -14,11 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-from upgrade_infra import runner, upgrade
-from upgrade_infra.fingerprint import fingerprint
-from upgrade_infra.journal import Journal
-from upgrade_infra.ports import holder_of
-from upgrade_infra.session import Session
+from upgrade_infra.core import runner
+from upgrade_infra.core.journal import Journal
+from upgrade_infra.operations import upgrade
+from upgrade_infra.operations.session import Session
+from upgrade_infra.restore.fingerprint import fingerprint
+from upgrade_infra.stack.ports import holder_of
 
 from ..conftest import free_base
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from upgrade_infra import sql, upgrade
-from upgrade_infra.errors import BadInput, UnknownName
-from upgrade_infra.fingerprint import fingerprint
-from upgrade_infra.journal import Journal
+from upgrade_infra.core import sql
+from upgrade_infra.core.errors import BadInput, UnknownName
+from upgrade_infra.core.journal import Journal
+from upgrade_infra.operations import upgrade
+from upgrade_infra.restore.fingerprint import fingerprint
 
 COLUMNS = "SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts'"
 

@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra import rollback, sql, upgrade
-from upgrade_infra.fingerprint import fingerprint
-from upgrade_infra.journal import history
-from upgrade_infra.session import Session
+from upgrade_infra.core import sql
+from upgrade_infra.core.journal import history
+from upgrade_infra.operations import rollback, upgrade
+from upgrade_infra.operations.session import Session
+from upgrade_infra.restore.fingerprint import fingerprint
 
 from ..conftest import stop_all, write_stack
 
@@ -108,8 +109,8 @@ def test_manual_rollback_returns_to_100(pa):
 
 HOLD = """
 import sys, time
-from upgrade_infra.lock import env_lock
-from upgrade_infra.state import StateDir
+from upgrade_infra.core.lock import env_lock
+from upgrade_infra.core.state import StateDir
 with env_lock(StateDir(sys.argv[1]), "production", "upgrade-infra upgrade production --to assistant=1.1.0"):
     print("locked", flush=True)
     time.sleep(60)

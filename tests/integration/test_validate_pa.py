@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from junitparser import JUnitXml
 
-from upgrade_infra import staging
-from upgrade_infra.baseline import record_baseline
-from upgrade_infra.openapi_diff import compare
-from upgrade_infra.validation import validate
+from upgrade_infra.staging import lifecycle as staging
+from upgrade_infra.validation.baseline import record_baseline
+from upgrade_infra.validation.engine import validate
+from upgrade_infra.validation.openapi_diff import compare
 
 BUGGY = "1.2.0"
 MUST_FAIL = {"assistant answers a message", "conversation recalls memory written before the upgrade",

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO, write_stack
-from upgrade_infra.manifest import load_manifest
+from upgrade_infra.stack.manifest import load_manifest
 
 REAL = REPO / "examples" / "real"
 

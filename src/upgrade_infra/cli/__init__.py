@@ -15,10 +15,10 @@ import traceback
 import typer
 from rich.markup import escape
 
-from upgrade_infra.errors import EXIT_BAD_INPUT, EXIT_OPERATION_FAILED, UpgradeInfraError
-from upgrade_infra.redact import scrub
-from upgrade_infra.state import private_umask
 from upgrade_infra.cli.app import app, console_err, reset_state, state_of
+from upgrade_infra.core.errors import EXIT_BAD_INPUT, EXIT_OPERATION_FAILED, UpgradeInfraError
+from upgrade_infra.core.redact import scrub
+from upgrade_infra.core.state import private_umask
 
 # sub-command modules register themselves on import
 from upgrade_infra.cli import env_cmds, runbook_cmds, site_cmds  # noqa: E402,F401  isort: skip

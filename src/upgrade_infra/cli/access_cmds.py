@@ -6,7 +6,7 @@ import shlex
 
 import typer
 
-from upgrade_infra import access
+from upgrade_infra.backends import access
 from upgrade_infra.cli.app import app, console, emit, session
 
 EXTRA = {"allow_extra_args": True, "ignore_unknown_options": True}

@@ -18,10 +18,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from upgrade_infra.errors import BadInput
-from upgrade_infra.manifest import check_name
-from upgrade_infra.redact import scrub
-from upgrade_infra.session import Session, default_stack_path
+from upgrade_infra.core.errors import BadInput
+from upgrade_infra.core.redact import scrub
+from upgrade_infra.operations.session import Session, default_stack_path
+from upgrade_infra.stack.manifest import check_name
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Staging, validation, migration testing and rapid rollback for self-hosted stacks.")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from upgrade_infra.errors import CheckFailed
-from upgrade_infra.snapshots.datadirs import disk_use
 from upgrade_infra.cli.app import ENV_NAME, app, console, emit, esc, progress, session, sub
+from upgrade_infra.core.errors import CheckFailed
+from upgrade_infra.restore.datadirs import disk_use
 
 env_app = sub("env", "Bring environments up and down, and show their state.")
 
@@ -86,7 +86,7 @@ def status_all(watch: bool = typer.Option(False, "--watch", help="health check l
         from upgrade_infra.cli.stage_cmds import watch_status
 
         return watch_status(interval, count)
-    from upgrade_infra import snapshots
+    from upgrade_infra.restore import points as snapshots
 
     rows = []
     for e in session().environments():

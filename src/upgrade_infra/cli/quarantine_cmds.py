@@ -8,9 +8,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from upgrade_infra import quarantine
-from upgrade_infra.errors import CheckFailed
 from upgrade_infra.cli.app import console, emit, progress, session, state_of, sub
+from upgrade_infra.core.errors import CheckFailed
+from upgrade_infra.restore import quarantine
 
 q_app = sub("quarantine", "Rows a rollback set aside: show them, export them, merge them back.")
 OP = typer.Option(None, "--op", help="the rollback's operation id (default: the newest quarantine)")

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from upgrade_infra import runbooks
-from upgrade_infra.errors import CheckFailed
 from upgrade_infra.cli.app import console, emit, esc, progress, session, sub
+from upgrade_infra.core.errors import CheckFailed
+from upgrade_infra.docsite import runbooks
 
 rb_app = sub("runbook", "List and execute runbooks (notebooks) into reports/.")
 DIR = typer.Option(None, "--dir", help="runbook directory (default: ./runbooks if it holds runbooks, "

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from upgrade_infra import publish
 from upgrade_infra.cli.app import console, emit, esc, progress, session, sub
 from upgrade_infra.cli.runbook_cmds import DIR, REPORTS, rb_app
+from upgrade_infra.docsite import publish
 
 site_app = sub("site", "Execute the runbooks, gate on their results, and build the docs site.")
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from upgrade_infra import dr, snapshots
-from upgrade_infra.redact import scrub
 from upgrade_infra.cli.app import ENV_NAME, RP_ID, console, emit, esc, progress, session, sub
+from upgrade_infra.core.redact import scrub
+from upgrade_infra.operations import dr
+from upgrade_infra.restore import points as snapshots
 
 snap_app = sub("snapshot", "Restore points: create, list, show, restore, prune, export, import.")
 

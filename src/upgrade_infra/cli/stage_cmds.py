@@ -9,11 +9,13 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from upgrade_infra import metrics, staging, staging_info
-from upgrade_infra.errors import BadInput, CheckFailed
-from upgrade_infra.redact import scrub
-from upgrade_infra.sync.progress import rich_progress
 from upgrade_infra.cli.app import app, console, console_err, emit, esc, progress, session, state_of, sub
+from upgrade_infra.core.errors import BadInput, CheckFailed
+from upgrade_infra.core.redact import scrub
+from upgrade_infra.observe import metrics
+from upgrade_infra.staging import info as staging_info
+from upgrade_infra.staging import lifecycle as staging
+from upgrade_infra.staging.sync.progress import rich_progress
 
 stage_app = sub("stage", "Staging environments: isolated, masked copies of production.")
 VERSIONS = typer.Option([], "--versions", help="service=version (repeatable, or comma-separated)")

@@ -7,14 +7,15 @@ import time
 import typer
 from rich.table import Table
 
-from upgrade_infra import dr, journal
-from upgrade_infra import rollback as rb
-from upgrade_infra import secrets as secretlib
-from upgrade_infra import upgrade as up
-from upgrade_infra.errors import BudgetExceeded, CheckFailed, UpgradeInfraError
 from upgrade_infra.cli.app import ENV_NAME, RP_ID, app, console, emit, esc, progress, session, state_of
 from upgrade_infra.cli.env_cmds import env_app
 from upgrade_infra.cli.snapshot_cmds import command_line, steps_table
+from upgrade_infra.core import journal
+from upgrade_infra.core.errors import BudgetExceeded, CheckFailed, UpgradeInfraError
+from upgrade_infra.operations import dr
+from upgrade_infra.operations import rollback as rb
+from upgrade_infra.operations import upgrade as up
+from upgrade_infra.stack import secrets as secretlib
 
 
 def quarantine_table(q: dict) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from upgrade_infra.errors import CheckFailed
-from upgrade_infra.redact import scrub
 from upgrade_infra.cli.app import app, console, console_err, emit, esc, session, state_of
+from upgrade_infra.core.errors import CheckFailed
+from upgrade_infra.core.redact import scrub
 
 STATUS = {"passed": "[green]pass", "failed": "[red]FAIL", "error": "[red]ERROR"}
 
@@ -60,7 +60,7 @@ def validate(
                                          "(default: <state>/reports/validation/<env>-<time>)"),
 ) -> None:
     """Run the manifest's checks against an environment. Exit 1 when a check fails."""
-    from upgrade_infra.validation import validate_env
+    from upgrade_infra.validation.engine import validate_env
 
     report = validate_env(session().env(env), suite or None, smoke_only=smoke, baseline=baseline,
                           report_dir=report_dir, junit=junit, record=record_baseline, baseline_out=baseline_out,
@@ -90,7 +90,7 @@ def api_diff(
     current_file: Path = typer.Option(None, "--current-file", help="saved document instead of the running one"),
 ) -> None:
     """Breaking API changes between the current version and a candidate. Exit 1 when there are some."""
-    from upgrade_infra.openapi_diff import compare
+    from upgrade_infra.validation.openapi_diff import compare
 
     s = session()
     result = compare(s.env(env), service, candidate_env=s.env(candidate_env) if candidate_env else None,

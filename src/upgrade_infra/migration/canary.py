@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg import sql as psql
 
-from upgrade_infra import sql
+from upgrade_infra.core import sql
 
 APP_NAME = "upgrade-infra-canary"
 

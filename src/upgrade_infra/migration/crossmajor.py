@@ -19,16 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql as psql
 
-from upgrade_infra import postgres as pglib
-from upgrade_infra import runner, sql
-from upgrade_infra.errors import PostgresNotFound
-from upgrade_infra.fingerprint import fingerprint, fingerprint_conninfos
-from upgrade_infra.ports import holder_of
-from upgrade_infra.snapshots.dump import pg_dump_argv, pg_restore_argv
+from upgrade_infra.backends.local import postgres as pglib
+from upgrade_infra.core import runner, sql
+from upgrade_infra.core.errors import PostgresNotFound
 from upgrade_infra.migration.integrity import check_constraints, check_invariants
+from upgrade_infra.restore.dump import pg_dump_argv, pg_restore_argv
+from upgrade_infra.restore.fingerprint import fingerprint, fingerprint_conninfos
+from upgrade_infra.stack.ports import holder_of
 
 if TYPE_CHECKING:
-    from upgrade_infra.environments import Environment
+    from upgrade_infra.backends import Environment
 
 ROLES = psql.SQL("SELECT rolname AS name FROM pg_roles WHERE rolname !~ '^pg_' AND rolname <> current_user ORDER BY 1")
 DB_OWNER = psql.SQL("SELECT pg_get_userbyid(datdba) AS owner FROM pg_database WHERE datname = %s")

@@ -12,11 +12,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from upgrade_infra import health, runner, sql, templates
-from upgrade_infra.errors import CommandFailed
+from upgrade_infra.backends import health
+from upgrade_infra.core import runner, sql
+from upgrade_infra.core.errors import CommandFailed
+from upgrade_infra.stack import templates
 
 if TYPE_CHECKING:
-    from upgrade_infra.environments import Environment
+    from upgrade_infra.backends import Environment
 
 POLL_S = 0.1
 

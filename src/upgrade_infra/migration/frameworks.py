@@ -1,14 +1,14 @@
 """Migration frameworks' own bookkeeping tables: recognised by name, their growth is the list of
 migrations a release applied (reported, never an integrity failure).
 
-Pure data plus one builder; reading goes through :mod:`upgrade_infra.sql`.
+Pure data plus one builder; reading goes through :mod:`upgrade_infra.core.sql`.
 """
 
 from __future__ import annotations
 
 from psycopg import sql as psql
 
-from upgrade_infra import sql
+from upgrade_infra.core import sql
 
 # table -> (framework, columns naming one applied migration, in preference order)
 FRAMEWORKS: dict[str, tuple[str, tuple[str, ...]]] = {

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql as psql
 
-from upgrade_infra import sql
-from upgrade_infra.fingerprint import DataFingerprint, changed_columns
+from upgrade_infra.core import sql
 from upgrade_infra.migration.frameworks import FRAMEWORKS, framework_of
+from upgrade_infra.restore.fingerprint import DataFingerprint, changed_columns
 
 if TYPE_CHECKING:
-    from upgrade_infra.environments import Environment
-    from upgrade_infra.manifest import InvariantSpec
+    from upgrade_infra.backends import Environment
+    from upgrade_infra.stack.manifest import InvariantSpec
 
 BOOKKEEPING = tuple(FRAMEWORKS)  # migration frameworks' own tables always change
 SAMPLE = 5
@@ -187,8 +187,8 @@ def load_expected(path) -> dict:
     """``expected_changes`` from a YAML file (``{expected_changes: {version: {db: [entries]}}}``)."""
     from pathlib import Path
 
-    from upgrade_infra.errors import BadInput
-    from upgrade_infra.yamlsource import load_yaml
+    from upgrade_infra.core.errors import BadInput
+    from upgrade_infra.stack.yamlsource import load_yaml
 
     p = Path(path)
     if not p.is_file():

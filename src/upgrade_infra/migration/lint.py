@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upgrade_infra import runner
-from upgrade_infra.errors import BadInput, CommandFailed
+from upgrade_infra.core import runner
+from upgrade_infra.core.errors import BadInput, CommandFailed
 
 if TYPE_CHECKING:
-    from upgrade_infra.environments import Environment
+    from upgrade_infra.backends import Environment
 
 # Style rules that say nothing about a migration's safety on a live database.
 DEFAULT_EXCLUDE = ("prefer-bigint-over-int", "prefer-bigint-over-smallint", "prefer-identity",

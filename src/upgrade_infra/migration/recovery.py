@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from upgrade_infra import quarantine, snapshots
-from upgrade_infra.errors import RestorePointError, UnknownName
-from upgrade_infra.journal import Journal, OpSummary
-from upgrade_infra.steps import end_op, register_recovery, resume_ctx
+from upgrade_infra.core.errors import RestorePointError, UnknownName
+from upgrade_infra.core.journal import Journal, OpSummary
+from upgrade_infra.core.steps import end_op, register_recovery, resume_ctx
+from upgrade_infra.restore import points as snapshots
+from upgrade_infra.restore import quarantine
 
 if TYPE_CHECKING:
-    from upgrade_infra.environments import Environment
+    from upgrade_infra.backends import Environment
 
 KIND = "migrate-test"
 
@@ -33,7 +34,7 @@ def _exists(env: Environment, rp_id: str | None) -> bool:
 
 @register_recovery(KIND)
 def recover_rehearsal(env: Environment, inc: OpSummary, command: str) -> dict[str, Any]:
-    from upgrade_infra.rollback import run as rollback_run
+    from upgrade_infra.operations.rollback import run as rollback_run
 
     ctx = resume_ctx(env, inc)
     rp_id = inc.restore_point or inc.data.get("rp")

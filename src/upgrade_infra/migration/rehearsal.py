@@ -18,20 +18,20 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upgrade_infra import snapshots
-from upgrade_infra.errors import BadInput, RefusedToTouchProduction, UpgradeInfraError
-from upgrade_infra.fingerprint import DataFingerprint, fingerprint
-from upgrade_infra.lock import guard
-from upgrade_infra.manifest import check_name
-from upgrade_infra.steps import Ctx, Step, StepFailed, begin_op, end_op, note, run_steps
+from upgrade_infra.core.errors import BadInput, RefusedToTouchProduction, UpgradeInfraError
+from upgrade_infra.core.lock import guard
+from upgrade_infra.core.steps import Ctx, Step, StepFailed, begin_op, end_op, note, run_steps
 from upgrade_infra.migration import execute, frameworks, integrity, lint, recovery, report, rowdiff
 from upgrade_infra.migration.canary import Canary
 from upgrade_infra.migration.reversibility import ReversibilitySteps, reset
 from upgrade_infra.migration.sampler import LockSampler
+from upgrade_infra.restore import points as snapshots
+from upgrade_infra.restore.fingerprint import DataFingerprint, fingerprint
+from upgrade_infra.stack.manifest import check_name
 
 if TYPE_CHECKING:
-    from upgrade_infra.environments import Environment
-    from upgrade_infra.session import Session
+    from upgrade_infra.backends import Environment
+    from upgrade_infra.operations.session import Session
 
 DEFAULT_SUITES = ("health", "api", "workflow", "integration")
 OPTIONAL_STEPS = ("lint", "downgrade", "validate", "compatibility")
@@ -148,7 +148,7 @@ class Rehearsal(ReversibilitySteps):
         return {"passed": res.passed, "failures": len(res.failures)}
 
     def validate(self, ctx: Ctx) -> dict[str, Any]:
-        from upgrade_infra.validation import validate
+        from upgrade_infra.validation.engine import validate
 
         self.env.start_services()
         rep = validate(self.env, self.suites, report_dir=self.env.state.root / "reports" / "migration" / ctx.op)
@@ -159,7 +159,7 @@ class Rehearsal(ReversibilitySteps):
 
 def fresh_staging(s: Session, name: str) -> dict[str, Any]:
     """A staging env synced from production to rehearse on: synced again when it exists, else created."""
-    from upgrade_infra import staging
+    from upgrade_infra.staging import lifecycle as staging
 
     return staging.sync_env(s, name) if name in s.state.env_names() else staging.create(s, name)
 

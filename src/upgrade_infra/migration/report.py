@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from upgrade_infra.redact import scrub
-from upgrade_infra.state import atomic_write_json
+from upgrade_infra.core.redact import scrub
+from upgrade_infra.core.state import atomic_write_json
 from upgrade_infra.migration.sampler import WRITE_BLOCKING_MODES
 
 

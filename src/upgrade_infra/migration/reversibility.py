@@ -14,14 +14,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from upgrade_infra import quarantine, snapshots
-from upgrade_infra.errors import BadInput, ServiceNotReady
-from upgrade_infra.fingerprint import DataFingerprint, fingerprint, fingerprint_conninfos
-from upgrade_infra.steps import Ctx, Step, StepFailed, begin_op, end_op, run_steps
+from upgrade_infra.core.errors import BadInput, ServiceNotReady
+from upgrade_infra.core.steps import Ctx, Step, StepFailed, begin_op, end_op, run_steps
 from upgrade_infra.migration import execute, rowdiff
+from upgrade_infra.restore import points as snapshots
+from upgrade_infra.restore import quarantine
+from upgrade_infra.restore.fingerprint import DataFingerprint, fingerprint, fingerprint_conninfos
 
 if TYPE_CHECKING:
-    from upgrade_infra.session import Session
+    from upgrade_infra.operations.session import Session
 
 SKIP_ROLLBACK_STEPS = ("report", "replenish")  # no quarantine report, no new spare: the point is dropped
 
@@ -69,7 +70,7 @@ class ReversibilitySteps:
         return {"exact": d["exact"], "verdict": d["verdict"]}
 
     def compatibility(self, ctx: Ctx) -> dict[str, Any]:
-        from upgrade_infra.rollback import smoke
+        from upgrade_infra.operations.rollback import smoke
 
         env = self.env
         env.stop_services()
@@ -92,7 +93,7 @@ class ReversibilitySteps:
 
     def restore(self, ctx: Ctx) -> dict[str, Any]:
         """The restore-point rollback, fingerprinted before any service writes to the restored data."""
-        from upgrade_infra.rollback import rollback_steps
+        from upgrade_infra.operations.rollback import rollback_steps
 
         env, rp_id = self.env, ctx.data["rp"]
         rp = snapshots.get(env.state, rp_id)
@@ -147,7 +148,7 @@ def reset(r: Any, ctx: Ctx, s: Session, staging: str) -> str:
     except (StepFailed, BadInput) as e:
         r.rep["errors"].append(f"reset through the restore point failed: {e.message}")
     try:
-        from upgrade_infra.staging import reset
+        from upgrade_infra.staging.lifecycle import reset
 
         reset(s, staging)
         r.rep["reset"] = {"status": "ok", "via": "stage reset"}

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql as psql
 
-from upgrade_infra import sql
+from upgrade_infra.core import sql
 
 if TYPE_CHECKING:
-    from upgrade_infra.fingerprint import DataFingerprint
+    from upgrade_infra.restore.fingerprint import DataFingerprint
 
 MAX_ROWS = 200_000
 SAMPLE = 5

@@ -18,8 +18,8 @@ from typing import Any
 
 from psycopg import sql as psql
 
-from upgrade_infra import sql
-from upgrade_infra.errors import BadInput
+from upgrade_infra.core import sql
+from upgrade_infra.core.errors import BadInput
 
 MAX_INTERVAL_S = 0.1
 # Modes that block writers; the first two also count as "exclusive" for the manifest's threshold.

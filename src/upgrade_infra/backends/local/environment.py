@@ -1,0 +1,379 @@
+"""The embedded default backend: a local PostgreSQL cluster and services as supervised processes."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pwd
+import shutil
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+from upgrade_infra.backends import health
+from upgrade_infra.backends.interface import Environment, EnvStatus, ServiceStatus
+from upgrade_infra.backends.local import postgres as pglib
+from upgrade_infra.backends.local.postgres import Cluster
+from upgrade_infra.backends.registry import register_backend
+from upgrade_infra.core import runner, sql
+from upgrade_infra.core.errors import CommandFailed, ServiceNotReady, ServiceStillRunning
+from upgrade_infra.core.state import TRAVERSE, unreachable_for
+from upgrade_infra.stack import templates
+from upgrade_infra.stack.ports import POSTGRES, check_free, wait_free
+
+log = logging.getLogger(__name__)
+
+INSTALL_MARKER = ".installed"
+
+
+STAGING_USER = "upgrade-infra-stg"
+
+
+def staging_user() -> str | None:
+    """The unprivileged OS user staging services run as (created on first use), or None when not root."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(STAGING_USER)
+    except KeyError:
+        runner.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                    "--shell", "/usr/sbin/nologin", STAGING_USER])
+    return STAGING_USER
+
+
+def share_with_group(root: Path, gid: int, top: Path) -> None:
+    """Let group ``gid`` read ``root`` (an install: code, no secrets) and traverse the dirs from ``top`` to it.
+
+    The one place the tool sets group bits outside PostgreSQL's traversal: staging services run as an
+    unprivileged user and must read the code they run. Owner stays root; nothing becomes writable.
+    """
+    chain = [top, *[top / p for p in root.relative_to(top).parents if str(p) != "."][::-1]]
+    for d in chain:
+        os.chown(d, -1, gid)
+        os.chmod(d, os.stat(d).st_mode & 0o700 | 0o010)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [dirpath, *(os.path.join(dirpath, f) for f in filenames + dirnames)]:
+            st = os.lstat(name)
+            if stat.S_ISLNK(st.st_mode):
+                continue
+            os.chown(name, -1, gid)
+            mode = st.st_mode & 0o700
+            os.chmod(name, mode | ((mode >> 3) & 0o050))  # g+r, g+x where the owner has x
+
+
+def private_file(path: Path) -> None:
+    """Create ``path`` 0600 (its dir 0700) if missing, and make it 0600 if it exists."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+    os.chmod(path, 0o600)
+
+
+@register_backend("local")
+class LocalEnvironment(Environment):
+    _cluster: Cluster | None = None
+
+    @property
+    def cluster(self) -> Cluster:
+        if self._cluster is None:
+            install = pglib.choose_install(self.manifest.postgres.major)
+            user = pglib.server_user()
+            pglib.require_reachable(install, user)
+            home = self.state.pg_home(self.name, user)  # envs/<env>/pg, or where it points
+            self._cluster = Cluster(install=install, data_dir=home / "data",
+                                    socket_dir=pglib.socket_dir_for(home.parent), port=self.ports[POSTGRES],
+                                    log_path=home / "postgres.log", os_user=user)
+        return self._cluster
+
+    # -- database ---------------------------------------------------------------------------------
+    def provision_database(self) -> bool:
+        """Create the cluster, roles and databases if missing. Returns True when newly created."""
+        c = self.cluster
+        created = False
+        if not c.initialized():
+            # envs/<env>/pg made 0711 all the way (or in the state's base): the server user reaches data/ and run/
+            self.state.server_dir(Path("envs") / self.name / "pg", c.os_user)
+            c.init(self.manifest.postgres.settings)
+            created = True
+        self.start_database()
+        admin = c.admin_conninfo()
+        for db, info in self.db_info().items():
+            if not sql.exists(admin, sql.ROLE_EXISTS, info["user"]):
+                sql.execute(admin, sql.create_role(info["user"], info["password"]))
+            else:
+                sql.execute(admin, sql.alter_role_password(info["user"], info["password"]))
+            if not sql.exists(admin, sql.DATABASE_EXISTS, db):
+                sql.execute(admin, sql.create_database(db, owner=info["user"]))
+        return created
+
+    def start_database(self) -> float:
+        self.cluster.write_conf(self.manifest.postgres.settings)
+        return self.cluster.start()
+
+    def stop_database(self) -> float:
+        return self.cluster.stop()
+
+    # -- services ---------------------------------------------------------------------------------
+    def _version_parts(self, service: str, version: str) -> tuple[str, str | None, dict[str, str]]:
+        spec = self.manifest.service(service)
+        vs = self.manifest.version_of(service, version)
+        return vs.command or spec.command, vs.install or spec.install, {**spec.env, **vs.env}
+
+    def ensure_installed(self, service: str, version: str) -> Path:
+        _, install, _ = self._version_parts(service, version)
+        target = self.state.installs_dir(service, version)
+        ctx = self.service_context(service, version)
+        argv = templates.build_argv(install, ctx) if install else []
+        digest = hashlib.sha256("\0".join(argv).encode()).hexdigest()
+        marker = target / INSTALL_MARKER
+        if marker.exists() and marker.read_text() == digest:
+            return target
+        if target.exists() or target.is_symlink():
+            self.state.remove(target)
+        target.mkdir(parents=True, mode=0o700)
+        if argv:
+            try:
+                runner.run(argv, env=runner.base_env(), cwd=self.manifest.stack_dir, timeout=900)
+            except CommandFailed:
+                self.state.remove(target, ignore_errors=True)
+                raise
+        marker.write_text(digest)
+        return target
+
+    def _runtime(self, service: str, version: str | None = None, **extra: Any) -> tuple[list[str], dict, Path]:
+        ver = version or self.record.versions[service]
+        command, _, env = self._version_parts(service, ver)
+        ctx = self.service_context(service, ver, **extra)
+        overrides = self.manifest.staging.overrides.get(service, {}) if self.kind == "staging" else {}
+        full_env = runner.base_env(templates.render_env({**env, **overrides}, ctx))
+        cwd = Path(templates.render(self.manifest.service(service).cwd or "{stack_dir}", ctx))
+        return templates.build_argv(command, ctx), full_env, cwd
+
+    def _handle(self, service: str) -> runner.ProcessHandle | None:
+        d = self.record.processes.get(service)
+        return runner.ProcessHandle.from_dict(d) if d else None
+
+    def start_services(self, names: list[str] | None = None, *, wait: bool = True,
+                       port_wait_s: float = 0.0) -> dict[str, float]:
+        """Start the services not running yet, in dependency order. ``port_wait_s``: how long a port
+        still held (e.g. by a process of this environment that is still closing) may be waited for."""
+        order = [n for n in self.manifest.start_order() if names is None or n in names]
+        timings: dict[str, float] = {}
+        mine = {n for n in order if (h := self._handle(n)) and h.alive()}
+        wanted = {n: self.ports[n] for n in order if n not in mine}
+        if port_wait_s:
+            wait_free(wanted, port_wait_s)
+        check_free(wanted, self.name)
+        for n in order:
+            if n in mine:
+                continue
+            t0 = time.monotonic()
+            self.ensure_installed(n, self.record.versions[n])
+            self.data_dir(n).mkdir(parents=True, exist_ok=True, mode=0o700)
+            argv, env, cwd = self._runtime(n)
+            private_file(self.log_path(n))  # service output can hold live tokens
+            user = self._service_user(n, argv, cwd)
+            handle = runner.spawn(argv, env=env, cwd=cwd, log_path=self.log_path(n), user=user)
+            self.record.processes[n] = handle.to_dict()
+            self.save()
+            if wait:
+                self.wait_ready(n)
+            timings[n] = time.monotonic() - t0
+        return timings
+
+    def _service_user(self, service: str, argv: list[str], cwd: Path) -> str | None:
+        """Staging services run as an unprivileged user (defence in depth: it cannot reach production's
+        socket dir, data dirs, secrets or logs). Its install is shared read-only with that user's group
+        and its data dir handed to it. None (run as ourselves) for production, or when not root."""
+        user = staging_user() if self.kind == "staging" else None
+        if user is None:
+            return None
+        pw = pwd.getpwnam(user)
+        install = self.state.installs_dir(service, self.record.versions[service])
+        if install.is_dir():
+            share_with_group(install, pw.pw_gid, self.state.root / "installs")
+        exe = shutil.which(argv[0]) if argv else None
+        paths = [Path(a) for a in [exe or "", *argv[1:]] if os.path.isabs(a) and os.path.exists(a)]
+        blocked = next(((p, b) for p in [*paths, cwd] if (b := unreachable_for(p, user))), None)
+        if blocked:
+            log.warning("staging service %s of %s runs as root, without the unprivileged user %r: it cannot "
+                        "reach %s (blocked at %s); install the program (e.g. the Python venv) where other users "
+                        "can traverse", service, self.name, user, blocked[0], blocked[1])
+            return None
+        data = self.data_dir(service)
+        os.chmod(data.parent, TRAVERSE)
+        for dirpath, dirnames, filenames in os.walk(data):
+            for name in [dirpath, *(os.path.join(dirpath, f) for f in filenames + dirnames)]:
+                os.lchown(name, pw.pw_uid, pw.pw_gid)
+        return user
+
+    def wait_ready(self, service: str) -> float:
+        spec = self.manifest.service(service)
+        p = spec.readiness or spec.health
+        timeout = p.timeout_s or self.manifest.policies.readiness_timeout_s
+        handle = self._handle(service)
+
+        def died() -> str | None:
+            return None if handle and handle.alive() else "process exited"
+
+        result, waited = health.wait_for(lambda: self.probe_ready(service), timeout, abort=died)
+        if not result.ok:
+            tail = " | ".join(self.log_tail(service, 8))
+            raise ServiceNotReady(f"{service} ({self.record.versions[service]}) in {self.name} not ready after "
+                                  f"{waited:.1f}s: {result.detail}. Last log lines: {tail}",
+                                  fix=f"see {self.log_path(service)}", service=service)
+        return waited
+
+    def probe_ready(self, service: str) -> health.ProbeResult:
+        """One readiness probe: the http/command probe, then the declared readiness check (if any)."""
+        spec = self.manifest.service(service)
+        p = spec.readiness or spec.health
+        if p.http or p.command:
+            res = self._probe(service, p)
+            if not res.ok or not p.check:
+                return res
+        return self._readiness_check(p.check) if p.check else health.ProbeResult(False, "nothing to probe", 0.0)
+
+    def _readiness_check(self, name: str) -> health.ProbeResult:
+        from upgrade_infra.validation.checks.base import CheckContext
+        from upgrade_infra.validation.engine import run_check
+
+        spec = next(c for c in self.manifest.checks if c.name == name)
+        rdir = self.dir / "reports" / "readiness"
+        rdir.mkdir(parents=True, exist_ok=True)
+        r = run_check(spec, CheckContext.for_env(self, rdir))
+        return health.ProbeResult(r.passed, f"check {name!r}: {r.message}", r.duration_s)
+
+    def _probe(self, service: str, p) -> health.ProbeResult:
+        argv = env = None
+        if p.command:
+            ctx = self.service_context(service)
+            argv, env = templates.build_argv(p.command, ctx), runner.base_env()
+        return health.probe(p, self.service_url(service), argv, env)
+
+    def log_tail(self, service: str, n: int = 10) -> list[str]:
+        try:
+            return self.log_path(service).read_text(errors="replace").strip().splitlines()[-n:]
+        except OSError:
+            return []
+
+    def stop_services(self, names: list[str] | None = None) -> dict[str, str]:
+        order = [n for n in reversed(self.manifest.start_order()) if names is None or n in names]
+        running = {n: h for n in order if (h := self._handle(n))}
+        timeout = self.manifest.policies.stop_timeout_s
+        how = runner.stop_processes(list(running.values()), timeout)
+        out = {n: "not running" for n in order} | dict(zip(running, how, strict=True))
+        for n in order:
+            self.record.processes.pop(n, None)
+        self.save()
+        # stopped means its ports are free too: a process may close its listening socket after its
+        # main process exited (a thread or a child still holding it)
+        stopped = {n: self.ports[n] for n, h in zip(running, how, strict=True) if h != "not running"}
+        busy = wait_free(stopped, timeout) if stopped else {}
+        if busy:
+            raise ServiceStillRunning(
+                f"{', '.join(busy)} in {self.name} stopped but not released after {timeout:g}s: "
+                + "; ".join(f"{n}: {why}" for n, why in busy.items()),
+                fix="stop the process named, or raise policies.stop_timeout_s", busy=busy)
+        return out
+
+    def run_service_command(self, service: str, which: str, version: str | None = None,
+                            timeout: float | None = None, **extra: Any) -> runner.Completed:
+        """Run a service's declared ``migrate``/``downgrade``/``sql`` command in this environment."""
+        template = getattr(self.manifest.service(service), which)
+        if not template:
+            raise CommandFailed(f"service {service!r} declares no {which} command",
+                                fix=f"add services.{service}.{which} to the manifest")
+        ver = version or self.record.versions[service]
+        self.ensure_installed(service, ver)
+        _, env, cwd = self._runtime(service, ver, **extra)
+        argv = templates.build_argv(template, self.service_context(service, ver, **extra))
+        return runner.run(argv, env=env, cwd=cwd, timeout=timeout, check=False)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def up(self, *, seed: bool = True, seed_mb: float | None = None) -> dict[str, Any]:
+        t0 = time.monotonic()
+        self.state.ensure()
+        first = self.state.load_record(self.name) is None and not self.dir.exists()
+        had_secrets = self.state.secrets_dir(self.name).exists()
+        self.cluster  # noqa: B018 - says at once when PostgreSQL's user cannot reach its files
+        self.save()
+        try:
+            if not self.cluster.running():
+                check_free({POSTGRES: self.ports[POSTGRES]}, self.name)
+            created = self.provision_database()
+            t_db = time.monotonic() - t0
+            from upgrade_infra.backends.seed import before_start, run_seed
+
+            seeding = (seed and created and self.manifest.seed and self.kind == "production"
+                       and not self.record.seeded)
+            seeded = run_seed(self, seed_mb) if seeding and before_start(self) else None  # a service's one-off job
+            timings = self.start_services()
+            if seeding and seeded is None:
+                seeded = run_seed(self, seed_mb)
+        except BaseException:
+            if first:  # a first `env up` that fails leaves nothing behind: no record, no half-made cluster
+                self._undo_first_up(had_secrets)
+            raise
+        return {"environment": self.name, "created": created, "database_s": round(t_db, 3),
+                "services_s": {k: round(v, 3) for k, v in timings.items()},
+                "total_s": round(time.monotonic() - t0, 3), "seed": seeded}
+
+    def down(self) -> dict[str, Any]:
+        t0 = time.monotonic()
+        stopped = self.stop_services()
+        pg = self.stop_database() if self.cluster.initialized() else 0.0
+        return {"environment": self.name, "services": stopped, "postgres_stop_s": round(pg, 3),
+                "total_s": round(time.monotonic() - t0, 3)}
+
+    def status(self, probe: bool = True) -> EnvStatus:
+        c = self.cluster
+        running = c.initialized() and c.running()
+        st = EnvStatus(self.name, self.kind, self.backend_name,
+                       {"running": running, "port": c.port, "major": c.install.major, "data_dir": str(c.data_dir)})
+        if running:
+            try:
+                sizes = sql.database_sizes(c.admin_conninfo())
+                live = self.manifest.postgres.databases
+                st.databases = {k: v for k, v in sizes.items() if k in live}
+                # restore-point clones, spares and quarantines live in the same cluster
+                st.postgres["kept_databases_bytes"] = sum(v for k, v in sizes.items()
+                                                          if k not in live and k != "postgres")
+            except Exception as e:  # noqa: BLE001 - status reports, never fails
+                st.postgres["error"] = str(e)
+        for n in self.manifest.start_order():
+            h = self._handle(n)
+            alive = bool(h and h.alive())
+            res = self._probe(n, self.manifest.service(n).health) if (alive and probe) else None
+            st.services.append(ServiceStatus(n, self.record.versions[n], self.ports[n], alive,
+                                             bool(res and res.ok), res.detail if res else
+                                             ("running" if alive else "stopped"), h.pid if h and alive else None))
+        return st
+
+    def _undo_first_up(self, had_secrets: bool) -> None:
+        try:
+            self.down()
+        except Exception:  # noqa: BLE001 - best effort: the cluster may never have started
+            pass
+        sock = self.cluster.socket_dir
+        self.state.remove_pg_home(self.name)  # the cluster's home in the base, when it lives there
+        self.state.remove(self.dir, ignore_errors=True)
+        if not self.state.owns(sock):
+            shutil.rmtree(sock, ignore_errors=True)
+        if not had_secrets:
+            self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)
+
+    def destroy(self) -> None:
+        try:
+            self.down()
+        except ServiceStillRunning:  # its processes are gone; a port some other process holds is no reason to keep the env
+            if self.cluster.initialized():
+                self.stop_database()
+        sock = self.cluster.socket_dir
+        self.state.remove_pg_home(self.name)  # the cluster's home in the base, when it lives there
+        self.state.remove(self.dir, ignore_errors=True)
+        if not self.state.owns(sock):
+            shutil.rmtree(sock, ignore_errors=True)
+        self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)

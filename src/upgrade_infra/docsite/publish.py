@@ -1,0 +1,325 @@
+"""The publication gate: execute every runbook → check results and the rollback budget → build the site.
+
+``run_all`` executes runbooks in order into a fresh run directory, then makes it ``reports/latest``
+(a failed run is kept too: its notebooks say where it failed). ``gate`` decides; only a passing
+gate rebuilds the site, built aside and swapped in, so a failure leaves the previous site untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from upgrade_infra.core import runner
+from upgrade_infra.core.errors import BadInput, CheckFailed
+from upgrade_infra.core.redact import scrub
+from upgrade_infra.core.state import atomic_write_json, read_json
+from upgrade_infra.docsite import runbooks, siteassets
+
+ROLLBACK_RUNBOOK = "rollback"
+
+
+@dataclass
+class Paths:
+    repo: Path
+    reports: Path
+    site: Path
+
+    @property
+    def latest(self) -> Path:
+        return self.reports / "latest"
+
+    @property
+    def history(self) -> Path:
+        return self.reports / "history.jsonl"
+
+    @property
+    def build(self) -> Path:
+        return self.repo / "build"
+
+
+def run_all(directory: Path, reports: Path, *, stack: Path, state_dir: Path,
+            only: list[str] | None = None, params: dict[str, dict] | None = None) -> list[runbooks.RunResult]:
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    run_dir = reports / "runs" / stamp
+    env = {"UPGRADE_INFRA_STACK": str(stack.resolve()), "UPGRADE_INFRA_STATE_DIR": str(state_dir.resolve())}
+    results = []
+    todo = [(n, p) for n, p in runbooks.list_runbooks(directory) if not only or n in only]
+    with Progress([n for n, _ in todo]) as progress:
+        for name, path in todo:
+            progress.begin(name)
+            r = runbooks.execute(path, run_dir, (params or {}).get(name), env=env,
+                                 progress=lambda step, n=name: progress.step(n, step))
+            progress.end(name, r)
+            results.append(r)
+    latest = reports / "latest"
+    if latest.is_symlink() or latest.exists():
+        latest.unlink() if latest.is_symlink() else shutil.rmtree(latest)
+    latest.symlink_to(Path("runs") / stamp)
+    return results
+
+
+class Progress:
+    """One live line per runbook on stderr (name, current step, elapsed) while ``site publish`` runs;
+    without a terminal (CI logs), one plain line per step instead."""
+
+    def __init__(self, names: list[str]) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.rows = {n: {"state": "waiting", "step": "", "t0": None, "s": None} for n in names}
+        self.live: Any = None
+
+    def __enter__(self) -> Progress:
+        if self.console.is_terminal:
+            from rich.live import Live
+
+            self.live = Live(self._render(), console=self.console, refresh_per_second=4,
+                             get_renderable=self._render)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def _render(self) -> Any:
+        from rich.table import Table
+
+        t = Table.grid(padding=(0, 2))
+        icons = {"waiting": "[dim]·[/]", "running": "[yellow]▶[/]", "passed": "[green]✔[/]", "failed": "[red]✘[/]"}
+        for n, r in self.rows.items():
+            secs = r["s"] if r["s"] is not None else (time.monotonic() - r["t0"] if r["t0"] else None)
+            t.add_row(icons[r["state"]], n, f"{secs:6.1f} s" if secs is not None else "", r["step"])
+        return t
+
+    def _line(self, name: str, text: str) -> None:
+        if self.live is None:
+            r = self.rows[name]
+            secs = time.monotonic() - r["t0"] if r["t0"] else 0.0
+            self.console.print(f"[{name} {secs:5.1f} s] {text}", highlight=False, markup=False)
+
+    def begin(self, name: str) -> None:
+        self.rows[name].update(state="running", t0=time.monotonic(), step="starting")
+        self._line(name, "started")
+
+    def step(self, name: str, step: str) -> None:
+        self.rows[name]["step"] = step
+        self._line(name, step)
+
+    def end(self, name: str, result: runbooks.RunResult) -> None:
+        self.rows[name].update(state=result.status, s=result.duration_s,
+                               step=result.error or f"{len(result.steps)} steps")
+        self._line(name, f"{result.status}" + (f": {result.error}" if result.error else ""))
+
+
+def summarize(results: list[runbooks.RunResult], rollback_budget_s: float, reports: Path) -> dict[str, Any]:
+    rb = next((r for r in results if r.name == ROLLBACK_RUNBOOK), None)
+    rollback = dict((rb.figures.get("rollback") or {}) if rb else {})
+    rollback.setdefault("total_s", None)
+    rollback["budget_s"] = rollback_budget_s
+    rollback.setdefault("verified", False)
+    rollback.setdefault("quarantined_rows", None)
+    reasons = [f"runbook {r.name} {r.status}: {r.error}" for r in results if r.status != "passed"]
+    if rb is None:
+        reasons.append("the rollback drill did not run")
+    elif rollback["total_s"] is None or not rollback["verified"]:
+        reasons.append("the rollback drill reported no verified rollback time")
+    elif rollback["total_s"] > rollback_budget_s:
+        reasons.append(f"rollback took {rollback['total_s']:.1f}s, over the {rollback_budget_s:g}s budget")
+    return {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "runbooks": [{"name": r.name, "status": r.status, "duration_s": r.duration_s,
+                      "papermill_overhead_s": r.papermill_overhead_s, "error": r.error,
+                      "output": os.path.relpath(r.notebook, reports)} for r in results],
+        "rollback": rollback, "gate": "fail" if reasons else "pass", "reasons": reasons,
+    }
+
+
+def record_history(paths: Paths, summary: dict[str, Any]) -> list[dict[str, Any]]:
+    entry = {"at": summary["generated_at"], "gate": summary["gate"],
+             "rollback_s": summary["rollback"].get("total_s")}
+    with open(paths.history, "a") as f:
+        f.write(json.dumps(entry) + "\n")
+    lines = paths.history.read_text().splitlines()
+    return [json.loads(line) for line in lines[-20:]]
+
+
+def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, stack: Path | None = None,
+               state_dir: Path | None = None) -> Path:
+    """Link docs/ and mkdocs.yml into build/, add generated pages and executed runbooks, build strict.
+
+    The docs are symlinked, not copied, so "last updated" comes from each page's git history."""
+    from upgrade_infra.cli import app
+    from upgrade_infra.cli.reference import cli_reference
+    from upgrade_infra.docsite import cos
+
+    build = paths.build
+    shutil.rmtree(build, ignore_errors=True)
+    link_tree(paths.repo / "docs", build / "docs")
+    (build / "mkdocs.yml").write_text(site_config((paths.repo / "mkdocs.yml").read_text(), repo_url(paths.repo),
+                                                  version_line(paths.repo)))
+    if (paths.repo / "CHANGELOG.md").exists():
+        os.symlink(paths.repo / "CHANGELOG.md", build / "CHANGELOG.md")
+    nb_dir = build / "docs" / "runbooks"
+    nb_dir.mkdir(parents=True, exist_ok=True)
+    latest = paths.latest.resolve()
+    ran = {r["name"] for r in summary["runbooks"]}
+    for name, _ in runbooks.list_runbooks(paths.repo / "runbooks"):
+        if name not in ran:  # a partial run (--only): say so, never show a stale page as current
+            _not_run_page(nb_dir / f"{name}.ipynb", name)
+            continue
+        link_docs(latest / f"{name}.ipynb", nb_dir / f"{name}.ipynb")
+        spill = latest / f"{name}.outputs"
+        if spill.exists():
+            shutil.copytree(spill, nb_dir / spill.name)
+    _write(build / "docs" / "reference" / "cli.md", cli_reference(app))
+    js_dir = build / "docs" / "javascripts"
+    js_dir.mkdir(exist_ok=True)
+    shutil.copy2(siteassets.mermaid_js(paths.repo / ".cache"), js_dir / "mermaid.min.js")
+    cos.write_report(build / "docs" / "validation", summary, history, latest, repo=paths.repo, stack=stack,
+                     state_dir=state_dir)
+    out = build / "site"
+    runner.run(mkdocs_argv(build / "mkdocs.yml", out), env=runner.base_env({"NO_MKDOCS_2_WARNING": "1"}),
+               timeout=600, cwd=build)
+    return out
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """``dst`` mirrors ``src`` with a symlink per file (generated pages are written beside them)."""
+    for f in sorted(src.rglob("*")):
+        target = dst / f.relative_to(src)
+        if f.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(f.resolve(), target)
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():
+        path.unlink()  # never write through a link into the repository
+    path.write_text(text)
+
+
+_DOC_LINK = re.compile(r"(\]\(|href=\")\.\./(?:docs/)?([\w/.-]+?)\.md(#[\w-]*)?(?=[)\"])")
+
+
+def doc_links(text: str) -> str:
+    """Links in runbook markdown point at ``../docs/X.md`` (right in Jupyter and on a forge); on the
+    site the runbook is ``runbooks/NAME.html`` and the page ``X.html``."""
+    return _DOC_LINK.sub(lambda m: f"{m.group(1)}../{m.group(2)}.html{m.group(3) or ''}", text)
+
+
+def link_docs(src: Path, dst: Path) -> None:
+    import nbformat
+
+    nb = nbformat.read(src, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = doc_links(cell.source)
+    nbformat.write(nb, dst)
+
+
+def repo_url(repo: Path) -> str | None:
+    """Where "edit this page" points: ``$UPGRADE_INFRA_REPO_URL`` or the git remote ``origin``."""
+    url = os.environ.get("UPGRADE_INFRA_REPO_URL")
+    if not url:
+        r = runner.run(["git", "-C", str(repo), "remote", "get-url", "origin"], check=False, timeout=10)
+        url = r.stdout.strip() if r.returncode == 0 else None
+    if url and url.startswith("git@"):
+        url = "https://" + url[4:].replace(":", "/", 1)
+    return url.removesuffix(".git") if url and url.startswith("http") else None
+
+
+def version_line(repo: Path) -> str:
+    """Which version of the docs this is (shown in every page's footer): package version and commit."""
+    from upgrade_infra import __version__
+
+    r = runner.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], check=False, timeout=10)
+    commit = r.stdout.strip() if r.returncode == 0 else "unknown commit"
+    return f"upgrade-infra {__version__}, docs built from {commit} on {time.strftime('%Y-%m-%d', time.gmtime())}"
+
+
+def site_config(text: str, url: str | None, version: str | None = None) -> str:
+    """mkdocs.yml for the build: with edit links when the repository's URL is known, and the
+    version line in the footer (no version selector: one version is published)."""
+    extra = f"repo_url: {url}\nedit_uri: edit/main/docs/\n" if url else ""
+    extra += f"copyright: {json.dumps(version)}\n" if version else ""
+    return text.replace("docs_dir: docs\n", "docs_dir: docs\n" + extra, 1) if extra else text
+
+
+def mkdocs_argv(config: Path, out: Path) -> list[str]:
+    """Strict build. No -q: quiet mode hides the warnings that --strict turns into failures."""
+    return [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(out)]
+
+
+def _not_run_page(path: Path, name: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        f"# {name}\n\n<div class=\"admonition warning\"><p class=\"admonition-title\">Not run in this "
+        f"publication</p><p>This site was built from a partial run (<code>--only</code>); runbook "
+        f"<code>{name}</code> was not executed, so no output is shown.</p></div>"))
+    nbformat.write(nb, path)
+
+
+def swap_in(new: Path, site: Path) -> None:
+    old = site.with_name(site.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if site.exists():
+        site.rename(old)
+    shutil.move(str(new), str(site))
+    shutil.rmtree(old, ignore_errors=True)
+
+
+SITE_RUN_MARKER = ".site-run"
+
+
+def _require_site_run_dir(state_dir: Path) -> None:
+    """The run starts from a fresh state dir: never wipe one a user keeps real environments in."""
+    if state_dir.exists() and any(state_dir.iterdir()) and not (state_dir / SITE_RUN_MARKER).exists():
+        raise BadInput(f"refusing to wipe {state_dir}: it is not a state dir made by `site publish`",
+                       fix="pass --run-state-dir to an empty or new directory")
+
+
+def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: float,
+            only: list[str] | None = None) -> dict[str, Any]:
+    from upgrade_infra.operations.session import Session, stop_everything
+
+    _require_site_run_dir(state_dir)
+    stop_everything(Session(stack, state_dir))
+    shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True)
+    (state_dir / SITE_RUN_MARKER).write_text("state of a `site publish` run: wiped and re-created by the next one\n")
+    t0 = time.monotonic()
+    try:
+        results = run_all(paths.repo / "runbooks", paths.reports, stack=stack, state_dir=state_dir, only=only)
+    finally:
+        stop_everything(Session(stack, state_dir))
+    summary = summarize(results, rollback_budget_s, paths.reports)
+    summary["runbooks_s"] = round(time.monotonic() - t0, 1)
+    history = record_history(paths, summary)
+    if summary["gate"] == "pass":
+        t1 = time.monotonic()
+        swap_in(build_site(paths, summary, history, stack=stack, state_dir=state_dir), paths.site)
+        summary["site_build_s"] = round(time.monotonic() - t1, 1)
+        summary["site"] = str(paths.site)
+    atomic_write_json(paths.latest.resolve() / "summary.json", json.loads(scrub(json.dumps(summary))), mode=0o600)
+    if summary["gate"] != "pass":
+        raise CheckFailed("gate failed, site not rebuilt: " + "; ".join(summary["reasons"]),
+                          fix=f"see {paths.latest}/ for the executed runbooks", summary=summary)
+    return summary
+
+
+def last_summary(reports: Path) -> dict[str, Any] | None:
+    return read_json(reports / "latest" / "summary.json")

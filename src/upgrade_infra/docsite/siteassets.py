@@ -1,0 +1,44 @@
+"""Assets the site needs offline. Material loads Mermaid from a CDN unless ``mermaid`` is already
+defined, and the machines that build and read this site may have no internet: ship it with the site.
+
+The script comes from the npm registry (``npm pack``), is cached under ``.cache/``, and is copied into
+the built docs as ``javascripts/mermaid.min.js`` (``extra_javascript`` in mkdocs.yml).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
+from upgrade_infra.core import runner
+from upgrade_infra.core.errors import BadInput
+
+MERMAID = "mermaid@11.17.2"
+MEMBER = "package/dist/mermaid.min.js"
+
+
+def npm_pack_argv(spec: str, dest: Path) -> list[str]:
+    return ["npm", "pack", spec, "--silent", "--pack-destination", str(dest)]
+
+
+def mermaid_js(cache: Path) -> Path:
+    target = cache / f"{MERMAID.replace('@', '-')}.min.js"
+    if target.exists():
+        return target
+    if shutil.which("npm") is None:
+        raise BadInput("npm not found: the site ships Mermaid from the npm registry",
+                       fix="apt-get install npm (or install Node.js), then build again")
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="uinfra-npm-") as tmp:
+        runner.run(npm_pack_argv(MERMAID, Path(tmp)), cwd=tmp, timeout=300)
+        tgz = next(Path(tmp).glob("*.tgz"))
+        with tarfile.open(tgz) as tar:
+            src = tar.extractfile(MEMBER)
+            if src is None:
+                raise BadInput(f"{tgz.name} has no {MEMBER}", fix=f"pin another {MERMAID.split('@')[0]} version")
+            part = target.with_suffix(".part")
+            part.write_bytes(src.read())
+            part.replace(target)
+    return target

@@ -1,6 +1,0 @@
-"""Environments: a backend-neutral interface and a registry of backends keyed by their YAML name."""
-
-from upgrade_infra.environments.base import Environment, ServiceStatus
-from upgrade_infra.environments.registry import BACKENDS, open_environment, register_backend
-
-__all__ = ["BACKENDS", "Environment", "ServiceStatus", "open_environment", "register_backend"]
