@@ -42,3 +42,19 @@ def mermaid_js(cache: Path) -> Path:
             part.write_bytes(src.read())
             part.replace(target)
     return target
+
+
+def copy_page_sources(docs: Path, site: Path) -> int:
+    """Every Markdown page's source as ``_sources/<page>.md.txt`` in the built site (Sphinx's convention:
+    a browser shows .txt as text, from files and from any server), for the "view source" link pages
+    show when no repository URL is configured. Snippets (``includes/``) are not pages."""
+    n = 0
+    for f in sorted(docs.rglob("*.md")):
+        rel = f.relative_to(docs)
+        if rel.parts[0] == "includes":
+            continue
+        dst = site / "_sources" / rel.parent / f"{rel.name}.txt"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, dst)  # follows the build's symlinks: the text, not a link into the repository
+        n += 1
+    return n
