@@ -188,6 +188,7 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, st
     js_dir = build / "docs" / "javascripts"
     js_dir.mkdir(exist_ok=True)
     shutil.copy2(siteassets.mermaid_js(paths.repo / ".cache"), js_dir / "mermaid.min.js")
+    shutil.copy2(siteassets.iframe_worker_js(paths.repo / ".cache"), js_dir / "iframe-worker-shim.js")
     cos.write_report(build / "docs" / "validation", summary, history, latest, repo=paths.repo, stack=stack,
                      state_dir=state_dir)
     out = build / "site"

@@ -10,6 +10,7 @@ repository); every path saved is printed at the end of the run (and on the test'
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -22,8 +23,6 @@ from ..conftest import REPO, write_stack
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-# Material's search worker needs it from file:// (without it Chromium hides the search box)
-FILE_ACCESS = ["--allow-file-access-from-files"]
 VERSIONS = ("0.1.0", "0.2.0")  # published in this order: the second is the latest
 SAVED: list[Path] = []
 
@@ -78,24 +77,15 @@ def versioned_site():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _chromium(extra: list[str]):
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium as a reader starts it: no flag for pages opened from files, no internet needed."""
     playwright = pytest.importorskip("playwright.sync_api")
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("Debian chromium not installed")
     with playwright.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        ctx = p.chromium.launch_persistent_context(profile, executable_path="/usr/bin/chromium",
-                                                   args=CHROMIUM_ARGS + extra, headless=True,
-                                                   viewport={"width": 1280, "height": 900})
+        ctx = p.chromium.launch_persistent_context(profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS,
+                                                   headless=True, viewport={"width": 1280, "height": 900})
+        ctx.route(re.compile(r"^https?://(?!127\.0\.0\.1)"), lambda route: route.abort())  # offline, as promised
         yield ctx
         ctx.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    yield from _chromium(FILE_ACCESS)
-
-
-@pytest.fixture(scope="module")
-def reader_browser():
-    """Chromium as a reader starts it: no extra flag for pages opened from files."""
-    yield from _chromium([])

@@ -74,6 +74,7 @@ def test_runbook_pages_are_readable(site, browser):
 
 
 def test_search_from_files_finds_glossary_and_rollback(site, browser):
+    assert "unpkg.com" not in (site / "index.html").read_text()  # the search worker's shim is shipped
     page = browser.new_page()
     page.goto((site / "index.html").as_uri())
     page.click("input[data-md-component='search-query']")

@@ -29,13 +29,13 @@ def _selector(page) -> list[tuple[str, str]]:
         "els => els.map(e => [e.dataset.version, e.href])")
 
 
-def test_switch_versions_from_files(versioned_site, listed, reader_browser):
+def test_switch_versions_from_files(versioned_site, listed, browser):
     newest, older = listed[0], listed[1]
     if not (versioned_site / "0.2.0").exists():  # a given site: its own names
         assert newest != older
     else:
         assert listed[:2] == list(reversed(VERSIONS))
-    page = reader_browser.new_page()
+    page = browser.new_page()
     page.goto((versioned_site / "index.html").as_uri())  # what the README says to open
     page.wait_for_url(f"**/{newest}/index.html")
     assert page.url.startswith("file://")
@@ -66,9 +66,9 @@ def test_switch_versions_from_files(versioned_site, listed, reader_browser):
     page.close()
 
 
-def test_view_source_link_without_a_repository_url(versioned_site, listed, reader_browser):
+def test_view_source_link_without_a_repository_url(versioned_site, listed, browser):
     root = versioned_site / listed[0]
-    page = reader_browser.new_page()
+    page = browser.new_page()
     page.goto((root / PAGE).as_uri())
     link = page.locator("[data-uinfra=view-source]")
     assert link.count() == 1 and page.locator("a[rel=edit]").count() == 0
