@@ -18,7 +18,7 @@ def test_runbook_links_point_at_site_pages():
 
 def test_edit_links_only_with_a_repository_url(monkeypatch):
     config = (REPO / "mkdocs.yml").read_text()
-    assert publish.site_config(config, None) == config.rstrip("\n") + "\n\nextra:\n  view_source: true\n"
+    assert publish.site_config(config, None) == config.replace("\nextra:\n", "\nextra:\n  view_source: true\n", 1)
     assert "\nrepo_url:" not in publish.site_config(config, None)
     assert 'copyright: "upgrade-infra 0.1.0, docs built from abc"' in publish.site_config(
         config, None, "upgrade-infra 0.1.0, docs built from abc")
