@@ -21,7 +21,8 @@ EXTRAS = ".[examples,pg16,browser,docs,test]"
 # npm: the site ships Mermaid from the npm registry instead of loading it from a CDN
 # prometheus: its promtool loads and evaluates the example alert rules (tests/test_alerts.py)
 # xfsprogs: the copy-on-write (`cow`) tests format an XFS image with reflink=1 on a loop device
-APT_PACKAGES = {"chromium": "/usr/bin/chromium", "fonts-liberation": "/usr/share/fonts/truetype/liberation",
+# jq: the learning-path exercises' checks use it (tests/integration/test_exercises.py runs them)
+APT_PACKAGES = {"jq": "/usr/bin/jq", "chromium": "/usr/bin/chromium", "fonts-liberation": "/usr/share/fonts/truetype/liberation",
                 "npm": "/usr/bin/npm", "prometheus": "/usr/bin/promtool", "xfsprogs": "/usr/sbin/mkfs.xfs"}
 ROOT = Path(__file__).parent
 

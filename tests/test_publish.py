@@ -11,6 +11,8 @@ from upgrade_infra.core.errors import CommandFailed
 from upgrade_infra.docsite import publish
 from upgrade_infra.docsite.runbooks import RunResult
 
+from .conftest import REPO
+
 
 def result(name: str, status: str = "passed", **figures) -> RunResult:
     return RunResult(name, status, 1.0, f"/r/{name}.ipynb", f"/r/{name}.json",
@@ -90,3 +92,13 @@ def test_publish_never_wipes_a_state_dir_it_did_not_make(tmp_path):
     with pytest.raises(BadInput, match="refusing to wipe"):
         publish.publish(paths, stack=tmp_path / "stack.yaml", state_dir=state, rollback_budget_s=300)
     assert (state / "envs" / "production" / "env.json").exists()
+
+
+def test_the_search_worker_shim_is_shipped_not_loaded_from_unpkg(tmp_path):
+    """The offline plugin loads iframe-worker from unpkg.com unless a polyfill naming it is configured:
+    without internet, search from files then never starts."""
+    from upgrade_infra.docsite import siteassets
+
+    js = siteassets.iframe_worker_js(tmp_path / "cache")
+    assert 100 < js.stat().st_size < 100_000 and b"Worker" in js.read_bytes()
+    assert "javascripts/iframe-worker-shim.js" in (REPO / "mkdocs.yml").read_text()

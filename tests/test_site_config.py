@@ -18,11 +18,15 @@ def test_runbook_links_point_at_site_pages():
 
 def test_edit_links_only_with_a_repository_url(monkeypatch):
     config = (REPO / "mkdocs.yml").read_text()
-    assert publish.site_config(config, None) == config
+    assert publish.site_config(config, None) == config.replace("\nextra:\n", "\nextra:\n  view_source: true\n", 1)
+    assert "\nrepo_url:" not in publish.site_config(config, None)
     assert 'copyright: "upgrade-infra 0.1.0, docs built from abc"' in publish.site_config(
         config, None, "upgrade-infra 0.1.0, docs built from abc")
     with_url = publish.site_config(config, "https://forge.example/team/upgrade-infra")
     assert "repo_url: https://forge.example/team/upgrade-infra\nedit_uri: edit/main/docs/" in with_url
+    assert "view_source" not in with_url
+    gitlab = publish.site_config(config, "https://gitlab.example/team/upgrade-infra", edit_uri="-/edit/release/docs/")
+    assert "edit_uri: -/edit/release/docs/" in gitlab
     monkeypatch.setenv("UPGRADE_INFRA_REPO_URL", "git@forge.example:team/upgrade-infra.git")
     assert publish.repo_url(REPO) == "https://forge.example/team/upgrade-infra"
 

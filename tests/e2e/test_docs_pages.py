@@ -1,62 +1,31 @@
 """The site as a reader meets it, in headless Chromium: runbook pages readable (no
 ``<IPython.core.display…>``, no raw dicts, no clipped tables), and search working when
-``site/index.html`` is opened from files. Screenshots go to reports/screenshots/.
+``site/index.html`` is opened from files. A screenshot per runbook page, of the tutorial, the
+decision tree and the CoS report is kept as a test artefact (tests/e2e/conftest.py says where).
 
-By default a site is published from the production and rollback runbooks on a private copy of the
-reference stack; ``UPGRADE_INFRA_SITE_DIR=site`` checks an already built site instead (every runbook
-page, e.g. after `nox -s site`).
+The site is the two-version one of tests/e2e/conftest.py (production and rollback runbooks on a
+private copy of the reference stack); ``UPGRADE_INFRA_SITE_DIR=site`` checks an already built site
+instead (every runbook page, e.g. after `nox -s site`). Pages are read in the newest version.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from ..conftest import REPO, write_stack
+from upgrade_infra.docsite import siteversions
 
-SHOTS = REPO / "reports" / "screenshots"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--allow-file-access-from-files"]
+from .conftest import shot
+
 RAW_DICT = re.compile(r"\{['\"][\w ]+['\"]: ")  # {'assistant': '1.1.0'} or {"total_s": …}
 
 
 @pytest.fixture(scope="module")
-def site():
-    given = os.environ.get("UPGRADE_INFRA_SITE_DIR")
-    if given:
-        yield Path(given).resolve()
-        return
-    root = Path(tempfile.mkdtemp(prefix="uinfra-docs-"))
-    os.chmod(root, 0o711)
-    write_stack(root / "stack")
-    r = subprocess.run(
-        [sys.executable, "-m", "upgrade_infra", "--stack", str(root / "stack" / "stack.yaml"), "site", "publish",
-         "--reports", str(root / "reports"), "--site", str(root / "site"), "--run-state-dir", str(root / "state"),
-         "--only", "production", "--only", "rollback"],
-        cwd=REPO, env={**os.environ, "UPGRADE_INFRA_SEED_MB": "4"}, capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stderr[-3000:]
-    yield root / "site"
-    shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("Debian chromium not installed")
-    with playwright.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
-        ctx = p.chromium.launch_persistent_context(profile, executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS,
-                                                   headless=True, viewport={"width": 1280, "height": 900})
-        yield ctx
-        ctx.close()
+def site(versioned_site) -> Path:
+    """The newest version's pages (``site/<version>/``)."""
+    return siteversions.version_root(versioned_site)
 
 
 def _ran(site: Path) -> list[str]:
@@ -66,7 +35,6 @@ def _ran(site: Path) -> list[str]:
 
 
 def test_runbook_pages_are_readable(site, browser):
-    SHOTS.mkdir(parents=True, exist_ok=True)
     names = _ran(site)
     assert "rollback" in names
     page = browser.new_page()
@@ -98,7 +66,7 @@ def test_runbook_pages_are_readable(site, browser):
         }).length""")
         if clipped:
             problems.append(f"{name}: {clipped} clipped tables")
-        page.screenshot(path=str(SHOTS / f"runbook-{name}.png"), full_page=True)
+        shot(page, f"runbook-{name}.png", full_page=True)
     assert not problems, "\n".join(problems)
     rb = (site / "runbooks" / "rollback.html").read_text()
     assert "alembic_version" not in rb.split("quarantine", 1)[-1].split("Result", 1)[0]
@@ -106,6 +74,7 @@ def test_runbook_pages_are_readable(site, browser):
 
 
 def test_search_from_files_finds_glossary_and_rollback(site, browser):
+    assert "unpkg.com" not in (site / "index.html").read_text()  # the search worker's shim is shipped
     page = browser.new_page()
     page.goto((site / "index.html").as_uri())
     page.click("input[data-md-component='search-query']")
@@ -114,7 +83,7 @@ def test_search_from_files_finds_glossary_and_rollback(site, browser):
     hits = page.locator(".md-search-result__item a").evaluate_all("els => els.map(e => e.href)")
     assert any("reference/glossary" in h for h in hits), hits
     assert any("/rollback/" in h for h in hits), hits
-    page.screenshot(path=str(SHOTS / "search-offline-quarantine.png"))
+    shot(page, "search-offline-quarantine.png")
     page.close()
 
 
@@ -123,10 +92,10 @@ def test_new_pages_render(site, browser):
     page.goto((site / "help" / "something-went-wrong.html").as_uri())
     page.wait_for_selector("div.mermaid", timeout=15000)
     assert page.locator("div.mermaid").first.bounding_box()["height"] > 200
-    page.screenshot(path=str(SHOTS / "decision-tree.png"), full_page=True)
+    shot(page, "decision-tree.png", full_page=True)
     page.goto((site / "tutorials" / "getting-started.html").as_uri())
     assert page.locator("text=Checkpoint").count() >= 8
-    page.screenshot(path=str(SHOTS / "tutorial.png"), full_page=True)
+    shot(page, "tutorial.png", full_page=True)
     page.goto((site / "reference" / "glossary.html").as_uri())
     assert page.locator("abbr[title]").count() > 0 or page.locator("dl dt").count() >= 6
     page.goto((site / "rollback" / "concepts.html").as_uri())
@@ -137,5 +106,5 @@ def test_new_pages_render(site, browser):
     text = page.inner_text("article")
     for row in ("Disaster recovery", "Reporting", "Security review", "Documentation accurate"):
         assert row in text
-    page.screenshot(path=str(SHOTS / "cos-report-full.png"), full_page=True)
+    shot(page, "cos-report-full.png", full_page=True)
     page.close()

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
+from upgrade_infra.docsite import siteversions
+
 from ..conftest import REPO, write_stack
+from .conftest import CHROMIUM_ARGS, shot
 
 SECRET = "planted-pa-key-0f9e8d7c6b5a"
-SHOTS = REPO / "reports" / "screenshots"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def publish(root: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -53,7 +53,10 @@ def test_gate_passes_and_writes_summary(published):
     rb = summary["rollback"]
     assert rb["verified"] and 0 < rb["total_s"] <= rb["budget_s"] == 300
     assert isinstance(rb["quarantined_rows"], int)
-    assert (root / "site" / "index.html").exists() and (root / "site" / "validation" / "cos-report.html").exists()
+    assert summary["site_version"] == siteversions.default_version() == summary["site_versions"][0]
+    newest = siteversions.version_root(root / "site")
+    assert newest == root / "site" / summary["site_version"]
+    assert (root / "site" / "index.html").exists() and (newest / "validation" / "cos-report.html").exists()
 
 
 def test_no_secret_in_reports_or_site(published):
@@ -89,7 +92,6 @@ def test_gate_fails_when_rollback_is_over_budget_and_keeps_site(published):
 def test_site_in_the_browser(published):
     playwright = pytest.importorskip("playwright.sync_api")
     root, _ = published
-    SHOTS.mkdir(parents=True, exist_ok=True)
     server = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory",
                                str(root / "site")], stdout=subprocess.PIPE, text=True)
     try:
@@ -105,21 +107,23 @@ def test_site_in_the_browser(published):
             page.wait_for_selector("div.mermaid", timeout=15000)
             assert page.evaluate("typeof mermaid") == "object"  # shipped with the site, not from a CDN
             assert page.locator("div.mermaid").first.bounding_box()["height"] > 40
-            page.screenshot(path=str(SHOTS / "home.png"))
+            assert page.locator("[data-uinfra=version-selector]").count() == 1  # served: the same selector
+            shot(page, "served-home.png")
             page.click("text=Acceptance (CoS) report")  # navigation
             page.wait_for_selector("text=Rapid rollback")
-            page.screenshot(path=str(SHOTS / "cos-report.png"), full_page=True)
-            page.goto(f"{base}/runbooks/rollback.html")
+            shot(page, "served-cos-report.png", full_page=True)
+            page.goto(f"{base}/latest/runbooks/rollback.html")  # the alias redirects to the same page
             page.wait_for_selector("text=PASSED")
             assert page.locator(".jp-OutputArea-output, .output_area").count() > 0  # real outputs
-            page.screenshot(path=str(SHOTS / "runbook-rollback.png"))
+            assert page.url.endswith(f"/{siteversions.default_version()}/runbooks/rollback.html")
+            shot(page, "served-runbook-rollback.png")
             page.goto(f"{base}/index.html")
             page.click("input[data-md-component='search-query']")  # the search box, in the header
             page.keyboard.type("rollback")
             page.wait_for_selector(".md-search-result__item", timeout=15000)
             hits = page.locator(".md-search-result__item a").evaluate_all("els => els.map(e => e.href)")
             assert any("runbooks/rollback" in h for h in hits), hits
-            page.screenshot(path=str(SHOTS / "search.png"))
+            shot(page, "served-search.png")
             ctx.close()
     finally:
         server.terminate()

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from upgrade_infra.cli.app import console, emit, esc, progress, session, sub
 from upgrade_infra.cli.runbook_cmds import DIR, REPORTS, rb_app
-from upgrade_infra.docsite import publish
+from upgrade_infra.docsite import publish, siteversions
 
 site_app = sub("site", "Execute the runbooks, gate on their results, and build the docs site.")
 
@@ -48,12 +48,20 @@ def site_publish(reports: Path = REPORTS, site: Path = typer.Option(Path("site")
                                                        help="seconds; default policies.rollback_budget_s"),
                  state_dir: Path = typer.Option(None, "--run-state-dir",
                                                 help="fresh state dir for the run (default .upgrade-infra-site/)"),
-                 only: list[str] = typer.Option([], "--only", help="run only these runbooks")) -> None:
-    """Run every runbook against the stack, gate (all passed, rollback within budget), build the site."""
+                 only: list[str] = typer.Option([], "--only", help="run only these runbooks"),
+                 docs_version: str = typer.Option(None, "--docs-version", envvar="UPGRADE_INFRA_DOCS_VERSION",
+                                                  help="publish as this version (site/VERSION/; default: the "
+                                                       "package version); publishing it again replaces it"),
+                 keep_versions: int = typer.Option(siteversions.DEFAULT_KEEP, "--keep-versions",
+                                                   help="versions kept in the site (the oldest go first)")) -> None:
+    """Run every runbook against the stack, gate (all passed, rollback within budget), build the site.
+
+    The site keeps earlier versions: site/VERSION/ per version, site/latest/ and site/index.html lead to
+    the newest, and every page has a version selector that works from files too."""
     s = session()
     budget = rollback_budget or s.manifest.policies.rollback_budget_s
     paths = publish.Paths(Path.cwd(), reports, site)
     with progress("executing runbooks, then building the site"):
         summary = publish.publish(paths, stack=s.stack, state_dir=_state_dir(state_dir), rollback_budget_s=budget,
-                                  only=only or None)
+                                  only=only or None, docs_version=docs_version, keep_versions=keep_versions)
     emit(summary, _summary_table)

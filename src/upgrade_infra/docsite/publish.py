@@ -21,7 +21,7 @@ from upgrade_infra.core import runner
 from upgrade_infra.core.errors import BadInput, CheckFailed
 from upgrade_infra.core.redact import scrub
 from upgrade_infra.core.state import atomic_write_json, read_json
-from upgrade_infra.docsite import runbooks, siteassets
+from upgrade_infra.docsite import runbooks, siteassets, siteversions
 
 ROLLBACK_RUNBOOK = "rollback"
 
@@ -153,7 +153,7 @@ def record_history(paths: Paths, summary: dict[str, Any]) -> list[dict[str, Any]
 
 
 def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, stack: Path | None = None,
-               state_dir: Path | None = None) -> Path:
+               state_dir: Path | None = None, versions: dict[str, Any] | None = None) -> Path:
     """Link docs/ and mkdocs.yml into build/, add generated pages and executed runbooks, build strict.
 
     The docs are symlinked, not copied, so "last updated" comes from each page's git history."""
@@ -164,8 +164,13 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, st
     build = paths.build
     shutil.rmtree(build, ignore_errors=True)
     link_tree(paths.repo / "docs", build / "docs")
-    (build / "mkdocs.yml").write_text(site_config((paths.repo / "mkdocs.yml").read_text(), repo_url(paths.repo),
-                                                  version_line(paths.repo)))
+    config = site_config((paths.repo / "mkdocs.yml").read_text(), repo_url(paths.repo), version_line(paths.repo),
+                         edit_uri=os.environ.get("UPGRADE_INFRA_EDIT_URI"))
+    if versions:  # the version selector's list, inlined (overrides/main.html)
+        config = siteversions.set_extra(config, "docs_versions", versions)
+    (build / "mkdocs.yml").write_text(config)
+    if (paths.repo / "overrides").is_dir():
+        link_tree(paths.repo / "overrides", build / "overrides")
     if (paths.repo / "CHANGELOG.md").exists():
         os.symlink(paths.repo / "CHANGELOG.md", build / "CHANGELOG.md")
     nb_dir = build / "docs" / "runbooks"
@@ -184,11 +189,13 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, st
     js_dir = build / "docs" / "javascripts"
     js_dir.mkdir(exist_ok=True)
     shutil.copy2(siteassets.mermaid_js(paths.repo / ".cache"), js_dir / "mermaid.min.js")
+    shutil.copy2(siteassets.iframe_worker_js(paths.repo / ".cache"), js_dir / "iframe-worker-shim.js")
     cos.write_report(build / "docs" / "validation", summary, history, latest, repo=paths.repo, stack=stack,
                      state_dir=state_dir)
     out = build / "site"
     runner.run(mkdocs_argv(build / "mkdocs.yml", out), env=runner.base_env({"NO_MKDOCS_2_WARNING": "1"}),
                timeout=600, cwd=build)
+    siteassets.copy_page_sources(build / "docs", out)
     return out
 
 
@@ -240,21 +247,30 @@ def repo_url(repo: Path) -> str | None:
     return url.removesuffix(".git") if url and url.startswith("http") else None
 
 
+def git_describe(repo: Path) -> str | None:
+    r = runner.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], check=False, timeout=10)
+    return r.stdout.strip() if r.returncode == 0 else None
+
+
 def version_line(repo: Path) -> str:
     """Which version of the docs this is (shown in every page's footer): package version and commit."""
     from upgrade_infra import __version__
 
-    r = runner.run(["git", "-C", str(repo), "describe", "--always", "--dirty"], check=False, timeout=10)
-    commit = r.stdout.strip() if r.returncode == 0 else "unknown commit"
+    commit = git_describe(repo) or "unknown commit"
     return f"upgrade-infra {__version__}, docs built from {commit} on {time.strftime('%Y-%m-%d', time.gmtime())}"
 
 
-def site_config(text: str, url: str | None, version: str | None = None) -> str:
-    """mkdocs.yml for the build: with edit links when the repository's URL is known, and the
-    version line in the footer (no version selector: one version is published)."""
-    extra = f"repo_url: {url}\nedit_uri: edit/main/docs/\n" if url else ""
+EDIT_URI = "edit/main/docs/"
+
+
+def site_config(text: str, url: str | None, version: str | None = None, *, edit_uri: str | None = None) -> str:
+    """mkdocs.yml for the build: edit links when the repository's URL is known (``edit_uri`` from
+    ``$UPGRADE_INFRA_EDIT_URI``, default ``edit/main/docs/``), a "view source" link to the page's
+    Markdown shipped in the site otherwise; the version line in the footer."""
+    extra = f"repo_url: {url}\nedit_uri: {edit_uri or EDIT_URI}\n" if url else ""
     extra += f"copyright: {json.dumps(version)}\n" if version else ""
-    return text.replace("docs_dir: docs\n", "docs_dir: docs\n" + extra, 1) if extra else text
+    text = text.replace("docs_dir: docs\n", "docs_dir: docs\n" + extra, 1) if extra else text
+    return text if url else siteversions.set_extra(text, "view_source", True)
 
 
 def mkdocs_argv(config: Path, out: Path) -> list[str]:
@@ -293,9 +309,12 @@ def _require_site_run_dir(state_dir: Path) -> None:
 
 
 def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: float,
-            only: list[str] | None = None) -> dict[str, Any]:
+            only: list[str] | None = None, docs_version: str | None = None,
+            keep_versions: int = siteversions.DEFAULT_KEEP) -> dict[str, Any]:
     from upgrade_infra.operations.session import Session, stop_everything
 
+    docs_version = siteversions.check_name(docs_version or siteversions.default_version())
+    siteversions.plan(None, docs_version, keep_versions)  # bad input fails before the runbooks run
     _require_site_run_dir(state_dir)
     stop_everything(Session(stack, state_dir))
     shutil.rmtree(state_dir, ignore_errors=True)
@@ -311,9 +330,16 @@ def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: fl
     history = record_history(paths, summary)
     if summary["gate"] == "pass":
         t1 = time.monotonic()
-        swap_in(build_site(paths, summary, history, stack=stack, state_dir=state_dir), paths.site)
+        versions, removed = siteversions.plan(siteversions.read(paths.site), docs_version, keep_versions,
+                                              commit=git_describe(paths.repo))
+        built = build_site(paths, summary, history, stack=stack, state_dir=state_dir,
+                           versions=siteversions.selector_data(versions, docs_version))
+        siteversions.install(built, paths.site, docs_version, versions, removed)
         summary["site_build_s"] = round(time.monotonic() - t1, 1)
         summary["site"] = str(paths.site)
+        summary["site_version"] = docs_version
+        summary["site_versions"] = [v["version"] for v in versions]
+        summary["site_versions_removed"] = removed
     atomic_write_json(paths.latest.resolve() / "summary.json", json.loads(scrub(json.dumps(summary))), mode=0o600)
     if summary["gate"] != "pass":
         raise CheckFailed("gate failed, site not rebuilt: " + "; ".join(summary["reasons"]),
