@@ -52,6 +52,7 @@ class Registry(Generic[T]):
         self._items: dict[str, T] = {}
         self._broken: dict[str, str] = {}  # entry point -> why it could not be loaded
         self._loaded = False
+        self._loading = False
         self._lock = threading.RLock()
 
     # -- registering ------------------------------------------------------------------------------
@@ -72,24 +73,31 @@ class Registry(Generic[T]):
         """Import what the entry points of :attr:`group` name (once)."""
         if self._loaded:
             return
-        with self._lock:
-            if self._loaded:
-                return
-            self._loaded = True
-            for ep in sorted(entry_points(group=self.group), key=lambda e: e.name):
-                if ep.name in self._items:
-                    continue
-                try:
-                    obj = ep.load()
-                except Exception as e:  # noqa: BLE001 - a broken plugin fails only when it is asked for
-                    self._broken[ep.name] = f"{ep.value}: {type(e).__name__}: {e}"
-                    continue
-                if ep.name in self._items:
-                    continue  # a module whose decorators registered it
-                if isinstance(obj, ModuleType):
-                    self._broken[ep.name] = f"{ep.value} was imported but registered no {self.what} {ep.name!r}"
-                else:
-                    self.add(ep.name, obj)
+        with self._lock:  # another thread waits here until every entry point is loaded
+            if self._loaded or self._loading:
+                return  # re-entered by a module this thread is importing: it sees what is registered so far
+            self._loading = True
+            try:
+                self._load_entry_points()
+            finally:
+                self._loading = False
+                self._loaded = True
+
+    def _load_entry_points(self) -> None:
+        for ep in sorted(entry_points(group=self.group), key=lambda e: e.name):
+            if ep.name in self._items:
+                continue
+            try:
+                obj = ep.load()
+            except Exception as e:  # noqa: BLE001 - a broken plugin fails only when it is asked for
+                self._broken[ep.name] = f"{ep.value}: {type(e).__name__}: {e}"
+                continue
+            if ep.name in self._items:
+                continue  # a module whose decorators registered it
+            if isinstance(obj, ModuleType):
+                self._broken[ep.name] = f"{ep.value} was imported but registered no {self.what} {ep.name!r}"
+            else:
+                self.add(ep.name, obj)
 
     # -- looking up -------------------------------------------------------------------------------
     def get(self, name: str, default: Any = _MISSING) -> T:
