@@ -47,6 +47,7 @@ from upgrade_infra.restore.meta import new_id
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
 
+__all__ = ["parse_targets", "recover", "upgrade", "upgrade_steps"]  # recover: from .recovery, as before
 CHANGES_DATA = ("switch_versions", "downgrade_schema", "start_services", "smoke", "watch")
 
 
@@ -239,9 +240,6 @@ def _event(ctx: Ctx, name: str, outcome: str, res: dict[str, Any]) -> dict[str, 
 
 
 # -- recovery after a crash (``recover`` in :mod:`.recovery` dispatches to it) ----------------------
-__all__ = ["parse_targets", "recover", "upgrade", "upgrade_steps"]
-
-
 @register_recovery("upgrade", steps=lambda data: upgrade_steps(data.get("strategy", "clone")))
 def _recover_upgrade(env: Environment, inc: OpSummary, command: str, *, prefer: str) -> dict[str, Any]:
     ctx = resume_ctx(env, inc)
