@@ -1,4 +1,4 @@
-"""nox sessions: ``tests`` (pytest + nbval over runbooks), ``lint`` (ruff), ``site`` (the main job).
+"""nox sessions: ``tests`` (pytest + nbval over runbooks), ``lint`` (ruff, import-linter), ``site`` (the main job).
 
 Each session installs what it needs itself: Python packages into its virtualenv, and system
 packages (Debian's chromium for browser checks) through apt when run as root; otherwise it
@@ -47,8 +47,11 @@ def install(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("--quiet", "ruff")
+    """ruff, then import-linter: the layer contracts of ``[tool.importlinter]`` in pyproject.toml."""
+    session.install("--quiet", "ruff", "import-linter")
     session.run("ruff", "check", "src", "tests", "benchmarks", "tools", "noxfile.py", "runbooks")
+    # import-linter reads the source (it imports nothing): the package only has to be findable
+    session.run("lint-imports", "--no-cache", env={"PYTHONPATH": str(ROOT / "src")})
 
 
 @nox.session

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+from upgrade_infra.cli import doccheck
 from upgrade_infra.docsite import cos
 
 from .conftest import REPO
@@ -46,7 +47,8 @@ def test_report_rows_and_budget(tmp_path):
     summary = {"generated_at": "2026-12-01T00:00:00Z", "gate": "pass", "runbooks": [],
                "rollback": {"total_s": 4.0, "budget_s": 120.0, "verified": True}}
     history = [{"at": "2026-12-01T00:00:00Z", "rollback_s": 4.0}]
-    text = cos.write_report(tmp_path / "validation", summary, history, latest, repo=REPO).read_text()
+    text = cos.write_report(tmp_path / "validation", summary, history, latest,
+                            doc_check=doccheck.summary(REPO)).read_text()
     for row in ("Disaster recovery", "Reporting", "Security review", "Documentation accurate"):
         assert row in text
     assert "0 mismatches" in text

@@ -7,19 +7,23 @@ from collections.abc import Callable
 
 from upgrade_infra.backends.interface import Environment
 from upgrade_infra.core.errors import UnknownName
+from upgrade_infra.core.registry import GROUPS, Registry
 from upgrade_infra.core.state import EnvRecord, StateDir
 from upgrade_infra.stack.manifest import Manifest
 
-BACKENDS: dict[str, type[Environment]] = {}
+
+def _named(name: str, cls: type[Environment]) -> type[Environment]:
+    cls.backend_name = name
+    return cls
+
+
+#: backends by name; the built-in ``local`` and third-party ones register through the
+#: ``upgrade_infra.backends`` entry-point group
+BACKENDS: Registry[type[Environment]] = Registry("backend", GROUPS["backend"], adapt=_named)
 
 
 def register_backend(name: str) -> Callable[[type[Environment]], type[Environment]]:
-    def deco(cls: type[Environment]) -> type[Environment]:
-        BACKENDS[name] = cls
-        cls.backend_name = name
-        return cls
-
-    return deco
+    return BACKENDS.register(name)
 
 
 def record_for(m: Manifest, state: StateDir, name: str) -> EnvRecord:
@@ -38,9 +42,9 @@ def record_for(m: Manifest, state: StateDir, name: str) -> EnvRecord:
 
 def open_environment(m: Manifest, state: StateDir, name: str, record: EnvRecord | None = None) -> Environment:
     rec = record or record_for(m, state, name)
-    from upgrade_infra.backends.local import environment as local  # noqa: F401 - registers the embedded default backend
-
-    if rec.backend not in BACKENDS:
-        raise UnknownName(f"environment {name!r} uses unknown backend {rec.backend!r}",
-                          fix=f"use one of: {', '.join(BACKENDS)}")
-    return BACKENDS[rec.backend](m, state, rec)
+    try:
+        backend = BACKENDS.get(rec.backend)
+    except UnknownName as e:
+        raise UnknownName(f"environment {name!r} uses unknown backend {rec.backend!r}", fix=e.fix,
+                          **e.details) from None
+    return backend(m, state, rec)

@@ -9,7 +9,6 @@ from rich.markdown import Markdown
 
 from upgrade_infra.cli.app import console, emit, esc, progress, session, sub
 from upgrade_infra.core.errors import CheckFailed
-from upgrade_infra.migration import recovery  # noqa: F401  (registers how `resume` finishes an interrupted migrate-test)
 
 mig_app = sub("migrate", "Rehearse migrations on staging, lint their SQL, check other PostgreSQL majors.")
 

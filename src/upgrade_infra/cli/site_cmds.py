@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from upgrade_infra.cli.app import console, emit, esc, progress, session, sub
+from upgrade_infra.cli import doccheck
+from upgrade_infra.cli.app import app, console, emit, esc, progress, session, sub
+from upgrade_infra.cli.reference import cli_reference
 from upgrade_infra.cli.runbook_cmds import DIR, REPORTS, rb_app
 from upgrade_infra.docsite import publish, siteversions
 
@@ -63,5 +65,6 @@ def site_publish(reports: Path = REPORTS, site: Path = typer.Option(Path("site")
     paths = publish.Paths(Path.cwd(), reports, site)
     with progress("executing runbooks, then building the site"):
         summary = publish.publish(paths, stack=s.stack, state_dir=_state_dir(state_dir), rollback_budget_s=budget,
-                                  only=only or None, docs_version=docs_version, keep_versions=keep_versions)
+                                  only=only or None, docs_version=docs_version, keep_versions=keep_versions,
+                                  cli_reference=cli_reference(app), doc_check=doccheck.summary(paths.repo))
     emit(summary, _summary_table)

@@ -22,8 +22,8 @@ from typing import Any
 
 from upgrade_infra.core import redact
 from upgrade_infra.core.errors import BadInput
+from upgrade_infra.core.names import check_name
 from upgrade_infra.core.state import StateDir
-from upgrade_infra.stack.manifest import check_name
 
 OUTCOMES = ("succeeded", "failed", "rolled-back", "recovered", "abandoned")
 
@@ -86,11 +86,7 @@ class Journal:
         self.path = journal_dir(state) / f"{check_name('environment', env)}.jsonl"
 
     def _secret_values(self) -> set[str]:
-        from upgrade_infra.stack.secrets import (
-            stored_values,  # secrets imports the manifest; keep journal light
-        )
-
-        return stored_values(self.state)
+        return self.state.stored_secret_values()
 
     def append(self, type_: str, op: str, **fields: Any) -> dict[str, Any]:
         """Append one record (fsynced). Every string in it is scrubbed of known secret values first:
@@ -195,9 +191,7 @@ def history(state: StateDir, env: str | None = None, limit: int | None = None) -
 
 
 def _history_secrets(state: StateDir) -> set[str]:
-    from upgrade_infra.stack.secrets import stored_values
-
-    return stored_values(state)
+    return state.stored_secret_values()
 
 
 def _scrubbed(o: OpSummary, values: set[str]) -> OpSummary:

@@ -37,8 +37,8 @@ import psutil
 from upgrade_infra.core.errors import BadInput, LockHeld
 from upgrade_infra.core.journal import Journal, OpSummary
 from upgrade_infra.core.journal import user_name as journal_user
+from upgrade_infra.core.names import check_name
 from upgrade_infra.core.state import StateDir
-from upgrade_infra.stack.manifest import check_name
 
 _held: dict[str, list] = {}  # lock path -> [nesting depth, shared?] in this process
 

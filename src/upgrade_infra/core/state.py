@@ -39,9 +39,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from upgrade_infra.core import redact
 from upgrade_infra.core.errors import StateDirError, UnknownName
 from upgrade_infra.core.fsutil import inside, remove_tree
-from upgrade_infra.stack.manifest import NAME, check_name
+from upgrade_infra.core.names import NAME, check_name
 
 TRAVERSE = 0o711
 UMASK = 0o077
@@ -310,6 +311,22 @@ class StateDir:
 
     def secrets_dir(self, env: str) -> Path:
         return self.path("secrets", check_name("environment", env))
+
+    def stored_secret_values(self) -> set[str]:
+        """The generated values kept in the state dir (database passwords, generated secrets),
+        registered with :mod:`upgrade_infra.core.redact` so they are scrubbed wherever they appear."""
+        root = self.root / "secrets"
+        values: set[str] = set()
+        if root.is_dir():
+            for f in root.rglob("*"):
+                if f.is_file() and not f.is_symlink():
+                    try:
+                        values.add(f.read_text().strip())
+                    except OSError:
+                        continue
+        for v in values:
+            redact.register(v)
+        return values
 
     def remove(self, path: Path, *, ignore_errors: bool = False) -> None:
         """Delete ``path`` (a tree, a file or a link) if it lies inside the state dir (or its

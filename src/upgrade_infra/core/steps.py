@@ -12,14 +12,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from upgrade_infra.core import faults
 from upgrade_infra.core.errors import OperationFailed, UpgradeInfraError
 from upgrade_infra.core.journal import Journal, OpSummary, new_op_id
+from upgrade_infra.core.registry import GROUPS, Registry
 
-if TYPE_CHECKING:
-    from upgrade_infra.backends import Environment
+#: an :class:`upgrade_infra.backends.Environment` (core sits below the backends and never imports them)
+Environment = Any
 
 
 @dataclass
@@ -70,27 +71,22 @@ def resume_ctx(env: Environment, summary: OpSummary) -> Ctx:
     # the timeline covers the whole operation: the steps done before the interruption (from the
     # journal) and, appended by run_steps, the ones run now; offsets count from the operation's start
     ctx.started = time.monotonic() - (time.time() - summary.started_at)
-    budgeted = {s.name: s.budgeted for s in _steps_of(summary.kind, summary.data)}
+    budgeted = {s.name: s.budgeted for s in _steps_of(RECOVERY.get(summary.kind, None), summary.data)}
     ctx.timeline = [{"step": s.name, "start_s": round(s.started_at - summary.started_at, 3),
                      "duration_s": s.duration_s or 0.0, "status": "ok", "budgeted": budgeted.get(s.name, True),
                      "before_resume": True} for s in summary.steps if s.status == "ok"]
     return ctx
 
 
-def _steps_of(kind: str, data: dict[str, Any]) -> list[Step]:
-    """The step list of an operation kind (for which of its steps count towards the budget)."""
+def _steps_of(handler: Recovery | None, data: dict[str, Any]) -> list[Step]:
+    """The step list of an operation kind, from its recovery handler (for which of its steps count
+    towards the budget); none known: every step counts."""
+    if handler is None or handler.steps is None:
+        return []
     try:
-        if kind == "rollback":
-            from upgrade_infra.operations.rollback import rollback_steps
-
-            return rollback_steps(data.get("strategy", "clone"))
-        if kind == "upgrade":
-            from upgrade_infra.operations.upgrade import upgrade_steps
-
-            return upgrade_steps(data.get("strategy", "clone"))
+        return handler.steps(data)
     except Exception:  # noqa: BLE001 - an unknown strategy: every step counts
         return []
-    return []
 
 
 def end_op(ctx: Ctx, outcome: str, error: str | None = None, **fields: Any) -> None:
@@ -160,15 +156,37 @@ def require_no_incomplete(env: Environment) -> None:
 
 
 # -- recovery of interrupted operations, by kind ------------------------------------------------------
-Recovery = Callable[["Environment", OpSummary, str], dict[str, Any]]
-RECOVERY: dict[str, Recovery] = {}
+Finish = Callable[..., dict[str, Any]]
 
 
-def register_recovery(kind: str) -> Callable[[Recovery], Recovery]:
-    """How ``upgrade-infra resume ENV`` finishes an interrupted operation of ``kind``: the function
-    gets (env, the operation's journal summary, command) and must end the operation (``end_op``)."""
-    def deco(fn: Recovery) -> Recovery:
-        RECOVERY[kind] = fn
+@dataclass(frozen=True)
+class Recovery:
+    """How ``upgrade-infra resume ENV`` finishes an interrupted operation of ``kind``.
+
+    ``finish(env, summary, command, *, prefer)`` gets the operation's journal summary, must end the
+    operation (``end_op``) and returns what it did (``action``, ...); ``prefer`` is ``"rollback"`` when
+    a rollback asked (an upgrade whose steps all finished is then rolled back, not completed).
+    ``steps(data)`` is the operation's step list (which steps count towards its time budget)."""
+
+    kind: str
+    finish: Finish
+    steps: Callable[[dict[str, Any]], Sequence[Step]] | None = None
+
+
+def _recovery(kind: str, obj: Any) -> Recovery:
+    return obj if isinstance(obj, Recovery) else Recovery(kind, obj)
+
+
+#: recovery handlers by operation kind (the journal's ``kind``); the built-ins and third-party ones
+#: register through the ``upgrade_infra.recovery_handlers`` entry-point group
+RECOVERY: Registry[Recovery] = Registry("recovery handler", GROUPS["recovery handler"], adapt=_recovery)
+
+
+def register_recovery(kind: str, *, steps: Callable[[dict[str, Any]], Sequence[Step]] | None = None
+                      ) -> Callable[[Finish], Finish]:
+    """Decorator on the ``finish`` function of operations of ``kind`` (see :class:`Recovery`)."""
+    def deco(fn: Finish) -> Finish:
+        RECOVERY.add(kind, Recovery(kind, fn, steps))
         return fn
 
     return deco

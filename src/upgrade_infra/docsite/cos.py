@@ -195,9 +195,12 @@ def _known_secrets(stack: Path | None, state_dir: Path | None) -> set[str]:
     return {v for v in values if v and len(v) >= 6}
 
 
-def extra_rows(summary: dict, history: list[dict], latest: Path, *, repo: Path | None, site_sources: Path,
-               stack: Path | None, state_dir: Path | None) -> list[tuple[str, str, str, bool]]:
-    """(criterion, evidence, measured, passed) for reporting, security and documentation accuracy."""
+def extra_rows(summary: dict, history: list[dict], latest: Path, *, doc_check: dict[str, Any] | None,
+               site_sources: Path, stack: Path | None, state_dir: Path | None) -> list[tuple[str, str, str, bool]]:
+    """(criterion, evidence, measured, passed) for reporting, security and documentation accuracy.
+
+    ``doc_check``: the summary of the documentation check (``upgrade_infra.cli.doccheck.summary``),
+    computed by the CLI that calls ``site publish`` (docsite never imports the CLI)."""
     rows = []
     rep = reporting(summary, latest, history)
     ok = not rep["missing"] and not rep["disagree"] and rep["history_runs"] > 0 and rep["metric_families"] > 0
@@ -221,10 +224,8 @@ def extra_rows(summary: dict, history: list[dict], latest: Path, *, repo: Path |
                  f"{modes['files']} secret files, {len(modes['bad'])} readable by others; isolation guard passed "
                  f"on {iso['created']} staging creations; {leaks if leaks is not None else '?'} masked values leaked",
                  ok))
-    if repo is not None:
-        from upgrade_infra.cli import doccheck
-
-        d = doccheck.summary(repo)
+    if doc_check is not None:
+        d = doc_check
         rows.append(("Documentation accurate: every command quoted in the docs, README and runbooks accepted "
                      "by the CLI; manifest fields and paths exist",
                      "`tests/test_docs_commands.py`",
@@ -234,8 +235,9 @@ def extra_rows(summary: dict, history: list[dict], latest: Path, *, repo: Path |
     return rows
 
 
-def write_report(out_dir: Path, summary: dict, history: list[dict], latest: Path, *, repo: Path | None = None,
-                 stack: Path | None = None, state_dir: Path | None = None) -> Path:
+def write_report(out_dir: Path, summary: dict, history: list[dict], latest: Path, *,
+                 doc_check: dict[str, Any] | None = None, stack: Path | None = None,
+                 state_dir: Path | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     rows, all_ok = [], True
     for c in CRITERIA:
@@ -248,8 +250,8 @@ def write_report(out_dir: Path, summary: dict, history: list[dict], latest: Path
         rows.append(f"| {c.title} | {links or 'not run'} | {c.figure(f)} | {'**PASS**' if ok else '**FAIL**'} |")
     docs_ok = all(r["status"] == "passed" for r in summary["runbooks"])
     all_ok &= docs_ok
-    for title, evidence, measured, ok in extra_rows(summary, history, latest, repo=repo, site_sources=out_dir.parent,
-                                                    stack=stack, state_dir=state_dir):
+    for title, evidence, measured, ok in extra_rows(summary, history, latest, doc_check=doc_check,
+                                                    site_sources=out_dir.parent, stack=stack, state_dir=state_dir):
         all_ok &= ok
         rows.append(f"| {title} | {evidence} | {measured} | {'**PASS**' if ok else '**FAIL**'} |")
     rows.append(f"| Documentation: every runbook executed on the reference stack, site built with `--strict` | "

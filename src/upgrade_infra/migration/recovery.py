@@ -33,7 +33,7 @@ def _exists(env: Environment, rp_id: str | None) -> bool:
 
 
 @register_recovery(KIND)
-def recover_rehearsal(env: Environment, inc: OpSummary, command: str) -> dict[str, Any]:
+def recover_rehearsal(env: Environment, inc: OpSummary, command: str, *, prefer: str = "resume") -> dict[str, Any]:
     from upgrade_infra.operations.rollback import run as rollback_run
 
     ctx = resume_ctx(env, inc)

@@ -83,8 +83,8 @@ def restore_points_bytes(env: Environment, live_sizes: dict[str, int]) -> tuple[
     total = 0
     for rp in points:
         total += fsutil.tree_bytes(rp_dir(env.state, rp.id))
-        for d in rp.databases.values():
-            total += sum(live_sizes.get(n, 0) for k, n in d.items() if k in ("clone", "spare") and isinstance(n, str))
+        st = snapshots.STRATEGIES.get(rp.strategy, None)  # a strategy no longer installed: its directory only
+        total += sum(live_sizes.get(n, 0) for n in (st.cluster_databases(rp) if st else []))
     return len(points), total
 
 

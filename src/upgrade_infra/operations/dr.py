@@ -23,13 +23,10 @@ from upgrade_infra.core.lock import guard
 from upgrade_infra.core.state import EnvRecord, StateDir, atomic_write_json
 from upgrade_infra.operations import rollback
 from upgrade_infra.restore import points as snapshots
-from upgrade_infra.restore.dump import dump_db, restore_db
 from upgrade_infra.restore.meta import (
     META,
-    SPARE,
     RestorePoint,
     checksum_of,
-    checksum_tree,
     new_id,
     private_files,
     rp_dir,
@@ -73,22 +70,7 @@ def _export(env: Environment, rp: RestorePoint, src: Path, out: Path, t0: float)
     out.mkdir(parents=True, mode=0o700)
     try:
         new = rp.model_copy(deep=True)
-        if snapshots.get_strategy(rp.strategy).portable:
-            for entry in src.iterdir():
-                if entry.name not in (META, SPARE, "SHA256SUMS"):
-                    fsutil.copy_tree(entry, out / entry.name)
-        else:
-            new.strategy, new.converted_from, new.files, new.bytes = "dump", rp.strategy, {}, 0
-            (out / "dump").mkdir(mode=0o700)
-            with snapshots.get_strategy(rp.strategy).reference(env, rp) as conns:
-                for db, conninfo in conns.items():
-                    dump_db(env, conninfo, out / "dump" / db)
-                    new.files.update(checksum_tree(out, f"dump/{db}"))
-                    new.databases[db] = {"dump": f"dump/{db}", "owner": db}
-            for rel in rp.data_dirs.values():
-                fsutil.copy_tree(src / rel, out / rel)
-                new.files.update(checksum_tree(out, rel))
-            new.bytes = sum((out / f).stat().st_size for f in new.files)
+        snapshots.get_strategy(rp.strategy).export(env, rp, src, out, new)  # non-portable ones convert to dumps
         bad = verify_files(out, new.files)
         if bad:
             raise RestorePointError(f"export of {rp_id} does not match its checksums: {'; '.join(bad[:3])}",
@@ -215,27 +197,8 @@ def restore_env(m: Manifest, state: StateDir, name: str, rp_id: str, *, port_bas
     with guard(state, name, command):
         env.save()
         secrets = _copy_secrets(state, m, rp.env, name)
-        src = rp_dir(state, rp.id)
-        if rp.strategy == "fs":
-            step("place_cluster", lambda: fsutil.copy_tree(src / "pgdata", env.cluster.data_dir))
-            step("place_data_dirs", lambda: _place_dirs(env, rp, src))
-            step("up", lambda: env.up(seed=False))
-        else:
-            step("up_empty", lambda: env.up(seed=False))
-            step("stop_services", env.stop_services)
-            for db, d in rp.databases.items():
-                step(f"restore {db}", lambda db=db, d=d: restore_db(env, src / d["dump"], db, d.get("owner") or db))
-            step("place_data_dirs", lambda: _place_dirs(env, rp, src))
-            step("start_services", env.start_services)
+        st.rebuild(env, rp, rp_dir(state, rp.id), step)  # fs: the cluster copied in place; dump: restored
         smoke = step("verify", lambda: rollback.smoke(env))
     return {"environment": name, "port_base": rec.port_base, "restore_point": rp.id, "versions": rp.versions,
             "secrets_copied": secrets, "steps": steps, "verified": smoke["passed"], "smoke": smoke,
             "total_s": round(time.monotonic() - t0, 3)}
-
-
-def _place_dirs(env: Environment, rp: RestorePoint, src: Path) -> None:
-    for svc, rel in rp.data_dirs.items():
-        live = env.data_dir(svc)
-        if live.exists():
-            env.state.remove(live)
-        fsutil.copy_tree(src / rel, live)

@@ -26,13 +26,24 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core.errors import BadInput, CheckFailed, PortInUse, ServiceStartBlocked
-from upgrade_infra.core.journal import Journal, OpSummary, history
+from upgrade_infra.core.journal import Journal, OpSummary
 from upgrade_infra.core.lock import env_lock
-from upgrade_infra.core.steps import Ctx, Step, StepFailed, begin_op, end_op, resume_ctx, run_steps
+from upgrade_infra.core.steps import (
+    Ctx,
+    Step,
+    StepFailed,
+    begin_op,
+    end_op,
+    register_recovery,
+    resume_ctx,
+    run_steps,
+)
 from upgrade_infra.operations import migrated, notify
+from upgrade_infra.operations.recovery import recover
 from upgrade_infra.restore import datadirs, quarantine
 from upgrade_infra.restore import points as snapshots
 from upgrade_infra.restore.meta import rp_dir
+from upgrade_infra.restore.ops import in_effect, protected_points
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -89,7 +100,7 @@ def _stage_dirs(ctx: Ctx) -> dict[str, Any]:
 def _swap_dbs(ctx: Ctx) -> dict[str, Any]:
     rp = _rp(ctx)
     qd = quarantine.qdir(ctx.env.state, ctx.op)
-    quarantine.record(ctx.env, ctx.op, rp.id, from_versions=ctx.data.get("from_versions"))
+    quarantine.record(ctx.env, ctx.op, rp.id, from_versions=ctx.data.get("from_versions"), strategy=rp.strategy)
     res = snapshots.get_strategy(rp.strategy).swap(ctx.env, ctx.results["stage_databases"], ctx.op, qd)
     quarantine.record(ctx.env, ctx.op, rp.id, databases=res["quarantine"], pgdata=res.get("pgdata"))
     return res
@@ -174,32 +185,12 @@ def rollback_steps(strategy: str) -> list[Step]:
 
 
 # -- targets -------------------------------------------------------------------------------------
-def _stack(env: Environment) -> list[str]:
-    """Restore points of the upgrades still in effect, oldest first (a rollback pops them)."""
-    stack: list[str] = []
-    for o in history(env.state, env.name):
-        if o.kind == "upgrade" and o.outcome == "succeeded" and o.restore_point:
-            stack.append(o.restore_point)
-        elif o.kind == "rollback" and o.outcome == "succeeded" and o.restore_point in stack:
-            del stack[stack.index(o.restore_point):]
-    return stack
-
-
 def default_target(env: Environment) -> str:
-    stack = _stack(env)
+    stack = in_effect(env)
     if not stack:
         raise BadInput(f"nothing to roll back in {env.name}: no upgrade in effect was made by upgrade-infra",
                        fix="name a restore point: `upgrade-infra rollback ENV --to ID` (see `snapshot list`)")
     return stack[-1]
-
-
-def protected_points(env: Environment) -> set[str]:
-    """Restore points prune must keep: the way back from upgrades in effect, and unfinished operations."""
-    out = set(_stack(env))
-    for o in Journal(env.state, env.name).operations():
-        if not o.finished and (o.restore_point or o.data.get("rp")):
-            out.add(o.restore_point or o.data["rp"])
-    return out
 
 
 # -- the operation -------------------------------------------------------------------------------
@@ -207,13 +198,11 @@ def rollback(env: Environment, to: str | None = None, *, command: str = "rollbac
              parent: str | None = None, reason: str | None = None) -> dict[str, Any]:
     """Roll ``env`` back to restore point ``to`` (default: before the last upgrade in effect).
 
-    An operation a crash interrupted is finished first (see :func:`upgrade_infra.operations.upgrade.recover`).
+    An operation a crash interrupted is finished first (see :func:`upgrade_infra.operations.recovery.recover`).
     """
     with env_lock(env.state, env.name, command):
         inc = Journal(env.state, env.name).incomplete()
         if inc is not None and inc.op != parent:
-            from upgrade_infra.operations.upgrade import recover
-
             return recover(env, command=command, prefer="rollback")
         rp_id = to or default_target(env)
         env.start_database()
@@ -251,6 +240,12 @@ def run(env: Environment, rp_id: str, *, command: str, auto: bool = False, paren
     result["notifications"] = _notify(env, ctx, rp, "rollback.auto" if ctx.data.get("auto") else "rollback",
                                       "succeeded", None, total_s=result["total_s"])
     return result
+
+
+@register_recovery("rollback", steps=lambda data: rollback_steps(data.get("strategy", "clone")))
+def _finish(env: Environment, inc: OpSummary, command: str, *, prefer: str) -> dict[str, Any]:
+    """An interrupted rollback is finished from the step it stopped at."""
+    return {"action": "finished", "result": run(env, inc.data["rp"], command=command, resume=inc)}
 
 
 def summarize(ctx: Ctx, rp: snapshots.RestorePoint, budget: float) -> dict[str, Any]:

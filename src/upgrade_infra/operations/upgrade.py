@@ -24,29 +24,30 @@ from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core.errors import BadInput, CommandFailed
 from upgrade_infra.core.journal import Journal, OpSummary
-from upgrade_infra.core.lock import env_lock, guard
+from upgrade_infra.core.lock import guard
 from upgrade_infra.core.steps import (
-    RECOVERY,
     Ctx,
     Step,
     StepFailed,
     begin_op,
     end_op,
     note,
+    register_recovery,
     resume_ctx,
     run_steps,
     undo_steps,
 )
 from upgrade_infra.operations import migrated, notify, rollback
+from upgrade_infra.operations.recovery import recover
 from upgrade_infra.restore import datadirs as rp_datadirs
 from upgrade_infra.restore import points as snapshots
 from upgrade_infra.restore.clone import reopen
 from upgrade_infra.restore.meta import new_id
-from upgrade_infra.restore.ops import create_steps
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
 
+__all__ = ["parse_targets", "recover", "upgrade", "upgrade_steps"]  # recover: from .recovery, as before
 CHANGES_DATA = ("switch_versions", "downgrade_schema", "start_services", "smoke", "watch")
 
 
@@ -238,53 +239,26 @@ def _event(ctx: Ctx, name: str, outcome: str, res: dict[str, Any]) -> dict[str, 
                         total_s=res.get("total_s"), error=res.get("error"))
 
 
-# -- recovery after a crash ------------------------------------------------------------------------
-def recover(env: Environment, *, command: str = "resume", prefer: str = "resume") -> dict[str, Any]:
-    """Finish every operation a crash interrupted, newest first; ``prefer='rollback'`` also rolls
-    back an upgrade whose steps had all completed."""
-    done: list[dict[str, Any]] = []
-    with env_lock(env.state, env.name, command):
-        journal = Journal(env.state, env.name)
-        if env.cluster.initialized() or journal.incomplete() is None or journal.incomplete().kind != "rollback":
-            env.start_database()  # a rollback killed between its data-dir renames starts it itself
-        while (inc := journal.incomplete()) is not None:
-            if inc.kind == "rollback":
-                r = rollback.run(env, inc.data["rp"], command=command, resume=inc)
-                done.append({"op": inc.op, "kind": "rollback", "action": "finished", "result": r})
-            elif inc.kind == "upgrade":
-                done.append(_recover_upgrade(env, journal, inc, command, prefer))
-            elif inc.kind == "snapshot":
-                ctx = resume_ctx(env, inc)
-                undone = undo_steps(ctx, create_steps(inc.data.get("strategy", "clone")), [s.name for s in inc.steps])
-                end_op(ctx, "recovered", error="interrupted; undone")
-                done.append({"op": inc.op, "kind": inc.kind, "action": "undone", "undone": undone})
-            elif inc.kind in RECOVERY:
-                done.append({"op": inc.op, "kind": inc.kind, **RECOVERY[inc.kind](env, inc, command)})
-            else:  # nobody registered how to finish it: close it so the environment is usable again
-                end_op(resume_ctx(env, inc), "abandoned", error=f"interrupted; no recovery for {inc.kind!r}")
-                done.append({"op": inc.op, "kind": inc.kind, "action": "abandoned: check the environment"})
-    return {"environment": env.name, "recovered": done, "versions": dict(env.record.versions)}
-
-
-def _recover_upgrade(env: Environment, journal: Journal, inc: OpSummary, command: str,
-                     prefer: str) -> dict[str, Any]:
+# -- recovery after a crash (``recover`` in :mod:`.recovery` dispatches to it) ----------------------
+@register_recovery("upgrade", steps=lambda data: upgrade_steps(data.get("strategy", "clone")))
+def _recover_upgrade(env: Environment, inc: OpSummary, command: str, *, prefer: str) -> dict[str, Any]:
     ctx = resume_ctx(env, inc)
-    children = [o for o in journal.operations() if o.parent == inc.op and o.kind == "rollback"]
+    children = [o for o in Journal(env.state, env.name).operations() if o.parent == inc.op and o.kind == "rollback"]
     if any(c.outcome == "succeeded" for c in children):
         end_op(ctx, "rolled-back", error="interrupted after its automatic rollback")
-        return {"op": inc.op, "kind": "upgrade", "action": "closed (already rolled back)"}
+        return {"action": "closed (already rolled back)"}
     status = {s.name: s.status for s in inc.steps}
     names = [s.name for s in upgrade_steps(inc.data["strategy"])]
     if prefer == "resume" and all(status.get(n) == "ok" for n in names):
         end_op(ctx, "succeeded", error=None)
         _record_migrated(ctx)
-        return {"op": inc.op, "kind": "upgrade", "action": "completed (every step had finished)"}
+        return {"action": "completed (every step had finished)"}
     if any(n in status for n in CHANGES_DATA):
         rb = rollback.run(env, inc.data["rp"], command=command, auto=True, parent=inc.op,
                           reason="interrupted upgrade")
         end_op(ctx, "rolled-back", error="interrupted; rolled back", rolled_back_by=rb["op"])
-        return {"op": inc.op, "kind": "upgrade", "action": "rolled back", "result": rb}
+        return {"action": "rolled back", "result": rb}
     steps = upgrade_steps(inc.data["strategy"])
     undone = undo_steps(ctx, steps, list(status))
     end_op(ctx, "rolled-back", error="interrupted before any change; undone")
-    return {"op": inc.op, "kind": "upgrade", "action": "undone", "undone": undone}
+    return {"action": "undone", "undone": undone}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core import sql
 from upgrade_infra.core.errors import RestorePointError
+from upgrade_infra.restore.dump import export_as_dumps
 from upgrade_infra.restore.meta import RestorePoint
 from upgrade_infra.restore.names import clone_name, spare_name, staged_name
 from upgrade_infra.restore.registry import Strategy, register_strategy
@@ -123,3 +124,17 @@ class CloneStrategy(Strategy):
         admin = env.conninfo()
         for d in rp.databases.values():
             sql.execute(admin, sql.drop_database(d["clone"]), sql.drop_database(d["spare"]))
+
+    def capture_downtime(self, window_s: float) -> float | None:
+        return window_s  # the databases were closed for the capture window (services kept running)
+
+    def drop_partial(self, env: Environment, rp_id: str) -> None:
+        admin = env.conninfo()
+        for db in env.manifest.postgres.databases:
+            sql.execute(admin, sql.drop_database(clone_name(db, rp_id)), sql.drop_database(spare_name(db, rp_id)))
+
+    def cluster_databases(self, rp: RestorePoint) -> list[str]:
+        return [n for d in rp.databases.values() for k, n in d.items() if k in ("clone", "spare") and isinstance(n, str)]
+
+    def export(self, env: Environment, rp: RestorePoint, src: Path, out: Path, new: RestorePoint) -> None:
+        export_as_dumps(self, env, rp, src, out, new)

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core import faults, fsutil, sql
 from upgrade_infra.core.errors import BadInput
+from upgrade_infra.restore.dump import export_as_dumps
 from upgrade_infra.restore.fs import REL, FsStrategy, side_cluster
 from upgrade_infra.restore.meta import RestorePoint, rp_dir, verify_files
 from upgrade_infra.restore.registry import register_strategy
@@ -195,3 +196,9 @@ class CowStrategy(FsStrategy):
         if bad:
             return bad
         return listing_problems(rp_dir_ / REL, json.loads((rp_dir_ / LISTING).read_text()))
+
+    def capture_downtime(self, window_s: float) -> float | None:
+        return self.pause_s if self.pause_s is not None else window_s  # its own pause, measured in quiesced
+
+    def export(self, env: Environment, rp: RestorePoint, src: Path, out: Path, new: RestorePoint) -> None:
+        export_as_dumps(self, env, rp, src, out, new)

@@ -259,3 +259,12 @@ def disk_use(state: StateDir, env: str) -> dict[str, Any]:
                 total += used
                 spare += used if in_spare else 0
     return {"count": count, "disk_bytes": total, "apparent_bytes": apparent, "spare_bytes": spare}
+
+
+def place(env: Environment, rp: RestorePoint, src: Path) -> None:
+    """Put the data dirs of the restore point in ``src`` in place of the environment's (``env restore``)."""
+    for svc, rel in rp.data_dirs.items():
+        live = env.data_dir(svc)
+        if live.exists():
+            env.state.remove(live)
+        fsutil.copy_tree(src / rel, live)

@@ -8,11 +8,12 @@ path the benchmark compares against), then swaps by rename like ``clone``. Dumps
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.backends.local.postgres import PgInstall
-from upgrade_infra.core import sql
+from upgrade_infra.core import fsutil, sql
 from upgrade_infra.restore.meta import RestorePoint, checksum_tree, private_files, verify_files
 from upgrade_infra.restore.names import staged_name
 from upgrade_infra.restore.registry import Strategy, register_strategy
@@ -73,3 +74,33 @@ class DumpStrategy(Strategy):
 
     def verify(self, env: Environment, rp: RestorePoint, rp_dir: Path) -> list[str]:
         return verify_files(rp_dir, rp.files, "dump/")
+
+    def rebuild(self, env: Environment, rp: RestorePoint, src: Path, step: Callable[[str, Callable[[], Any]], Any]
+                ) -> None:
+        """``env restore``: an empty environment, each dump restored into it, the data dirs placed."""
+        from upgrade_infra.restore.datadirs import place
+
+        step("up_empty", lambda: env.up(seed=False))
+        step("stop_services", env.stop_services)
+        for db, d in rp.databases.items():
+            step(f"restore {db}", lambda db=db, d=d: restore_db(env, src / d["dump"], db, d.get("owner") or db))
+        step("place_data_dirs", lambda: place(env, rp, src))
+        step("start_services", env.start_services)
+
+
+def export_as_dumps(st: Strategy, env: Environment, rp: RestorePoint, src: Path, out: Path,
+                    new: RestorePoint) -> None:
+    """``snapshot export`` of a restore point whose payload is not portable (it lives in the cluster,
+    or is a reflink copy): its databases, read through ``st.reference``, are written as a ``dump``
+    restore point, with its data dirs."""
+    new.strategy, new.converted_from, new.files, new.bytes = DumpStrategy.name, rp.strategy, {}, 0
+    (out / "dump").mkdir(mode=0o700)
+    with st.reference(env, rp) as conns:
+        for db, conninfo in conns.items():
+            dump_db(env, conninfo, out / "dump" / db)
+            new.files.update(checksum_tree(out, f"dump/{db}"))
+            new.databases[db] = {"dump": f"dump/{db}", "owner": db}
+    for rel in rp.data_dirs.values():
+        fsutil.copy_tree(src / rel, out / rel)
+        new.files.update(checksum_tree(out, rel))
+    new.bytes = sum((out / f).stat().st_size for f in new.files)

@@ -12,7 +12,7 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +67,7 @@ class FsStrategy(Strategy):
     needs_stopped_services = True
     reference_kept = False
     portable = True
+    swaps_cluster = True
 
     def estimate_bytes(self, env: Environment) -> int:
         return fsutil.tree_bytes(env.cluster.data_dir)
@@ -132,3 +133,12 @@ class FsStrategy(Strategy):
 
     def verify(self, env: Environment, rp: RestorePoint, rp_dir: Path) -> list[str]:
         return verify_files(rp_dir, rp.files, REL + "/")
+
+    def rebuild(self, env: Environment, rp: RestorePoint, src: Path, step: Callable[[str, Callable[[], Any]], Any]
+                ) -> None:
+        """``env restore``: the restore point's cluster copied into place, the data dirs, then up."""
+        from upgrade_infra.restore.datadirs import place
+
+        step("place_cluster", lambda: fsutil.copy_tree(src / REL, env.cluster.data_dir))
+        step("place_data_dirs", lambda: place(env, rp, src))
+        step("up", lambda: env.up(seed=False))

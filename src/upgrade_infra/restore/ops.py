@@ -1,4 +1,6 @@
-"""Restore-point operations: ``create`` (locked, journaled steps) and ``prune`` (retention)."""
+"""Restore-point operations: ``create`` (locked, journaled steps) and ``prune`` (retention), the
+restore points prune must keep (:func:`protected_points`), and how ``resume`` finishes an
+interrupted ``create``."""
 
 from __future__ import annotations
 
@@ -6,8 +8,19 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core.errors import BadInput
+from upgrade_infra.core.journal import Journal, OpSummary, history
 from upgrade_infra.core.lock import env_lock, guard
-from upgrade_infra.core.steps import Ctx, Step, StepFailed, begin_op, end_op, run_steps, undo_steps
+from upgrade_infra.core.steps import (
+    Ctx,
+    Step,
+    StepFailed,
+    begin_op,
+    end_op,
+    register_recovery,
+    resume_ctx,
+    run_steps,
+    undo_steps,
+)
 from upgrade_infra.restore.clone import reopen
 from upgrade_infra.restore.meta import RestorePoint, incomplete_ids, new_id
 from upgrade_infra.restore.points import (
@@ -111,7 +124,6 @@ def prune(env: Environment, *, keep_last: int | None = None, max_age_days: float
           quarantine_days: float | None = None, dry_run: bool = False,
           command: str = "snapshot prune") -> dict[str, Any]:
     """Apply retention (``policies.retention``, overridable) to restore points and quarantines."""
-    from upgrade_infra.operations import rollback
     from upgrade_infra.restore import quarantine
 
     pol = env.manifest.policies.retention
@@ -122,7 +134,7 @@ def prune(env: Environment, *, keep_last: int | None = None, max_age_days: float
     if ret.keep_last < 1 or ret.max_age_days < 0 or ret.quarantine_days < 0:
         raise BadInput(f"bad retention {ret.model_dump()}", fix="--keep-last >= 1, ages >= 0 (days)")
     with env_lock(env.state, env.name, command):
-        protected = rollback.protected_points(env)
+        protected = protected_points(env)
         plan = prune_plan(list_points(env.state, env.name), ret, time.time(), protected)
         partial = [i for i in incomplete_ids(env.state) if i not in protected]
         qplan = quarantine.prune_plan(env, ret.quarantine_days)
@@ -137,3 +149,32 @@ def prune(env: Environment, *, keep_last: int | None = None, max_age_days: float
             "deleted": [{"id": rp.id, "reason": why} for rp, why in plan],
             "incomplete_deleted": partial, "quarantines_deleted": [q["op"] for q in qplan],
             "kept": [r.id for r in list_points(env.state, env.name)] if not dry_run else None}
+
+
+def in_effect(env: Environment) -> list[str]:
+    """Restore points of the upgrades still in effect, oldest first (a rollback pops them)."""
+    stack: list[str] = []
+    for o in history(env.state, env.name):
+        if o.kind == "upgrade" and o.outcome == "succeeded" and o.restore_point:
+            stack.append(o.restore_point)
+        elif o.kind == "rollback" and o.outcome == "succeeded" and o.restore_point in stack:
+            del stack[stack.index(o.restore_point):]
+    return stack
+
+
+def protected_points(env: Environment) -> set[str]:
+    """Restore points prune must keep: the way back from upgrades in effect, and unfinished operations."""
+    out = set(in_effect(env))
+    for o in Journal(env.state, env.name).operations():
+        if not o.finished and (o.restore_point or o.data.get("rp")):
+            out.add(o.restore_point or o.data["rp"])
+    return out
+
+
+@register_recovery("snapshot")
+def _recover_create(env: Environment, inc: OpSummary, command: str, *, prefer: str) -> dict[str, Any]:
+    """An interrupted ``snapshot create`` is undone (its partial restore point removed)."""
+    ctx = resume_ctx(env, inc)
+    undone = undo_steps(ctx, create_steps(inc.data.get("strategy", "clone")), [s.name for s in inc.steps])
+    end_op(ctx, "recovered", error="interrupted; undone")
+    return {"action": "undone", "undone": undone}

@@ -29,7 +29,6 @@ from upgrade_infra.restore.meta import (
     save,
     verify_files,
 )
-from upgrade_infra.restore.names import clone_name, spare_name
 from upgrade_infra.restore.registry import STRATEGIES, Strategy, get_strategy, register_strategy
 
 if TYPE_CHECKING:
@@ -93,9 +92,7 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
             datadirs.capture(env, rp, d)
         # clone/cow: the window the databases were closed (services keep running around it);
         # cow measures its own pause (the checkpoint and flush before it keep the databases open)
-        rp.downtime_s = round(time.monotonic() - w0, 3) if st.name in ("clone", "cow") else None
-        if getattr(st, "pause_s", None) is not None:
-            rp.downtime_s = st.pause_s
+        rp.downtime_s = st.capture_downtime(round(time.monotonic() - w0, 3))
         for rel in rp.data_dirs.values():
             from upgrade_infra.restore.meta import checksum_tree
 
@@ -109,13 +106,9 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
     return rp
 
 
-def _drop_partial(env: Environment, rp_id: str, st: Strategy) -> None:
-    from upgrade_infra.core import sql
-
-    if st.name == "clone" or not st.portable:
-        admin = env.conninfo()
-        for db in env.manifest.postgres.databases:
-            sql.execute(admin, sql.drop_database(clone_name(db, rp_id)), sql.drop_database(spare_name(db, rp_id)))
+def _drop_partial(env: Environment, rp_id: str, *strategies: Strategy) -> None:
+    for st in strategies:
+        st.drop_partial(env, rp_id)
     remove_dir(rp_dir(env.state, rp_id))
 
 
@@ -171,7 +164,7 @@ def delete(env: Environment, rp_id: str) -> None:
     try:
         rp = get(env.state, rp_id)
     except (RestorePointError, UnknownName):
-        _drop_partial(env, rp_id, get_strategy("clone"))
+        _drop_partial(env, rp_id, *STRATEGIES.values())  # whichever strategy began it: each cleans up
         return
     get_strategy(rp.strategy).drop(env, rp, rp_dir(env.state, rp.id))
     remove_dir(rp_dir(env.state, rp.id))

@@ -267,9 +267,16 @@ def show(env: Environment, op: str | None = None) -> dict[str, Any]:
 def _quarantined(env: Environment, meta: dict[str, Any]):
     from upgrade_infra.restore import points as snapshots
 
-    strategy = "fs" if meta.get("pgdata") else "clone"
-    return snapshots.get_strategy(strategy).quarantined(env, {"databases": meta.get("databases") or {},
-                                                              "pgdata": meta.get("pgdata")})
+    st = snapshots.STRATEGIES.get(meta.get("strategy") or "", None) or _by_shape(bool(meta.get("pgdata")))
+    return st.quarantined(env, {"databases": meta.get("databases") or {}, "pgdata": meta.get("pgdata")})
+
+
+def _by_shape(pgdata: bool):
+    """A strategy that reads a quarantine of this shape (a quarantine recorded before its strategy was):
+    a whole cluster's data dir, or databases in the live cluster."""
+    from upgrade_infra.restore import points as snapshots
+
+    return next(st for _, st in sorted(snapshots.STRATEGIES.items()) if st.swaps_cluster == pgdata)
 
 
 def _columns(conninfo: str, schema: str, table: str, read_only: bool) -> list[str]:

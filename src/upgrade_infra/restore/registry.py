@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from upgrade_infra.core.errors import UnknownName
+from upgrade_infra.core.registry import GROUPS, Registry
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -31,6 +31,9 @@ class Strategy(ABC):
     reference_kept: ClassVar[bool] = False
     #: its payload is files that can be exported and restored into another environment
     portable: ClassVar[bool] = True
+    #: a rollback swaps the whole database cluster (the quarantine holds a data directory, ``pgdata``)
+    #: rather than databases inside the live cluster
+    swaps_cluster: ClassVar[bool] = False
 
     def estimate_bytes(self, env: Environment) -> int:
         """Bytes a capture will write (for the disk-space check): the databases' size by default."""
@@ -84,24 +87,62 @@ class Strategy(ABC):
         """Remove what the restore point holds outside its directory (e.g. cloned databases)."""
         return None
 
+    # -- what callers used to decide by the strategy's name ----------------------------------------
+    def capture_downtime(self, window_s: float) -> float | None:
+        """The databases' downtime of the capture that took ``window_s`` in :meth:`quiesced` (None:
+        not measured here, e.g. the services were stopped for it, or the capture was online)."""
+        return None
 
-STRATEGIES: dict[str, Strategy] = {}
+    def drop_partial(self, env: Environment, rp_id: str) -> None:
+        """Remove what a capture of restore point ``rp_id`` that did not finish may have left outside
+        its directory (its metadata may not exist)."""
+        return None
+
+    def cluster_databases(self, rp: RestorePoint) -> list[str]:
+        """Databases of the restore point that live in the environment's cluster (their size counts
+        towards the restore point's disk use)."""
+        return []
+
+    def export(self, env: Environment, rp: RestorePoint, src: Path, out: Path, new: RestorePoint) -> None:
+        """Write the restore point's payload into ``out`` for ``snapshot export`` and describe it in
+        ``new`` (a copy of ``rp``). Default: a portable payload is copied as it is; a strategy whose
+        payload is not portable converts it (``clone`` and ``cow`` write dumps, see
+        :func:`upgrade_infra.restore.dump.export_as_dumps`)."""
+        from upgrade_infra.core import fsutil
+        from upgrade_infra.core.errors import BadInput
+        from upgrade_infra.restore.meta import META, SPARE
+
+        if not self.portable:
+            raise BadInput(f"a {self.name} restore point cannot be exported", fix="take a dump restore point")
+        for entry in src.iterdir():
+            if entry.name not in (META, SPARE, "SHA256SUMS"):
+                fsutil.copy_tree(entry, out / entry.name)
+
+    def rebuild(self, env: Environment, rp: RestorePoint, src: Path, step: Callable[[str, Callable[[], Any]], Any]
+                ) -> None:
+        """Build the new (not yet started) environment ``env`` from the portable restore point in
+        ``src`` (``env restore``); every action goes through ``step(label, fn)``, which times it."""
+        from upgrade_infra.core.errors import BadInput
+
+        raise BadInput(f"a {self.name} restore point cannot rebuild an environment",
+                       fix="export it (`snapshot export`), import the export, then restore from the imported id")
+
+
+def _instance(name: str, cls: type[Strategy]) -> Strategy:
+    cls.name = name
+    return cls()
+
+
+#: strategies by name (one instance each); the built-ins and third-party ones register through the
+#: ``upgrade_infra.restore_strategies`` entry-point group
+STRATEGIES: Registry[Strategy] = Registry(
+    "restore-point strategy", GROUPS["restore-point strategy"], adapt=_instance,
+    fix="use one of: auto, {names} (policies.snapshot_strategy or --strategy)")
 
 
 def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
-    def deco(cls: type[Strategy]) -> type[Strategy]:
-        cls.name = name
-        STRATEGIES[name] = cls()
-        return cls
-
-    return deco
+    return STRATEGIES.register(name)
 
 
 def get_strategy(name: str) -> Strategy:
-    from upgrade_infra.restore import clone, cow, dump, fs  # noqa: F401 - register the built-in strategies
-
-    if name not in STRATEGIES:
-        raise UnknownName(f"unknown restore-point strategy {name!r}",
-                          fix=f"use one of: auto, {', '.join(sorted(STRATEGIES))} "
-                              "(policies.snapshot_strategy or --strategy)")
-    return STRATEGIES[name]
+    return STRATEGIES.get(name)

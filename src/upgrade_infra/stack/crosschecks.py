@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from upgrade_infra.stack import templates
+from upgrade_infra.stack import checkkinds, templates
 
 if TYPE_CHECKING:
     from upgrade_infra.stack.manifest import Manifest
@@ -23,11 +23,7 @@ def semantic_issues(m: Manifest) -> list[Issue]:
     out += _templates(m)
     out += _ports(m)
     out += _cycles(m)
-    from upgrade_infra.validation.checks import (
-        manifest_issues as check_issues,  # each check kind validates its own fields
-    )
-
-    out += check_issues(m)
+    out += checkkinds.manifest_issues(m)  # each check kind (from the registry) validates its own fields
     return out
 
 

@@ -15,39 +15,15 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from upgrade_infra.core.errors import BadInput, ManifestError, ManifestIssue
+from upgrade_infra.core.names import NAME, NAME_KINDS, OP_ID, RESTORE_POINT_ID, VERSION, check_name  # noqa: F401
 from upgrade_infra.stack.yamlsource import YamlSource, load_yaml
 
 MAX_MANIFEST_BYTES = 1 << 20  # a manifest is a page of YAML; anything bigger is refused before parsing
 
-# One pattern per kind of name that ends up in a path, a database name or a command line. None can
-# contain '/' or be '.'/'..', so a name is always exactly one path component.
-NAME = r"^[a-z][a-z0-9_-]{0,39}$"  # stack, environment, service, database and secret names
-VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+~-]{0,63}$"  # service versions (installs/<service>/<version>/)
-RESTORE_POINT_ID = r"^rp-[a-z0-9][a-z0-9_-]{0,39}$"  # restore points (restore-points/<id>/)
-OP_ID = r"^op-[a-z0-9][a-z0-9_-]{0,39}$"  # operations of the journal (quarantine/<op>/)
+# the name patterns live in core (the state dir turns names into paths); re-exported here
 Name = Annotated[str, Field(pattern=NAME)]
 Version = Annotated[str, Field(pattern=VERSION)]
-
-NAME_KINDS: dict[str, tuple[str, str]] = {
-    "environment": (NAME, "use lowercase letters, digits, '-' or '_', starting with a letter (at most 40)"),
-    "service": (NAME, "use lowercase letters, digits, '-' or '_', starting with a letter (at most 40)"),
-    "version": (VERSION, "use letters, digits, '.', '_', '+', '~' or '-', starting with a letter or digit "
-                         "(at most 64), e.g. 1.4.2"),
-    "restore point": (RESTORE_POINT_ID, "use an id from `upgrade-infra snapshot list`, e.g. rp-1a2b3c4d"),
-    "operation": (OP_ID, "use an id from `upgrade-infra history`, e.g. op-1a2b3c4d"),
-}
 _FIX_BY_PATTERN = {NAME: NAME_KINDS["environment"][1], VERSION: NAME_KINDS["version"][1]}
-
-
-def check_name(kind: str, value: str, where: str | None = None) -> str:
-    """``value`` if it is a valid ``kind`` name (see NAME_KINDS), else BadInput (exit 2) naming ``where``
-    (the CLI argument, or the manifest field) and the fix. Called wherever a name becomes a path."""
-    pattern, fix = NAME_KINDS[kind]
-    if not isinstance(value, str) or not re.fullmatch(pattern[1:-1], value):
-        label = {"restore point": " id", "operation": " id", "version": ""}.get(kind, " name")
-        raise BadInput(f"{where + ': ' if where else ''}{value!r} is not a valid {kind}{label}", fix=fix,
-                       argument=where, value=str(value))
-    return value
 
 
 class Strict(BaseModel):

@@ -89,15 +89,4 @@ def known_values(m: Manifest, state: StateDir) -> set[str]:
 
 def stored_values(state: StateDir) -> set[str]:
     """The generated values kept in the state dir (database passwords, generated secrets), registered."""
-    root = state.root / "secrets"
-    values: set[str] = set()
-    if root.is_dir():
-        for f in root.rglob("*"):
-            if f.is_file() and not f.is_symlink():
-                try:
-                    values.add(f.read_text().strip())
-                except OSError:
-                    continue
-    for v in values:
-        redact.register(v)
-    return values
+    return state.stored_secret_values()

@@ -14,42 +14,46 @@ swapped in or started.
 
 from __future__ import annotations
 
-from upgrade_infra.core.errors import BadInput, UnknownName
+from collections.abc import Callable
+
+from upgrade_infra.core.errors import BadInput
+from upgrade_infra.core.registry import GROUPS, Registry
 from upgrade_infra.staging.sync.base import Copy, Progress, SyncStrategy, no_progress
 
-STRATEGIES: dict[str, type[SyncStrategy]] = {}
+
+def _named(name: str, cls: type[SyncStrategy]) -> type[SyncStrategy]:
+    cls.name = name
+    return cls
 
 
-def register(name: str):
-    def deco(cls: type[SyncStrategy]) -> type[SyncStrategy]:
-        cls.name = name
-        STRATEGIES[name] = cls
-        return cls
+#: sync methods by name (classes); the built-ins and third-party ones register through the
+#: ``upgrade_infra.sync_methods`` entry-point group
+STRATEGIES: Registry[type[SyncStrategy]] = Registry("sync strategy", GROUPS["sync method"], adapt=_named)
 
-    return deco
+
+def register(name: str) -> Callable[[type[SyncStrategy]], type[SyncStrategy]]:
+    return STRATEGIES.register(name)
 
 
 def get(name: str) -> SyncStrategy:
-    from upgrade_infra.staging.sync import cow, dump, physical  # noqa: F401 - register the built-in strategies
-
-    if name not in STRATEGIES:
-        raise UnknownName(f"unknown sync strategy {name!r}", fix=f"use one of: {', '.join(sorted(STRATEGIES))}")
-    return STRATEGIES[name]()
+    return STRATEGIES.get(name)()
 
 
 def names() -> list[str]:
-    from upgrade_infra.staging.sync import cow, dump, physical  # noqa: F401
-
-    return sorted(STRATEGIES)
+    return STRATEGIES.names()
 
 
 def choose(source, requested: str | None = None, *, stop_source: bool = False) -> SyncStrategy:
-    """The strategy for copying ``source`` now: ``requested`` if given (and possible), else ``physical``
-    for a staging source (which may be stopped briefly) and ``dump`` for production, which is never
-    stopped unless asked (``--strategy physical --stop-source``).
+    """The strategy for copying ``source`` now: ``requested`` if given (and possible), else the one
+    whose ``default_for`` names the source's kind: ``physical`` for a staging source (which may be
+    stopped briefly) and ``dump`` for production, which is never stopped unless asked
+    (``--strategy physical --stop-source``).
     """
     if requested is None:
-        requested = "physical" if source.kind == "staging" else "dump"
+        requested = next((n for n, cls in STRATEGIES.items() if source.kind in cls.default_for), None)
+        if requested is None:
+            raise BadInput(f"no sync strategy copies a {source.kind} source by default",
+                           fix=f"name one with --strategy ({', '.join(names())})", source=source.name)
     strategy = get(requested)
     problem = strategy.unavailable(source, stop_source=stop_source)
     if problem:

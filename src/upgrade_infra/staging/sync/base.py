@@ -59,6 +59,8 @@ class SyncStrategy(ABC):
     #: the copy may change the source (``cow`` takes a restore point of it when it has none): the
     #: source is then held exclusively for the copy, not shared with other readers
     changes_source: ClassVar[bool] = False
+    #: kinds of source environment (``production``, ``staging``) this method copies when none is named
+    default_for: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def unavailable(self, source: Environment, *, stop_source: bool = False) -> tuple[str, str] | None:

@@ -62,6 +62,7 @@ def client_install(source: Environment, target: Environment) -> PgInstall:
 
 @register("dump")
 class DumpSync(SyncStrategy):
+    default_for = frozenset({"production"})  # the method copying such a source when none is named
     reads_live_source = True
 
     def unavailable(self, source: Environment, *, stop_source: bool = False) -> tuple[str, str] | None:

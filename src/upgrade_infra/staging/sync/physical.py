@@ -34,6 +34,7 @@ def unbind_auto_conf(text: str) -> str:
 
 @register("physical")
 class PhysicalSync(SyncStrategy):
+    default_for = frozenset({"staging"})  # the method copying such a source when none is named
     reads_live_source = False
 
     def unavailable(self, source: Environment, *, stop_source: bool = False) -> tuple[str, str] | None:

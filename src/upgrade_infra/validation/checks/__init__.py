@@ -1,101 +1,15 @@
 """Check kinds, keyed by the manifest's ``kind:`` name (one module per kind).
 
-:func:`manifest_issues` validates every declared check when the manifest loads: unknown kind,
-unknown or missing field, bad JSON path, unknown service or database, unrenderable template;
-each issue names the check (``checks.N``) and the field, and maps to a file line.
+Each built-in kind module registers itself with :func:`register_kind`; the registry
+(:mod:`upgrade_infra.stack.checkkinds`) imports them through the ``upgrade_infra.check_kinds``
+entry points (``pyproject.toml``), exactly as it imports a third-party package's kinds.
+:func:`manifest_issues` validates every declared check when the manifest loads.
 """
 
 from __future__ import annotations
 
-import difflib
-import re
-from typing import TYPE_CHECKING, Any
+from upgrade_infra.stack.checkkinds import KINDS, Kind, field_names, get_kind, manifest_issues, register_kind
+from upgrade_infra.validation.checks.base import CheckContext, Issue, KindConfig, Outcome, parse_config
 
-from pydantic import BaseModel, ValidationError
-
-from upgrade_infra.validation.checks.base import (
-    KINDS,
-    CheckContext,
-    Issue,
-    Kind,
-    KindConfig,
-    Outcome,
-    get_kind,
-    parse_config,
-    register_kind,
-)
-
-# kinds register themselves on import
-from upgrade_infra.validation.checks import browser, command, http, performance, pytest_suite, sql, workflow  # noqa: E402,F401  isort: skip
-
-if TYPE_CHECKING:
-    from upgrade_infra.stack.manifest import Manifest
-
-SUITE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-__all__ = ["KINDS", "CheckContext", "Kind", "KindConfig", "Outcome", "get_kind", "parse_config", "register_kind",
-           "manifest_issues"]
-
-
-def manifest_issues(m: Manifest) -> list[Issue]:
-    out: list[Issue] = []
-    seen: dict[str, int] = {}
-    for i, spec in enumerate(m.checks):
-        at = ("checks", i)
-        if spec.name in seen:
-            out.append(((*at, "name"), f"check {spec.name!r}: duplicate name (also checks.{seen[spec.name]})",
-                        "give every check its own name"))
-        seen.setdefault(spec.name, i)
-        if not SUITE.match(spec.suite):
-            out.append(((*at, "suite"), f"check {spec.name!r}: bad suite name {spec.suite!r}",
-                        "use lowercase letters, digits, '-' or '_', starting with a letter"))
-        if spec.service is not None and spec.service not in m.services:
-            out.append(((*at, "service"), f"check {spec.name!r}: unknown service {spec.service!r}",
-                        f"use one of: {', '.join(m.services)}"))
-        kind = KINDS.get(spec.kind)
-        if kind is None:
-            out.append(((*at, "kind"), f"check {spec.name!r}: unknown check kind {spec.kind!r}",
-                        f"use one of: {', '.join(sorted(KINDS))}"))
-            continue
-        try:
-            cfg = kind.config.model_validate(spec.model_extra or {})
-        except ValidationError as e:
-            out += [_pydantic_issue(spec.name, at, kind, err) for err in e.errors()]
-            continue
-        if kind.semantic:
-            out += [((*at, *loc), f"check {spec.name!r}: {problem}", fix)
-                    for loc, problem, fix in kind.semantic(spec, cfg, m)]
-    return out
-
-
-def _pydantic_issue(check: str, at: tuple, kind: Kind, err: dict) -> Issue:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and (p[:1].isupper() or "[" in p)))
-    problem, fix = err["msg"].removeprefix("Value error, "), None
-    if err["type"] == "extra_forbidden":
-        problem = f"unknown field {loc[-1]!r} for kind {kind.name!r}"
-        best = difflib.get_close_matches(str(loc[-1]), field_names(kind.config, loc[:-1]), n=1)
-        fix = f"did you mean {best[0]!r}?" if best else f"see docs/testing/check-kinds.md#{kind.name}"
-    elif err["type"] == "missing":
-        fix = f"add '{loc[-1]}:'"
-    return ((*at, *loc), f"check {check!r}: {problem}", fix)
-
-
-def field_names(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names (aliases) of the model(s) found at ``loc`` inside ``model``, for did-you-mean."""
-    models = [model]
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        nxt: list[type[BaseModel]] = []
-        for m in models:
-            f = next((f for n, f in m.model_fields.items() if part in (n, f.alias)), None)
-            if f is not None:
-                nxt += [a for a in _flatten(f.annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
-        models = nxt
-    return sorted({f.alias or n for m in models for n, f in m.model_fields.items()})
-
-
-def _flatten(ann: Any) -> list:
-    args = getattr(ann, "__args__", None) or getattr(ann, "__metadata__", None) and [ann.__origin__]
-    if not args:
-        return [ann]
-    return [x for a in args for x in _flatten(a)]
+__all__ = ["KINDS", "CheckContext", "Issue", "Kind", "KindConfig", "Outcome", "field_names", "get_kind",
+           "manifest_issues", "parse_config", "register_kind"]

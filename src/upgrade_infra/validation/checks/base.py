@@ -1,6 +1,7 @@
 """What every check kind shares: its config base model, the run context, the outcome, the registry.
 
-A kind is registered by its manifest name with :func:`register_kind`; it brings a pydantic
+A kind is registered by its manifest name with :func:`register_kind` (the registry is
+:mod:`upgrade_infra.stack.checkkinds`, which the manifest asks); it brings a pydantic
 ``Config`` model (the check's kind-specific fields, validated when the manifest loads) and a
 ``run(spec, config, ctx) -> Outcome`` function. Kinds never raise for a failing check: they
 return an :class:`Outcome`; an exception escaping a kind is reported as an error of that check.
@@ -8,15 +9,15 @@ return an :class:`Outcome`; an exception escaping a kind is reported as an error
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from upgrade_infra.core.errors import UnknownName
 from upgrade_infra.stack import templates
+from upgrade_infra.stack.checkkinds import KINDS, Issue, Kind, get_kind, register_kind
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 # placeholders a check may use: {services.NAME.url}, {db.NAME.url}, {secrets.NAME}, {env}, {stack_dir}...
 CHECK_FIELDS = {"services", "db", "secrets", "env", "stack_dir", "state_dir", "report_dir", "python"}
-Issue = tuple[tuple, str, str | None]
+__all__ = ["CHECK_FIELDS", "KINDS", "CheckContext", "Issue", "Kind", "KindConfig", "Outcome", "get_kind",
+           "parse_config", "register_kind", "template_issues"]
 
 
 class KindConfig(BaseModel):
@@ -71,33 +73,6 @@ class CheckContext:
 
     def service_url(self, service: str) -> str:
         return self.env.service_url(service)
-
-
-@dataclass(frozen=True)
-class Kind:
-    name: str
-    config: type[KindConfig]
-    run: Callable[[CheckSpec, Any, CheckContext], Outcome]
-    exclusive: bool = False  # runs alone (performance, browser): not alongside other checks
-    semantic: Callable[[CheckSpec, Any, Manifest], list[Issue]] | None = None
-
-
-KINDS: dict[str, Kind] = {}
-
-
-def register_kind(name: str, config: type[KindConfig], *, exclusive: bool = False,
-                  semantic: Callable | None = None) -> Callable:
-    def deco(fn: Callable) -> Callable:
-        KINDS[name] = Kind(name, config, fn, exclusive, semantic)
-        return fn
-
-    return deco
-
-
-def get_kind(name: str) -> Kind:
-    if name not in KINDS:
-        raise UnknownName(f"unknown check kind {name!r}", fix=f"use one of: {', '.join(sorted(KINDS))}")
-    return KINDS[name]
 
 
 def parse_config(spec: CheckSpec) -> Any:

@@ -1,0 +1,38 @@
+"""Finishing what a crash interrupted: ``upgrade-infra resume ENV``, and a rollback that finds an
+interrupted operation first.
+
+Every operation kind of the journal has a recovery handler in the registry
+(:data:`upgrade_infra.core.steps.RECOVERY`, loaded through entry points): ``upgrade`` and
+``rollback`` (:mod:`.upgrade`, :mod:`.rollback`), ``snapshot`` (:mod:`upgrade_infra.restore.ops`),
+``migrate-test`` (:mod:`upgrade_infra.migration.recovery`). This module dispatches on the kind and
+imports none of them, so both the upgrade and the rollback use it without importing each other.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from upgrade_infra.core.journal import Journal
+from upgrade_infra.core.lock import env_lock
+from upgrade_infra.core.steps import RECOVERY, end_op, resume_ctx
+
+if TYPE_CHECKING:
+    from upgrade_infra.backends import Environment
+
+
+def recover(env: Environment, *, command: str = "resume", prefer: str = "resume") -> dict[str, Any]:
+    """Finish every operation a crash interrupted, newest first; ``prefer='rollback'`` also rolls
+    back an upgrade whose steps had all completed."""
+    done: list[dict[str, Any]] = []
+    with env_lock(env.state, env.name, command):
+        journal = Journal(env.state, env.name)
+        if env.cluster.initialized() or journal.incomplete() is None or journal.incomplete().kind != "rollback":
+            env.start_database()  # a rollback killed between its data-dir renames starts it itself
+        while (inc := journal.incomplete()) is not None:
+            handler = RECOVERY.get(inc.kind, None)
+            if handler is not None:
+                done.append({"op": inc.op, "kind": inc.kind, **handler.finish(env, inc, command, prefer=prefer)})
+            else:  # nobody registered how to finish it: close it so the environment is usable again
+                end_op(resume_ctx(env, inc), "abandoned", error=f"interrupted; no recovery for {inc.kind!r}")
+                done.append({"op": inc.op, "kind": inc.kind, "action": "abandoned: check the environment"})
+    return {"environment": env.name, "recovered": done, "versions": dict(env.record.versions)}
