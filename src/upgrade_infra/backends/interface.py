@@ -427,6 +427,10 @@ class Environment(ABC):
         """Whether the server has been created (it may be stopped)."""
 
     @abstractmethod
+    def database_running(self) -> bool:
+        """Whether the server exists and accepts connections."""
+
+    @abstractmethod
     def start_database(self) -> float: ...
 
     @abstractmethod

@@ -392,6 +392,9 @@ class LocalEnvironment(Environment):
     def database_exists(self) -> bool:
         return self.cluster.initialized()
 
+    def database_running(self) -> bool:
+        return self.cluster.initialized() and self.cluster.running()
+
     def start_database(self) -> float:
         self.cluster.write_conf(self.manifest.postgres.settings)
         return self.cluster.start()
