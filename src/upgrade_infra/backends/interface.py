@@ -497,5 +497,5 @@ class Environment(ABC):
         return {"directory": self.dir}
 
     def placement(self) -> dict[str, Any]:
-        """What the backend reports about where this environment lives (e.g. ``port_base``)."""
+        """What the backend reports about where this environment lives (local: its port block)."""
         return {}
