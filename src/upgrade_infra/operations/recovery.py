@@ -26,7 +26,7 @@ def recover(env: Environment, *, command: str = "resume", prefer: str = "resume"
     done: list[dict[str, Any]] = []
     with env_lock(env.state, env.name, command):
         journal = Journal(env.state, env.name)
-        if env.cluster.initialized() or journal.incomplete() is None or journal.incomplete().kind != "rollback":
+        if env.database_exists() or journal.incomplete() is None or journal.incomplete().kind != "rollback":
             env.start_database()  # a rollback killed between its data-dir renames starts it itself
         while (inc := journal.incomplete()) is not None:
             handler = RECOVERY.get(inc.kind, None)

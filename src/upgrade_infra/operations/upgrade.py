@@ -118,8 +118,8 @@ def _downgrade(ctx: Ctx) -> dict[str, Any]:
         if not env.manifest.service(svc).downgrade:
             continue  # --allow-downgrade: the older release runs on the newer schema
         frm = ctx.data["from_versions"][svc]
-        r = env.run_service_command(svc, "downgrade", version=frm, timeout=env.manifest.migration.timeout_s,
-                                    to_version=d["to"], from_version=frm)
+        r = env.run_job(svc, "downgrade", version=frm, timeout=env.manifest.migration.timeout_s,
+                        to_version=d["to"], from_version=frm)
         if r.returncode != 0:
             raise CommandFailed(f"downgrade of {svc} {frm} -> {d['to']} exited {r.returncode}: "
                                 f"{(r.stderr or r.stdout).strip()[-300:]}")

@@ -44,17 +44,23 @@ def names() -> list[str]:
 
 
 def choose(source, requested: str | None = None, *, stop_source: bool = False) -> SyncStrategy:
-    """The strategy for copying ``source`` now: ``requested`` if given (and possible), else the one
-    whose ``default_for`` names the source's kind: ``physical`` for a staging source (which may be
-    stopped briefly) and ``dump`` for production, which is never stopped unless asked
+    """The strategy for copying ``source`` now: ``requested`` if given (and possible), else, among the
+    methods whose ``default_for`` names the source's kind and whose required capabilities the source's
+    backend has, the most specific one: ``physical`` for a staging source on a backend with a physical
+    data dir (it may be stopped briefly), ``dump`` otherwise; production is never stopped unless asked
     (``--strategy physical --stop-source``).
     """
+    from upgrade_infra.backends.interface import require
+
     if requested is None:
-        requested = next((n for n, cls in STRATEGIES.items() if source.kind in cls.default_for), None)
-        if requested is None:
+        fits = [(len(cls.default_for), n) for n, cls in STRATEGIES.items()
+                if source.kind in cls.default_for and all(source.has(c) for c in cls.requires)]
+        if not fits:
             raise BadInput(f"no sync strategy copies a {source.kind} source by default",
                            fix=f"name one with --strategy ({', '.join(names())})", source=source.name)
+        requested = min(fits)[1]
     strategy = get(requested)
+    require(source, strategy)  # a method needing what the backend lacks: exit 2 naming the alternative
     problem = strategy.unavailable(source, stop_source=stop_source)
     if problem:
         raise BadInput(problem[0], fix=problem[1], strategy=requested, source=source.name)
