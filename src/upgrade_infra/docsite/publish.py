@@ -3,6 +3,10 @@
 ``run_all`` executes runbooks in order into a fresh run directory, then makes it ``reports/latest``
 (a failed run is kept too: its notebooks say where it failed). ``gate`` decides; only a passing
 gate rebuilds the site, built aside and swapped in, so a failure leaves the previous site untouched.
+
+``publish`` takes a :class:`~upgrade_infra.operations.session.Session` first (the stack, and the
+fresh state dir the runbooks run in) and returns a :class:`PublishResult` (``to_dict()`` is
+``summary.json`` and ``site publish --json``).
 """
 
 from __future__ import annotations
@@ -13,17 +17,52 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core import runner
 from upgrade_infra.core.errors import BadInput, CheckFailed
 from upgrade_infra.core.redact import scrub
+from upgrade_infra.core.results import Result, optional, secs
 from upgrade_infra.core.state import atomic_write_json, read_json
 from upgrade_infra.docsite import runbooks, siteassets
 
+if TYPE_CHECKING:
+    from upgrade_infra.operations.session import Session
+
 ROLLBACK_RUNBOOK = "rollback"
+RUN_STATE_DIR = ".upgrade-infra-site"
+
+
+@dataclass
+class PublishResult(Result):
+    """The gate's summary of a run of the runbooks (``site publish``, ``runbook run-all``)."""
+
+    generated_at: str
+    runbooks: list[dict[str, Any]]  # name, status, duration_s, papermill_overhead_s, error, output
+    rollback: dict[str, Any]  # the rollback drill's figures: total_s, budget_s, verified, quarantined_rows, …
+    gate: str  # pass | fail
+    reasons: list[str] = field(default_factory=list)
+    runbooks_s: float | None = optional()
+    site_build_s: float | None = optional()
+    site: str | None = optional()
+
+    @property
+    def ok(self) -> bool:
+        return self.gate == "pass"
+
+    @property
+    def verdict(self) -> str:
+        passed = sum(r["status"] == "passed" for r in self.runbooks)
+        rb = self.rollback
+        line = (f"gate {self.gate}: {passed} of {len(self.runbooks)} runbooks passed"
+                + (f" in {secs(self.runbooks_s)}" if self.runbooks_s is not None else "")
+                + f"; rollback {secs(rb.get('total_s'))} of {rb.get('budget_s'):g} s, "
+                  f"{'verified' if rb.get('verified') else 'not verified'}")
+        if self.site:
+            line += f"; site built in {secs(self.site_build_s)}"
+        return line + "".join(f"; {r}" for r in self.reasons[:2])
 
 
 @dataclass
@@ -120,7 +159,7 @@ class Progress:
         self._line(name, f"{result.status}" + (f": {result.error}" if result.error else ""))
 
 
-def summarize(results: list[runbooks.RunResult], rollback_budget_s: float, reports: Path) -> dict[str, Any]:
+def summarize(results: list[runbooks.RunResult], rollback_budget_s: float, reports: Path) -> PublishResult:
     rb = next((r for r in results if r.name == ROLLBACK_RUNBOOK), None)
     rollback = dict((rb.figures.get("rollback") or {}) if rb else {})
     rollback.setdefault("total_s", None)
@@ -134,25 +173,23 @@ def summarize(results: list[runbooks.RunResult], rollback_budget_s: float, repor
         reasons.append("the rollback drill reported no verified rollback time")
     elif rollback["total_s"] > rollback_budget_s:
         reasons.append(f"rollback took {rollback['total_s']:.1f}s, over the {rollback_budget_s:g}s budget")
-    return {
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "runbooks": [{"name": r.name, "status": r.status, "duration_s": r.duration_s,
-                      "papermill_overhead_s": r.papermill_overhead_s, "error": r.error,
-                      "output": os.path.relpath(r.notebook, reports)} for r in results],
-        "rollback": rollback, "gate": "fail" if reasons else "pass", "reasons": reasons,
-    }
+    return PublishResult(
+        generated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        runbooks=[{"name": r.name, "status": r.status, "duration_s": r.duration_s,
+                   "papermill_overhead_s": r.papermill_overhead_s, "error": r.error,
+                   "output": os.path.relpath(r.notebook, reports)} for r in results],
+        rollback=rollback, gate="fail" if reasons else "pass", reasons=reasons)
 
 
-def record_history(paths: Paths, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    entry = {"at": summary["generated_at"], "gate": summary["gate"],
-             "rollback_s": summary["rollback"].get("total_s")}
+def record_history(paths: Paths, summary: PublishResult) -> list[dict[str, Any]]:
+    entry = {"at": summary.generated_at, "gate": summary.gate, "rollback_s": summary.rollback.get("total_s")}
     with open(paths.history, "a") as f:
         f.write(json.dumps(entry) + "\n")
     lines = paths.history.read_text().splitlines()
     return [json.loads(line) for line in lines[-20:]]
 
 
-def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, stack: Path | None = None,
+def build_site(paths: Paths, summary: PublishResult, history: list[dict], *, stack: Path | None = None,
                state_dir: Path | None = None) -> Path:
     """Link docs/ and mkdocs.yml into build/, add generated pages and executed runbooks, build strict.
 
@@ -171,7 +208,7 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, st
     nb_dir = build / "docs" / "runbooks"
     nb_dir.mkdir(parents=True, exist_ok=True)
     latest = paths.latest.resolve()
-    ran = {r["name"] for r in summary["runbooks"]}
+    ran = {r["name"] for r in summary.runbooks}
     for name, _ in runbooks.list_runbooks(paths.repo / "runbooks"):
         if name not in ran:  # a partial run (--only): say so, never show a stale page as current
             _not_run_page(nb_dir / f"{name}.ipynb", name)
@@ -184,7 +221,7 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, st
     js_dir = build / "docs" / "javascripts"
     js_dir.mkdir(exist_ok=True)
     shutil.copy2(siteassets.mermaid_js(paths.repo / ".cache"), js_dir / "mermaid.min.js")
-    cos.write_report(build / "docs" / "validation", summary, history, latest, repo=paths.repo, stack=stack,
+    cos.write_report(build / "docs" / "validation", summary.to_dict(), history, latest, repo=paths.repo, stack=stack,
                      state_dir=state_dir)
     out = build / "site"
     runner.run(mkdocs_argv(build / "mkdocs.yml", out), env=runner.base_env({"NO_MKDOCS_2_WARNING": "1"}),
@@ -292,10 +329,18 @@ def _require_site_run_dir(state_dir: Path) -> None:
                        fix="pass --run-state-dir to an empty or new directory")
 
 
-def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: float,
-            only: list[str] | None = None) -> dict[str, Any]:
+def run_state_dir(s: Session) -> Path:
+    """Where the runbooks of a publication run: the session's state dir when it names one, else
+    ``.upgrade-infra-site/`` beside the stack file (never the stack's own state dir)."""
+    return s.state_dir or s.stack.resolve().parent / RUN_STATE_DIR
+
+
+def publish(s: Session, paths: Paths, *, rollback_budget_s: float, only: list[str] | None = None) -> PublishResult:
+    """Run every runbook against ``s.stack`` in a fresh state dir (:func:`run_state_dir`, wiped first:
+    only one a previous publication made), gate, and build the site when the gate passes."""
     from upgrade_infra.operations.session import Session, stop_everything
 
+    stack, state_dir = s.stack, run_state_dir(s)
     _require_site_run_dir(state_dir)
     stop_everything(Session(stack, state_dir))
     shutil.rmtree(state_dir, ignore_errors=True)
@@ -307,17 +352,18 @@ def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: fl
     finally:
         stop_everything(Session(stack, state_dir))
     summary = summarize(results, rollback_budget_s, paths.reports)
-    summary["runbooks_s"] = round(time.monotonic() - t0, 1)
+    summary.runbooks_s = round(time.monotonic() - t0, 1)
     history = record_history(paths, summary)
-    if summary["gate"] == "pass":
+    if summary.ok:
         t1 = time.monotonic()
         swap_in(build_site(paths, summary, history, stack=stack, state_dir=state_dir), paths.site)
-        summary["site_build_s"] = round(time.monotonic() - t1, 1)
-        summary["site"] = str(paths.site)
-    atomic_write_json(paths.latest.resolve() / "summary.json", json.loads(scrub(json.dumps(summary))), mode=0o600)
-    if summary["gate"] != "pass":
-        raise CheckFailed("gate failed, site not rebuilt: " + "; ".join(summary["reasons"]),
-                          fix=f"see {paths.latest}/ for the executed runbooks", summary=summary)
+        summary.site_build_s = round(time.monotonic() - t1, 1)
+        summary.site = str(paths.site)
+    atomic_write_json(paths.latest.resolve() / "summary.json", json.loads(scrub(json.dumps(summary.to_dict()))),
+                      mode=0o600)
+    if not summary.ok:
+        raise CheckFailed("gate failed, site not rebuilt: " + "; ".join(summary.reasons),
+                          fix=f"see {paths.latest}/ for the executed runbooks", summary=summary.to_dict())
     return summary
 
 
