@@ -77,5 +77,15 @@ def test_json_results_keep_their_keys(pa_stack, capsys):
         SNAPSHOT.write_text(json.dumps(got, indent=1) + "\n")
         pytest.skip(f"wrote {SNAPSHOT}")
     want = json.loads(Path(SNAPSHOT).read_text())
-    for cmd in want:
-        assert got[cmd] == want[cmd], (cmd, sorted(set(got[cmd]) ^ set(want[cmd])))
+    differ = {cmd: sorted(p for p in set(got[cmd]) ^ set(want[cmd]) if not _in_a_list(p, got[cmd], want[cmd]))
+              for cmd in want}
+    assert not any(differ.values()), differ
+
+
+def _in_a_list(path: str, a: list[str], b: list[str]) -> bool:
+    """A key of the items of a list both documents have: an empty list in one run (no blocked
+    session sampled, no step failed) is the data, not the shape."""
+    if "[]" not in path:
+        return False
+    head = path[:path.index("[]")]
+    return head in a and head in b

@@ -34,7 +34,7 @@ def run_all(directory: Path = DIR, reports: Path = REPORTS,
     """Execute every runbook in order into reports/runs/<time>/ (reports/latest points there)."""
     s = session()
     with progress("running runbooks"):
-        results = publish.run_all(directory, reports, stack=s.stack, state_dir=s.state.root, only=only or None)
+        results = publish.run_all(s, directory, reports, only=only or None)
     summary = publish.summarize(results, s.manifest.policies.rollback_budget_s, reports)
     emit(summary, _summary_table)
 

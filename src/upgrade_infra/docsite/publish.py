@@ -4,8 +4,8 @@
 (a failed run is kept too: its notebooks say where it failed). ``gate`` decides; only a passing
 gate rebuilds the site, built aside and swapped in, so a failure leaves the previous site untouched.
 
-``publish`` takes a :class:`~upgrade_infra.operations.session.Session` first (the stack, and the
-fresh state dir the runbooks run in) and returns a :class:`PublishResult` (``to_dict()`` is
+``publish`` and ``run_all`` take a :class:`~upgrade_infra.operations.session.Session` first (the
+stack, and the state dir the runbooks run in: a fresh one for ``publish``); ``publish`` returns a :class:`PublishResult` (``to_dict()`` is
 ``summary.json`` and ``site publish --json``).
 """
 
@@ -84,11 +84,12 @@ class Paths:
         return self.repo / "build"
 
 
-def run_all(directory: Path, reports: Path, *, stack: Path, state_dir: Path,
-            only: list[str] | None = None, params: dict[str, dict] | None = None) -> list[runbooks.RunResult]:
+def run_all(s: Session, directory: Path, reports: Path, *, only: list[str] | None = None,
+            params: dict[str, dict] | None = None) -> list[runbooks.RunResult]:
+    """Execute the runbooks of ``directory`` in order against ``s`` (its stack and state dir)."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
     run_dir = reports / "runs" / stamp
-    env = {"UPGRADE_INFRA_STACK": str(stack.resolve()), "UPGRADE_INFRA_STATE_DIR": str(state_dir.resolve())}
+    env = {"UPGRADE_INFRA_STACK": str(s.stack.resolve()), "UPGRADE_INFRA_STATE_DIR": str(s.state.root.resolve())}
     results = []
     todo = [(n, p) for n, p in runbooks.list_runbooks(directory) if not only or n in only]
     with Progress([n for n, _ in todo]) as progress:
@@ -348,7 +349,7 @@ def publish(s: Session, paths: Paths, *, rollback_budget_s: float, only: list[st
     (state_dir / SITE_RUN_MARKER).write_text("state of a `site publish` run: wiped and re-created by the next one\n")
     t0 = time.monotonic()
     try:
-        results = run_all(paths.repo / "runbooks", paths.reports, stack=stack, state_dir=state_dir, only=only)
+        results = run_all(Session(stack, state_dir), paths.repo / "runbooks", paths.reports, only=only)
     finally:
         stop_everything(Session(stack, state_dir))
     summary = summarize(results, rollback_budget_s, paths.reports)
