@@ -117,3 +117,14 @@ def test_runbook_tables_show_a_result_as_its_document():
 def test_a_result_is_printed_as_its_verdict():
     assert str(rollback()) == rollback().verdict
     assert isinstance(rollback(), Result) and rollback().ok
+
+
+def test_the_maintenance_runbook_imports_in_a_fresh_interpreter():
+    """Regression: ``observe.maintenance`` imported ``restore.ops`` before ``restore.points`` and a fresh
+    kernel (the maintenance runbook under ``site publish``) failed on the circular import."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", "import upgrade_infra.observe.maintenance"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
