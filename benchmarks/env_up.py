@@ -36,7 +36,7 @@ def measure(size_mb: float) -> dict:
         up = s.env("production").up(seed_mb=size_mb)
         wall = time.monotonic() - t0
         healthy = s.env("production").status().healthy
-        seed = up["seed"] or {}
+        seed = up.seed or {}
         t1 = time.monotonic()
         s.env("production").down()
         down_s = time.monotonic() - t1

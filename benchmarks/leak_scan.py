@@ -41,9 +41,9 @@ def main() -> int:
         s.env("production").up(seed_mb=a.size_mb)
         t0 = time.monotonic()
         r = staging.create(s, "bench-leak")
-        step = {t["step"]: t["duration_s"] for t in r["timeline"]}
-        scan = r["leak_check"]["scan"]
-        out = {"mb": r["mb"], "copy_s": step.get("copy_databases"), "mask_s": step.get("mask"),
+        step = {t["step"]: t["duration_s"] for t in r.timeline}
+        scan = r.leak_check["scan"]
+        out = {"mb": r.mb, "copy_s": step.get("copy_databases"), "mask_s": step.get("mask"),
                "leak_check_s": step.get("leak_check"), "scan_s": scan["seconds"], "scan_mb": scan.get("mb"),
                "scan_mb_per_s": scan.get("mb_per_s"), "tables": scan["tables"],
                "columns": scan["columns"], "values_looked_for": scan["needles"], "hits": len(scan["hits"]),

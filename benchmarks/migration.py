@@ -66,7 +66,7 @@ def naive_fingerprint_s(env) -> float:
 
 def back_to(env, rp_id: str) -> None:
     res = rollback.rollback(env, to=rp_id, command="benchmark: back to the restore point")
-    quarantine.delete(env, res["op"])  # the migrated databases the rollback set aside
+    quarantine.delete(env, res.op)  # the migrated databases the rollback set aside
     env.stop_services()
 
 

@@ -70,21 +70,21 @@ def measure(size_mb: float, strategies: tuple[str, ...]) -> dict:
         points = {}
         for st in strategies:
             r = snapshots.create(env, st)
-            points[st] = snapshots.get(s.state, r["restore_point"]["id"])
-            row[f"rp_{st}_s"] = r["capture_s"]
-            row[f"rp_{st}_downtime_s"] = r["downtime_s"]
+            points[st] = r.restore_point
+            row[f"rp_{st}_s"] = r.capture_s
+            row[f"rp_{st}_downtime_s"] = r.downtime_s
         res = upgrade.upgrade(env, {svc: "1.2.0" for svc in s.manifest.services}, command="benchmark")
-        rb = res["rollback"]
-        row["ours_steps"] = {t["step"]: t["duration_s"] for t in rb["steps"]}
-        row.update(ours_total_s=rb["total_s"], ours_db_s=rb["database_step_s"], ours_path=rb["staging_path"],
-                   ours_verified=rb["verified"], ours_quarantined_rows=rb["quarantine"]["rows_new_total"],
-                   upgrade_downtime_s=res["downtime_s"])
+        rb = res.rollback
+        row["ours_steps"] = {t["step"]: t["duration_s"] for t in rb.steps}
+        row.update(ours_total_s=rb.total_s, ours_db_s=rb.database_step_s, ours_path=rb.staging_path,
+                   ours_verified=rb.verified, ours_quarantined_rows=rb.quarantine.rows_new_total,
+                   upgrade_downtime_s=res.downtime_s)
         if "dump" in points:
             nv = naive_rollback(env, points["dump"])
             row.update(naive_total_s=nv["total_s"], naive_db_s=nv["db_s"], naive_verified=nv["verified"],
                        naive_stop_s=nv["stop_s"], naive_start_s=nv["start_s"])
-            row["ratio_total"] = round(nv["total_s"] / rb["total_s"], 1)
-            row["ratio_db"] = round(nv["db_s"] / max(rb["database_step_s"], 1e-3), 1)
+            row["ratio_total"] = round(nv["total_s"] / rb.total_s, 1)
+            row["ratio_db"] = round(nv["db_s"] / max(rb.database_step_s, 1e-3), 1)
         return row
     finally:
         stop_everything(s)

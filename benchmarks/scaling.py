@@ -140,8 +140,10 @@ def fs_label(path: Path) -> str:
 
 
 # -- measurements ----------------------------------------------------------------------------------
-def _step(r: dict, name: str) -> float | None:
-    return next((t["duration_s"] for t in r.get("timeline") or r.get("steps") or [] if t["step"] == name), None)
+def _step(r, name: str) -> float | None:
+    """Seconds of step ``name`` of a result (a staging result's timeline, a rollback's steps)."""
+    steps = getattr(r, "timeline", None) or getattr(r, "steps", None) or []
+    return next((t["duration_s"] for t in steps if t["step"] == name), None)
 
 
 def naive(env, row: dict) -> None:
@@ -198,21 +200,21 @@ def one_strategy(s: Session, env, st: str, row: dict, dump_max_mb: float) -> Non
     fsutil.sync_fs(fs)
     u0 = used_bytes(fs)
     r = snapshots.create(env, st, command="benchmark")
-    row[f"{st}_capture_s"] = r["capture_s"]
-    row[f"{st}_downtime_s"] = r["downtime_s"] if r["downtime_s"] is not None else 0.0
+    row[f"{st}_capture_s"] = r.capture_s
+    row[f"{st}_downtime_s"] = r.downtime_s if r.downtime_s is not None else 0.0
     fsutil.sync_fs(fs)
     # statvfs delta (the live cluster's own WAL and preallocations move it by up to ~100 MB either way)
     row[f"{st}_disk_mb"] = round(max(0, used_bytes(fs) - u0) / 1e6, 1)
     row[f"{st}_healthy_after_capture"] = env.status().healthy
-    rp = snapshots.get(s.state, r["restore_point"]["id"])
+    rp = r.restore_point
     rb = rollback.rollback(env, rp.id, command="benchmark")
-    row[f"{st}_rollback_s"] = rb["total_s"]
-    row[f"{st}_rollback_db_s"] = rb["database_step_s"]
-    row[f"{st}_rollback_verified"] = rb["verified"]
+    row[f"{st}_rollback_s"] = rb.total_s
+    row[f"{st}_rollback_db_s"] = rb.database_step_s
+    row[f"{st}_rollback_verified"] = rb.verified
     clean(s, s.env("production"), keep_points=st == "cow")  # disk back before staging (cow: reused)
     if st in SYNC_FOR:
         sr = staging.create(s, f"scale-{st}", strategy=SYNC_FOR[st], stop_source=st == "fs")
-        row[f"{st}_staging_ready_s"] = sr["ready_s"]
+        row[f"{st}_staging_ready_s"] = sr.ready_s
         row[f"{st}_staging_mask_s"] = _step(sr, "mask")
     clean(s, s.env("production"))  # re-read: a physical sync restarted production's services
 
@@ -231,7 +233,7 @@ def measure(size_mb: float, strategies: tuple[str, ...], base: Path, dump_max_mb
         sizes = sql.database_sizes(env.conninfo())
         row["db_mb"] = round(sum(sizes[d] for d in s.manifest.postgres.databases) / 1e6, 1)
         row["pgdata_mb"] = round(fsutil.tree_bytes(env.capability(PhysicalDataDir).path) / 1e6, 1)
-        row["seed"] = up.get("seed")
+        row["seed"] = up.seed
         for st in strategies:
             t = time.monotonic()
             one_strategy(s, s.env("production"), st, row, dump_max_mb)

@@ -32,24 +32,25 @@ from upgrade_infra.operations.session import Session, stop_everything  # noqa: E
 from upgrade_infra.staging import lifecycle as staging  # noqa: E402
 
 
-def _step(r: dict, name: str) -> float | None:
-    return next((t["duration_s"] for t in r.get("timeline") or r.get("steps") or [] if t["step"] == name), None)
+def _step(r, name: str) -> float | None:
+    steps = getattr(r, "timeline", None) or getattr(r, "steps", None) or []
+    return next((t["duration_s"] for t in steps if t["step"] == name), None)
 
 
 def create_row(s: Session, strategy: str) -> tuple[dict, dict]:
     r = staging.create(s, f"bench-{strategy}", strategy=strategy, stop_source=strategy == "physical")
-    sync = r.get("sync") or {}
-    row = {"what": f"stage create ({strategy})", "mb": r["mb"], "copy_s": r["copy_s"], "mb_per_s": r["mb_per_s"],
+    sync = r.meta.get("sync") or {}
+    row = {"what": f"stage create ({strategy})", "mb": r.mb, "copy_s": r.copy_s, "mb_per_s": r.mb_per_s,
            "mask_s": _step(r, "mask"), "restore_point_s": _step(r, "restore_point"),
-           "start_s": _step(r, "start_services"), "ready_s": r["ready_s"], "total_s": r["total_s"],
-           "source_outage_s": sync.get("source_outage_s", 0.0), "healthy": s.env(r["created"]).status().healthy}
+           "start_s": _step(r, "start_services"), "ready_s": r.ready_s, "total_s": r.total_s,
+           "source_outage_s": sync.get("source_outage_s", 0.0), "healthy": s.env(r.environment).status().healthy}
     return row, r
 
 
 def reset_row(s: Session, name: str) -> dict:
     r = staging.reset(s, name)
     db = (_step(r, "stage_databases") or 0) + (_step(r, "swap_databases") or 0)
-    return {"what": "stage reset", "ready_s": r["ready_s"], "wall_s": r["wall_s"], "database_s": round(db, 3),
+    return {"what": "stage reset", "ready_s": r.ready_s, "wall_s": r.wall_s, "database_s": round(db, 3),
             "stop_s": _step(r, "stop_services"), "start_s": _step(r, "start_services"), "verify_s": _step(r, "verify"),
             "healthy": s.env(name).status().healthy}
 
@@ -90,9 +91,9 @@ def run(size_mb: float, strategies: list[str], keep: Path | None) -> dict:
             row, r = create_row(s, strategy)
             rows.append(row)
             if strategy == "dump":
-                rows.append(naive_row(s, r["created"]))
-                rows.append(reset_row(s, r["created"]))
-            staging.destroy(s, r["created"])
+                rows.append(naive_row(s, r.environment))
+                rows.append(reset_row(s, r.environment))
+            staging.destroy(s, r.environment)
         dbs = sql.database_sizes(s.env("production").conninfo())
         return {"size_mb_requested": size_mb, "production_mb": round(sum(dbs.values()) / 1e6, 1),
                 "seed": up.get("seed"), "rows": rows, "cpus": os.cpu_count()}

@@ -8,8 +8,21 @@ import matplotlib
 
 from upgrade_infra.docsite import notebook as nb
 from upgrade_infra.docsite import rollback_charts
+from upgrade_infra.operations.results import QuarantineSummary, RollbackResult, UpgradeResult
 
 matplotlib.use("Agg")
+
+
+def upgrade_result(steps: list[dict], rollback_steps: list[dict], *, total_s: float,
+                   budget_s: float = 300.0) -> UpgradeResult:
+    """An upgrade that was rolled back, with only the figures the chart reads filled in."""
+    rb = RollbackResult(op="op-2", environment="production", restore_point="rp-1", strategy="clone",
+                        versions={}, from_versions={}, auto=True, steps=rollback_steps, total_s=total_s, wall_s=total_s,
+                        database_step_s=0.05, budget_s=budget_s, over_budget=False, verified=True, staging_path=None,
+                        quarantine=QuarantineSummary("op-2"))
+    return UpgradeResult(op="op-1", environment="production", outcome="rolled-back", restore_point="rp-1",
+                         from_versions={}, to_versions={}, versions={}, steps=steps, downtime_s=None, total_s=10.0,
+                         error="smoke failed", failed_step="smoke", rollback=rb)
 
 
 def test_finish_renders_a_table_not_an_ipython_object():
@@ -46,11 +59,11 @@ def test_machine_paths_are_shortened_but_urls_kept():
 
 
 def test_timeline_is_zoomed_to_the_steps():
-    res = {"steps": [{"step": "preflight", "start_s": 0.0, "duration_s": 0.1, "status": "ok"},
-                     {"step": "smoke", "start_s": 0.1, "duration_s": 2.0, "status": "failed"}],
-           "rollback": {"budget_s": 300.0, "total_s": 4.0,
-                        "steps": [{"step": "swap_databases", "start_s": 0.0, "duration_s": 0.05, "status": "ok"},
-                                  {"step": "start_services", "start_s": 0.05, "duration_s": 3.9, "status": "ok"}]}}
+    res = upgrade_result(
+        [{"step": "preflight", "start_s": 0.0, "duration_s": 0.1, "status": "ok"},
+         {"step": "smoke", "start_s": 0.1, "duration_s": 2.0, "status": "failed"}],
+        [{"step": "swap_databases", "start_s": 0.0, "duration_s": 0.05, "status": "ok"},
+         {"step": "start_services", "start_s": 0.05, "duration_s": 3.9, "status": "ok"}], total_s=4.0)
     fig = rollback_charts.timeline(res, "1.2.0")
     lo, hi = fig.axes[0].get_xlim()
     assert lo == 0 and 6.0 < hi < 10.0  # the steps end at 6.05 s: not a 300 s axis

@@ -10,6 +10,7 @@ from upgrade_infra.core import runner
 from upgrade_infra.core.errors import CommandFailed
 from upgrade_infra.docsite import publish
 from upgrade_infra.docsite.runbooks import RunResult
+from upgrade_infra.operations.session import Session
 
 from .conftest import REPO
 
@@ -22,8 +23,10 @@ def result(name: str, status: str = "passed", **figures) -> RunResult:
 def test_gate_passes_with_verified_rollback_within_budget():
     s = publish.summarize([result("production"), result("rollback", rollback={"total_s": 12.5, "verified": True,
                                                                                 "quarantined_rows": 3})], 300, None)
-    assert s["gate"] == "pass" and s["reasons"] == []
-    assert s["rollback"] == {"total_s": 12.5, "verified": True, "quarantined_rows": 3, "budget_s": 300}
+    assert s.gate == "pass" and s.ok and s.reasons == []
+    assert s.rollback == {"total_s": 12.5, "verified": True, "quarantined_rows": 3, "budget_s": 300}
+    assert s.verdict == "gate pass: 2 of 2 runbooks passed; rollback 12.5 s of 300 s, verified"
+    assert list(s.to_dict()) == ["generated_at", "runbooks", "rollback", "gate", "reasons"]  # summary.json's keys
 
 
 @pytest.mark.parametrize("results, reason", [
@@ -35,7 +38,7 @@ def test_gate_passes_with_verified_rollback_within_budget():
 ])
 def test_gate_fails(results, reason):
     s = publish.summarize(results, 300, None)
-    assert s["gate"] == "fail" and any(reason in r for r in s["reasons"])
+    assert s.gate == "fail" and not s.ok and any(reason in r for r in s.reasons)
 
 
 def _mini_repo(tmp_path, index_text: str):
@@ -90,7 +93,7 @@ def test_publish_never_wipes_a_state_dir_it_did_not_make(tmp_path):
     (state / "envs" / "production" / "env.json").write_text("{}")
     paths = publish.Paths(tmp_path, tmp_path / "reports", tmp_path / "site")
     with pytest.raises(BadInput, match="refusing to wipe"):
-        publish.publish(paths, stack=tmp_path / "stack.yaml", state_dir=state, rollback_budget_s=300)
+        publish.publish(Session(tmp_path / "stack.yaml", state), paths, rollback_budget_s=300)
     assert (state / "envs" / "production" / "env.json").exists()
 
 

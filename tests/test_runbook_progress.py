@@ -6,6 +6,7 @@ from __future__ import annotations
 import nbformat
 
 from upgrade_infra.docsite import publish, runbooks
+from upgrade_infra.operations.session import Session
 
 
 def _notebook(path, fail: bool = False):
@@ -39,6 +40,6 @@ def test_failing_runbook_names_step_cell_and_output(tmp_path):
 
 def test_publish_progress_prints_a_line_per_step_without_a_terminal(tmp_path, capsys):
     _notebook(tmp_path / "01-demo.ipynb")
-    publish.run_all(tmp_path, tmp_path / "reports", stack=tmp_path / "stack.yaml", state_dir=tmp_path / "state")
+    publish.run_all(Session(tmp_path / "stack.yaml", tmp_path / "state"), tmp_path, tmp_path / "reports")
     err = capsys.readouterr().err
     assert "[demo" in err and "First step" in err and "passed" in err

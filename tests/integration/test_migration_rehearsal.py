@@ -75,13 +75,24 @@ def test_lossy_release_fails_naming_table_column_and_rows(stg):
 
 def test_locking_release_fails_naming_the_lock(stg):
     rep = rehearsal.rehearse(stg, "stg", to("1.1.0-locking"), skip=QUICK)
-    msgs = [x for x in rep["verdict"]["failures"] if "assistant.messages" in x]
+    msgs = [x for x in rep.failures if "assistant.messages" in x]
     assert msgs and msgs[0].startswith("ACCESS EXCLUSIVE lock on assistant.messages held ")
-    held = rep["locks"]["per_table"]["assistant.messages"]["longest_exclusive_s"]
+    assert not rep.ok and rep.verdict.startswith("migration test on stg to assistant=1.1.0-locking, "
+                                                 "automations=1.1.0-locking: FAIL, migration ")
+    held = rep.locks["per_table"]["assistant.messages"]["longest_exclusive_s"]
     assert held >= 4.0  # PA_LOCK_SECONDS default 5 inside the migration transaction
-    assert not any("memory_tags" in x for x in rep["verdict"]["failures"])  # created by the migration itself
-    assert any(b["relation"] in ("users", "messages") for b in rep["locks"]["blocked"])  # the canary waited
-    assert rep["integrity"]["passed"]
+    assert not any("memory_tags" in x for x in rep.failures)  # created by the migration itself
+    assert any(b["relation"] in ("users", "messages") for b in rep.locks["blocked"])  # the canary waited
+    assert rep.integrity["passed"]
+
+
+def test_acceptance_figures_name_the_report(stg):
+    """Regression: the e2e-cos figures read a key the report never had (``report_path``): always None."""
+    from upgrade_infra.docsite import acceptance
+
+    fig = acceptance.rehearse(stg, "stg", "1.1.0-lossy", fast=True)
+    assert not fig["passed"] and fig["failures"] and fig["duration_s"] > 0
+    assert fig["report"] and json.loads(open(fig["report"]).read())["verdict"]["passed"] is False
 
 
 def test_hang_is_stopped_reported_and_reset(stg, monkeypatch):

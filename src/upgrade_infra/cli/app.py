@@ -20,6 +20,7 @@ from rich.markup import escape
 
 from upgrade_infra.core.errors import BadInput
 from upgrade_infra.core.redact import scrub
+from upgrade_infra.core.results import Result
 from upgrade_infra.operations.session import Session, default_stack_path
 from upgrade_infra.stack.manifest import check_name
 
@@ -101,9 +102,12 @@ def session() -> Session:
 
 
 def emit(data: Any, human: Callable[[Any], None] | None = None) -> None:
-    """Print ``data`` as JSON (with --json) or through ``human`` for people. Secrets are scrubbed."""
+    """Print ``data`` as JSON (with --json) or through ``human`` for people. Secrets are scrubbed.
+    A typed result (:class:`~upgrade_infra.core.results.Result`) prints its ``to_dict()``; ``human``
+    gets the result itself and reads its attributes."""
     if _state.json or human is None:
-        print(scrub(json.dumps(data, indent=2, default=str)), flush=True)
+        doc = data.to_dict() if isinstance(data, Result) else data
+        print(scrub(json.dumps(doc, indent=2, default=str)), flush=True)
         _state.emitted = True
     else:
         human(data)

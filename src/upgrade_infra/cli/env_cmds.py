@@ -50,11 +50,11 @@ def up(name: str = typer.Argument(..., callback=ENV_NAME), no_seed: bool = typer
     env = session().env(name)
     with progress(f"bringing {name} up"):
         result = env.up(seed=not no_seed, seed_mb=seed_mb)
-    result["status"] = env.status().to_dict()
-    emit(result, lambda r: (console.print(f"{esc(name)} up in {r['total_s']:.1f}s"
-                                          + (f", seeded {r['seed']['bytes_added'] / 1e6:.0f} MB at "
-                                             f"{r['seed']['mb_per_s']} MB/s" if r.get("seed") else "")),
-                            _status_table([r["status"]])))
+    result.status = env.status().to_dict()
+    emit(result, lambda r: (console.print(f"{esc(name)} up in {r.total_s:.1f}s"
+                                          + (f", seeded {r.seed['bytes_added'] / 1e6:.0f} MB at "
+                                             f"{r.seed['mb_per_s']} MB/s" if r.seed else "")),
+                            _status_table([r.status])))
 
 
 @env_app.command("down")
@@ -63,7 +63,7 @@ def down(name: str = typer.Argument(..., callback=ENV_NAME)) -> None:
     env = session().env(name)
     with progress(f"stopping {name}"):
         result = env.down()
-    emit(result, lambda r: console.print(f"{name} down in {r['total_s']:.1f}s: {r['services']}",
+    emit(result, lambda r: console.print(f"{name} down in {r.total_s:.1f}s: {r.services}",
                                          markup=False))
 
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markdown import Markdown
 
 from upgrade_infra.cli.app import console, emit, esc, progress, session, sub
 from upgrade_infra.core.errors import CheckFailed
+
+if TYPE_CHECKING:
+    from upgrade_infra.migration.results import MigrationTestResult
 
 mig_app = sub("migrate", "Rehearse migrations on staging, lint their SQL, check other PostgreSQL majors.")
 
@@ -39,10 +43,10 @@ def test(on: str = typer.Option(..., "--on", help="the staging environment to re
                                  mode=mode, skip=tuple(skip), canary=not no_canary, report_path=report_file,
                                  expect=expect, accept=accept)
 
-    def human(r: dict) -> None:
+    def human(r: MigrationTestResult) -> None:
         console.print(Markdown(report.render(r)))
-        console.print(f"report: {r['report_json']} and {r['report_md']}", soft_wrap=True, markup=False)
-        acc = r.get("accept")
+        console.print(f"report: {r.report_json} and {r.report_md}", soft_wrap=True, markup=False)
+        acc = r.accept
         if acc and acc["written"]:
             console.print(f"accepted changes written to {acc['path']}: review it, then add it to "
                           "migration.expected_changes_files (or pass --expect) and rehearse again", soft_wrap=True, markup=False)
@@ -50,8 +54,8 @@ def test(on: str = typer.Option(..., "--on", help="the staging environment to re
             console.print(f"--accept: nothing written ({acc['reason']})", soft_wrap=True, markup=False)
 
     emit(rep, human)
-    if not rep["verdict"]["passed"]:
-        raise CheckFailed(f"migration rehearsal failed: {'; '.join(rep['verdict']['failures'][:3])}")
+    if not rep.passed:
+        raise CheckFailed(f"migration rehearsal failed: {'; '.join(rep.failures[:3])}")
 
 
 @mig_app.command("lint")

@@ -12,25 +12,22 @@ from upgrade_infra.cli.app import app, console, emit, esc, progress, session, su
 from upgrade_infra.cli.reference import cli_reference
 from upgrade_infra.cli.runbook_cmds import DIR, REPORTS, rb_app
 from upgrade_infra.docsite import publish, siteversions
+from upgrade_infra.operations.session import Session
 
 site_app = sub("site", "Execute the runbooks, gate on their results, and build the docs site.")
 
 
-def _summary_table(s: dict) -> None:
-    t = Table(title=f"gate: {s['gate']}")
+def _summary_table(s: publish.PublishResult) -> None:
+    t = Table(title=f"gate: {s.gate}")
     for c in ("runbook", "status", "seconds", "papermill overhead s"):
         t.add_column(c)
-    for r in s["runbooks"]:
+    for r in s.runbooks:
         t.add_row(esc(r["name"]), r["status"], f"{r['duration_s']:.1f}", f"{r.get('papermill_overhead_s') or 0:.2f}")
     console.print(t)
-    rb = s["rollback"]
+    rb = s.rollback
     console.print(f"rollback: {rb.get('total_s')} s of {rb['budget_s']} s budget, verified {rb.get('verified')}")
-    for reason in s.get("reasons", []):
+    for reason in s.reasons:
         console.print(f"[red]- {esc(reason)}")
-
-
-def _state_dir(state_dir: Path | None) -> Path:
-    return state_dir or session().stack.resolve().parent / ".upgrade-infra-site"
 
 
 @rb_app.command("run-all")
@@ -39,7 +36,7 @@ def run_all(directory: Path = DIR, reports: Path = REPORTS,
     """Execute every runbook in order into reports/runs/<time>/ (reports/latest points there)."""
     s = session()
     with progress("running runbooks"):
-        results = publish.run_all(directory, reports, stack=s.stack, state_dir=s.state.root, only=only or None)
+        results = publish.run_all(s, directory, reports, only=only or None)
     summary = publish.summarize(results, s.manifest.policies.rollback_budget_s, reports)
     emit(summary, _summary_table)
 
@@ -64,7 +61,7 @@ def site_publish(reports: Path = REPORTS, site: Path = typer.Option(Path("site")
     budget = rollback_budget or s.manifest.policies.rollback_budget_s
     paths = publish.Paths(Path.cwd(), reports, site)
     with progress("executing runbooks, then building the site"):
-        summary = publish.publish(paths, stack=s.stack, state_dir=_state_dir(state_dir), rollback_budget_s=budget,
-                                  only=only or None, docs_version=docs_version, keep_versions=keep_versions,
+        summary = publish.publish(Session(s.stack, state_dir), paths, rollback_budget_s=budget, only=only or None,
+                                  docs_version=docs_version, keep_versions=keep_versions,
                                   cli_reference=cli_reference(app), doc_check=doccheck.summary(paths.repo))
     emit(summary, _summary_table)

@@ -13,6 +13,7 @@ from upgrade_infra.cli.app import ENV_NAME, RP_ID, console, emit, esc, progress,
 from upgrade_infra.core.redact import scrub
 from upgrade_infra.operations import dr
 from upgrade_infra.restore import points as snapshots
+from upgrade_infra.restore.results import RestorePointCreated
 
 snap_app = sub("snapshot", "Restore points: create, list, show, restore, prune, export, import.")
 
@@ -40,11 +41,11 @@ def create(env: str = typer.Argument(..., callback=ENV_NAME), strategy: str = ty
     with progress(f"creating a restore point of {env}"):
         res = snapshots.create(e, strategy, label=label, command=command_line())
 
-    def human(r: dict) -> None:
-        rp = r["restore_point"]
-        steps_table(r["timeline"], f"restore point {rp['id']} ({rp['strategy']}, {rp['mb']} MB)")
-        if r["downtime_s"] is not None:
-            console.print(f"service downtime {r['downtime_s']:.2f}s, capture {r['capture_s']:.2f}s")
+    def human(r: RestorePointCreated) -> None:
+        rp = r.restore_point
+        steps_table(r.timeline, f"restore point {rp.id} ({rp.strategy}, {round(rp.bytes / 1e6, 1)} MB)")
+        if r.downtime_s is not None:
+            console.print(f"service downtime {r.downtime_s:.2f}s, capture {r.capture_s:.2f}s")
     emit(res, human)
 
 

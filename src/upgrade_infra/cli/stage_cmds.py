@@ -15,6 +15,7 @@ from upgrade_infra.core.redact import scrub
 from upgrade_infra.observe import metrics
 from upgrade_infra.staging import info as staging_info
 from upgrade_infra.staging import lifecycle as staging
+from upgrade_infra.staging.results import StagingReady
 from upgrade_infra.staging.sync.progress import rich_progress
 
 stage_app = sub("stage", "Staging environments: isolated, masked copies of production.")
@@ -34,21 +35,20 @@ def parse_versions(items: list[str]) -> dict[str, str]:
     return out
 
 
-def _done(r: dict) -> None:
-    what = "created" if "created" in r else "synced"
-    console.print(f"staging [bold]{esc(r.get(what))}[/] {what} from {esc(r['source'])}: ready in {r['ready_s']:.1f}s "
-                  f"({r['strategy']}: {r['mb']} MB copied in {r['copy_s']:.1f}s, {r['mb_per_s']} MB/s); ports {r['ports']}")
+def _done(r: StagingReady) -> None:
+    console.print(f"staging [bold]{esc(r.environment)}[/] {r.action} from {esc(r.source)}: ready in {r.ready_s:.1f}s "
+                  f"({r.strategy}: {r.mb} MB copied in {r.copy_s:.1f}s, {r.mb_per_s} MB/s); ports {r.ports}")
     t = Table(title="steps")
     for c in ("step", "seconds", "status"):
         t.add_column(c)
-    for s in r["timeline"]:
+    for s in r.timeline:
         t.add_row(esc(s["step"]), f"{s['duration_s']:.2f}", esc(s["status"]))
     console.print(t)
-    masked = (r.get("masking") or {}).get("tables") or []
+    masked = (r.masking or {}).get("tables") or []
     if masked:
         console.print("masked: " + ", ".join(f"{m['database']}.{m['table']} ({', '.join(m['columns'])}: "
                                              f"{m['rows']} rows)" for m in masked), markup=False)
-    leak = r.get("leak_check")
+    leak = r.leak_check
     if leak:
         console.print(f"leak check: {'[green]no production value survives' if leak['ok'] else '[red]LEAK'}")
 
@@ -83,8 +83,8 @@ def reset(name: str) -> None:
     """Back to the state right after the last sync (restore point swap, then smoke checks)."""
     with progress(f"resetting {name}"):
         r = staging.reset(session(), name)
-    emit(r, lambda x: console.print(f"{name} reset to {x['restore_point']}: ready in {x['ready_s']:.2f}s "
-                                    f"(wall {x['wall_s']:.2f}s), versions {x['versions']}", markup=False))
+    emit(r, lambda x: console.print(f"{name} reset to {x.restore_point}: ready in {x.ready_s:.2f}s "
+                                    f"(wall {x.wall_s:.2f}s), versions {x.versions}", markup=False))
 
 
 def _list_table(rows: list[dict]) -> None:
@@ -112,7 +112,7 @@ def destroy(name: str) -> None:
     """Stop and remove a staging env (processes, cluster, data, secrets, restore points)."""
     with progress(f"destroying {name}"):
         r = staging.destroy(session(), name)
-    emit(r, lambda x: console.print(f"{name} destroyed in {x['total_s']:.1f}s"))
+    emit(r, lambda x: console.print(f"{name} destroyed in {x.total_s:.1f}s"))
 
 
 @stage_app.command("gc")

@@ -15,13 +15,14 @@ from upgrade_infra.core.errors import BudgetExceeded, CheckFailed, UpgradeInfraE
 from upgrade_infra.operations import dr
 from upgrade_infra.operations import rollback as rb
 from upgrade_infra.operations import upgrade as up
+from upgrade_infra.operations.results import QuarantineSummary, RecoveryResult, RollbackResult, UpgradeResult
 from upgrade_infra.stack import secrets as secretlib
 
 
-def quarantine_table(q: dict) -> None:
-    tables = [t for t in q.get("tables") or [] if (t["rows_new"] or t["rows_gone"]) and not t.get("bookkeeping")]
-    console.print(f"quarantine {q['op']}: {q.get('rows_new_total') or 0} rows written after the upgrade, "
-                  f"kept in {q.get('where')}", markup=False)
+def quarantine_table(q: QuarantineSummary) -> None:
+    tables = [t for t in q.tables or [] if (t["rows_new"] or t["rows_gone"]) and not t.get("bookkeeping")]
+    console.print(f"quarantine {q.op}: {q.rows_new_total or 0} rows written after the upgrade, "
+                  f"kept in {q.where}", markup=False)
     if not tables:
         return
     t = Table(title="rows only in the quarantine (written after the upgrade)")
@@ -37,17 +38,17 @@ def quarantine_table(q: dict) -> None:
                           soft_wrap=True, highlight=False)
 
 
-def show_rollback(r: dict) -> None:
-    steps_table(r["steps"], f"rollback of {r['environment']} to {r['restore_point']} ({r['op']})")
-    colour = "red" if r["over_budget"] else "green"
-    db = f"{r['database_step_s']}s" if r.get("database_step_s") is not None else "not run"
-    via = f" via {r['staging_path']}" if r.get("staging_path") else ""
-    resumed = sum(1 for t in r["steps"] if t.get("before_resume"))
-    note = f"; {resumed} of {len(r['steps'])} steps done before the resume" if resumed else ""
-    console.print(f"[{colour}]total {r['total_s']:.2f}s of a {r['budget_s']:.0f}s budget[/{colour}] "
-                  f"(database step {db}{esc(via)}; wall {r['wall_s']:.2f}s{note}); "
-                  f"verified: {esc(r['verified'])}; versions now {esc(_v(r['versions']))}", soft_wrap=True)
-    quarantine_table(r["quarantine"])
+def show_rollback(r: RollbackResult) -> None:
+    steps_table(r.steps, f"rollback of {r.environment} to {r.restore_point} ({r.op})")
+    colour = "red" if r.over_budget else "green"
+    db = f"{r.database_step_s}s" if r.database_step_s is not None else "not run"
+    via = f" via {r.staging_path}" if r.staging_path else ""
+    resumed = r.resumed_steps
+    note = f"; {resumed} of {len(r.steps)} steps done before the resume" if resumed else ""
+    console.print(f"[{colour}]total {r.total_s:.2f}s of a {r.budget_s:.0f}s budget[/{colour}] "
+                  f"(database step {db}{esc(via)}; wall {r.wall_s:.2f}s{note}); "
+                  f"verified: {esc(r.verified)}; versions now {esc(_v(r.versions))}", soft_wrap=True)
+    quarantine_table(r.quarantine)
 
 
 def fail(err: Exception) -> None:
@@ -57,9 +58,9 @@ def fail(err: Exception) -> None:
     raise err
 
 
-def _check_budget(r: dict) -> None:
-    if r.get("over_budget"):
-        fail(BudgetExceeded(f"rollback took {r['total_s']:.1f}s, over the {r['budget_s']:.0f}s budget",
+def _check_budget(r: RollbackResult) -> None:
+    if r.over_budget:
+        fail(BudgetExceeded(f"rollback took {r.total_s:.1f}s, over the {r.budget_s:.0f}s budget",
                              fix="see the step table; raise policies.rollback_budget_s only if that is acceptable"))
 
 
@@ -67,21 +68,21 @@ def do_rollback(env: str, to: str | None) -> None:
     e = session().env(env)
     with progress(f"rolling {env} back"):
         res = rb.rollback(e, to, command=command_line())
-    if "recovered" in res:
+    if isinstance(res, RecoveryResult):
         emit(res, show_recovered)
         return
     emit(res, show_rollback)
     _check_budget(res)
 
 
-def show_recovered(r: dict) -> None:
-    if not r["recovered"]:
-        console.print(f"nothing to resume in {r['environment']}", markup=False)
-    for x in r["recovered"]:
-        console.print(f"{x['kind']} {x['op']}: {x['action']}", markup=False)
-        if x.get("result") and "quarantine" in x["result"]:
-            show_rollback(x["result"])
-    console.print(f"versions now {r['versions']}", markup=False)
+def show_recovered(r: RecoveryResult) -> None:
+    if not r.recovered:
+        console.print(f"nothing to resume in {r.environment}", markup=False)
+    for x in r.recovered:
+        console.print(x.verdict, markup=False)
+        if x.result is not None:
+            show_rollback(x.result)
+    console.print(f"versions now {r.versions}", markup=False)
 
 
 @app.command("upgrade")
@@ -102,17 +103,17 @@ def upgrade(env: str = typer.Argument(..., callback=ENV_NAME), to: list[str] = t
         res = up.upgrade(e, targets, strategy=strategy, command=command_line(), watch_s=watch,
                          allow_downgrade=allow_downgrade)
 
-    def human(r: dict) -> None:
-        steps_table(r["steps"], f"upgrade of {env}: {_v(r['from_versions'])} -> {_v(r['to_versions'])} ({r['op']})")
-        console.print(f"outcome: {r['outcome']} in {r['total_s']:.1f}s (downtime {r['downtime_s']}s); "
-                      f"restore point {r['restore_point']}", markup=False)
-        if r.get("rollback"):
-            console.print(f"[red]failed at {esc(r['failed_step'])}:[/red] {esc(r['error'])}", soft_wrap=True)
-            show_rollback(r["rollback"])
+    def human(r: UpgradeResult) -> None:
+        steps_table(r.steps, f"upgrade of {env}: {_v(r.from_versions)} -> {_v(r.to_versions)} ({r.op})")
+        console.print(f"outcome: {r.outcome} in {r.total_s:.1f}s (downtime {r.downtime_s}s); "
+                      f"restore point {r.restore_point}", markup=False)
+        if r.rollback:
+            console.print(f"[red]failed at {esc(r.failed_step)}:[/red] {esc(r.error)}", soft_wrap=True)
+            show_rollback(r.rollback)
     emit(res, human)
-    if res["outcome"] != "succeeded":
-        fail(CheckFailed(f"upgrade of {env} failed at {res.get('failed_step')} and was rolled back "
-                         f"to {res['restore_point']}: {res.get('error')}"))
+    if not res.ok:
+        fail(CheckFailed(f"upgrade of {env} failed at {res.failed_step} and was rolled back "
+                         f"to {res.restore_point}: {res.error}"))
 
 
 @app.command("rollback")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -10,6 +11,9 @@ from rich.table import Table
 from upgrade_infra.cli.app import app, console, console_err, emit, esc, session, state_of
 from upgrade_infra.core.errors import CheckFailed
 from upgrade_infra.core.redact import scrub
+
+if TYPE_CHECKING:
+    from upgrade_infra.validation.engine import ValidationReport
 
 STATUS = {"passed": "[green]pass", "failed": "[red]FAIL", "error": "[red]ERROR"}
 
@@ -20,27 +24,26 @@ def _live(result) -> None:
                           f"[dim]{result.duration_s:.2f}s[/]", highlight=False)
 
 
-def _summary(r: dict) -> None:
-    t = Table(title=esc(f"validate {r['environment']} ({', '.join(f'{k} {v}' for k, v in r['versions'].items())})"))
+def _summary(r: ValidationReport) -> None:
+    t = Table(title=esc(f"validate {r.env} ({', '.join(f'{k} {v}' for k, v in r.versions.items())})"))
     t.add_column("result", no_wrap=True)
     t.add_column("suite", no_wrap=True)
     t.add_column("check", overflow="fold", max_width=36)
     t.add_column("time", no_wrap=True, justify="right")
     t.add_column("detail", overflow="fold")
-    for x in r["results"]:
-        detail = x["message"] if x["status"] == "passed" else "see below"
-        t.add_row(STATUS[x["status"]], esc(x["suite"]), esc(x["name"]), f"{x['duration_s']:.2f}s", esc(detail[:200]))
+    for x in r.results:
+        detail = x.message if x.passed else "see below"
+        t.add_row(STATUS[x.status], esc(x.suite), esc(x.name), f"{x.duration_s:.2f}s", esc(detail[:200]))
     console.print(t)
-    c = r["counts"]
-    verdict = "[green]all checks passed" if r["passed"] else f"[red]{c['failed']} failed, {c['error']} error(s)"
-    console.print(f"{verdict}[/] ({c['passed']} passed) in {r['duration_s']:.1f}s; baseline: "
-                  f"{esc(r['baseline'] or 'none')}; results: {esc(r['report_dir'])}", highlight=False)
-    for x in r["results"]:
-        if x["status"] != "passed":
-            console.print(f"[red]✗ {esc(x['name'])}[/] ({esc(x['kind'])}): {esc(x['message'])}", highlight=False,
-                          soft_wrap=True)
-    if r.get("baseline_recorded"):
-        console.print(f"baseline recorded: {r['baseline_recorded']}", markup=False)
+    c = r.counts()
+    verdict = "[green]all checks passed" if r.passed else f"[red]{c['failed']} failed, {c['error']} error(s)"
+    console.print(f"{verdict}[/] ({c['passed']} passed) in {round(r.duration_s, 3):.1f}s; baseline: "
+                  f"{esc(r.baseline or 'none')}; results: {esc(r.report_dir)}", highlight=False)
+    for x in r.failures():
+        console.print(f"[red]✗ {esc(x.name)}[/] ({esc(x.kind)}): {esc(x.message)}", highlight=False,
+                      soft_wrap=True)
+    if r.baseline_recorded:
+        console.print(f"baseline recorded: {r.baseline_recorded}", markup=False)
 
 
 @app.command("validate")
@@ -65,8 +68,7 @@ def validate(
     report = validate_env(session().env(env), suite or None, smoke_only=smoke, baseline=baseline,
                           report_dir=report_dir, junit=junit, record=record_baseline, baseline_out=baseline_out,
                           on_result=_live)
-    data = report.to_dict()
-    emit(data, _summary)
+    emit(report, _summary)
     if not report.passed:
         names = ", ".join(r.name for r in report.failures()[:4])
         raise CheckFailed(scrub(f"{len(report.failures())} check(s) failed in {env}: {names}"),

@@ -31,14 +31,14 @@ def provision(s: Session, name: str, *, seed_mb: float | None = None) -> dict[st
     if name in s.state.env_names():
         s.env(name).destroy()
     up = s.env(name).up(seed_mb=seed_mb)
-    return {"environment": name, "up_s": up["total_s"], "seed": up["seed"], "healthy": s.env(name).status().healthy}
+    return {"environment": name, "up_s": up.total_s, "seed": up.seed, "healthy": s.env(name).status().healthy}
 
 
 def stage(s: Session, name: str, source: str) -> dict[str, Any]:
     created = staging.create(s, name, source=source)
     parity = staging_info.parity(s.env(source), s.env(name))
-    leak = created["leak_check"] or {}
-    return {"ready_s": created["ready_s"], "strategy": created["strategy"], "mb": created["mb"],
+    leak = created.leak_check or {}
+    return {"ready_s": created.ready_s, "strategy": created.strategy, "mb": created.mb,
             "masking_leaks": sum(c["surviving"] for c in leak.get("columns", [])),
             "masked_columns": len(leak.get("columns", [])),
             "leak_check_ok": bool(leak.get("ok")), "parity": all(r["match"] for r in parity),
@@ -62,26 +62,24 @@ def validate_release(s: Session, name: str, version: str) -> dict[str, Any]:
 def rehearse(s: Session, name: str, version: str, *, fast: bool = False) -> dict[str, Any]:
     rep = rehearsal.rehearse(s, name, {svc: version for svc in s.manifest.services},
                              skip=FAST_REHEARSAL if fast else ())
-    mig = rep.get("migration") or {}
-    return {"version": version, "passed": rep["verdict"]["passed"], "failures": rep["verdict"]["failures"],
-            "warnings": rep["verdict"]["warnings"], "duration_s": mig.get("duration_s"),
-            "report": rep.get("report_path")}
+    return {"version": version, "passed": rep.passed, "failures": rep.failures, "warnings": rep.warnings,
+            "duration_s": rep.migration_s, "report": rep.report_json}
 
 
 def upgrade_to(s: Session, name: str, version: str) -> dict[str, Any]:
     res = upgrade.upgrade(s.env(name), {svc: version for svc in s.manifest.services},
                           command=f"e2e-cos upgrade {name} to {version}")
-    out = {"version": version, "outcome": res["outcome"], "total_s": res["total_s"],
-           "failed_step": res.get("failed_step"), "steps": res["steps"]}
-    rb = res.get("rollback")
+    out = {"version": version, "outcome": res.outcome, "total_s": res.total_s,
+           "failed_step": res.failed_step, "steps": res.steps}
+    rb = res.rollback
     if rb:
-        out["rollback"] = {"total_s": rb["total_s"], "budget_s": rb["budget_s"], "verified": rb["verified"],
-                           "database_step_s": rb["database_step_s"],
-                           "quarantined_rows": rb["quarantine"]["rows_new_total"], "steps": rb["steps"]}
+        out["rollback"] = {"total_s": rb.total_s, "budget_s": rb.budget_s, "verified": rb.verified,
+                           "database_step_s": rb.database_step_s,
+                           "quarantined_rows": rb.quarantine.rows_new_total, "steps": rb.steps}
     return out
 
 
 def teardown(s: Session, staging_name: str, env_name: str) -> dict[str, Any]:
     gone = staging.destroy(s, staging_name) if staging_name in s.state.env_names() else None
     down = s.env(env_name).down()
-    return {"staging_destroyed": gone is not None, "environment_stopped": down["environment"]}
+    return {"staging_destroyed": gone is not None, "environment_stopped": down.environment}

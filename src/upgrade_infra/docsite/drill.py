@@ -19,6 +19,7 @@ from upgrade_infra.core.errors import BadInput
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
+    from upgrade_infra.operations.results import UpgradeResult
     from upgrade_infra.operations.session import Session
 
 COPY, PRODUCTION = "copy", "production"
@@ -86,12 +87,12 @@ def failure(p: dict[str, Any]):
         os.environ.pop(faults.ENV_VAR) if saved is None else os.environ.__setitem__(faults.ENV_VAR, saved)
 
 
-def run(env: Environment, broken_version: str | None = None, *, command: str = "rollback drill") -> dict[str, Any]:
+def run(env: Environment, broken_version: str | None = None, *, command: str = "rollback drill") -> UpgradeResult:
     """Upgrade ``env`` to a broken (or failing) release; the guarded upgrade rolls itself back."""
     from upgrade_infra.operations import upgrade
 
     p = plan(env, broken_version)
     with failure(p):
         res = upgrade.upgrade(env, p["to"], command=f"{command} to {', '.join(f'{k}={v}' for k, v in p['to'].items())}")
-    res["drill"] = {**p, "environment": env.name, "kind": env.kind}
+    res.drill = {**p, "environment": env.name, "kind": env.kind}
     return res

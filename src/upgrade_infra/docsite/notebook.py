@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from upgrade_infra.core.redact import scrub
+from upgrade_infra.core.results import Result, plain
 from upgrade_infra.docsite.runbooks import RESULT_ENV
 from upgrade_infra.operations.session import Session, session
 
@@ -205,8 +206,13 @@ def _plain(rows: list[Mapping[str, Any]], caption: str | None) -> str:
     return short_path("\n".join(lines))
 
 
-def table(rows: Iterable[Mapping[str, Any]] | Mapping[str, Any], title: str | None = None) -> Shown:
-    """Rows (a table) or one mapping (a two-column key/value table), made readable."""
+def table(rows: Iterable[Mapping[str, Any]] | Mapping[str, Any] | Result, title: str | None = None) -> Shown:
+    """Rows (a table) or one mapping (a two-column key/value table), made readable. A typed result
+    (or a list of them) is shown as its ``to_dict()``: the same table as the JSON document."""
+    if isinstance(rows, Result):
+        rows = rows.to_dict()
+    elif not isinstance(rows, Mapping):
+        rows = [r.to_dict() if isinstance(r, Result) else r for r in rows]
     if isinstance(rows, Mapping):
         mapping = dict(rows)
         return Shown(scrub(_kv_table(mapping, title)), scrub(_plain([mapping], title)))
@@ -219,6 +225,7 @@ def table(rows: Iterable[Mapping[str, Any]] | Mapping[str, Any], title: str | No
 
 def finish(result: Mapping[str, Any]) -> Shown:
     """Record the run's result and show it as a table (the last cell of every runbook)."""
+    result = plain(dict(result))
     record(**result)
     data = json.loads(scrub(json.dumps(dict(result), default=str)))
     sections = {k: v for k, v in data.items() if isinstance(v, Mapping) and v and not _is_versions(v)}

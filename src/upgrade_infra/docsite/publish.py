@@ -3,6 +3,10 @@
 ``run_all`` executes runbooks in order into a fresh run directory, then makes it ``reports/latest``
 (a failed run is kept too: its notebooks say where it failed). ``gate`` decides; only a passing
 gate rebuilds the site, built aside and swapped in, so a failure leaves the previous site untouched.
+
+``publish`` and ``run_all`` take a :class:`~upgrade_infra.operations.session.Session` first (the
+stack, and the state dir the runbooks run in: a fresh one for ``publish``); ``publish`` returns a :class:`PublishResult` (``to_dict()`` is
+``summary.json`` and ``site publish --json``).
 """
 
 from __future__ import annotations
@@ -13,17 +17,55 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core import runner
 from upgrade_infra.core.errors import BadInput, CheckFailed
 from upgrade_infra.core.redact import scrub
+from upgrade_infra.core.results import Result, optional, secs
 from upgrade_infra.core.state import atomic_write_json, read_json
 from upgrade_infra.docsite import runbooks, siteassets, siteversions
 
+if TYPE_CHECKING:
+    from upgrade_infra.operations.session import Session
+
 ROLLBACK_RUNBOOK = "rollback"
+RUN_STATE_DIR = ".upgrade-infra-site"
+
+
+@dataclass
+class PublishResult(Result):
+    """The gate's summary of a run of the runbooks (``site publish``, ``runbook run-all``)."""
+
+    generated_at: str
+    runbooks: list[dict[str, Any]]  # name, status, duration_s, papermill_overhead_s, error, output
+    rollback: dict[str, Any]  # the rollback drill's figures: total_s, budget_s, verified, quarantined_rows, …
+    gate: str  # pass | fail
+    reasons: list[str] = field(default_factory=list)
+    runbooks_s: float | None = optional()
+    site_build_s: float | None = optional()
+    site: str | None = optional()
+    site_version: str | None = optional()
+    site_versions: list[str] | None = optional()
+    site_versions_removed: list[str] | None = optional()
+
+    @property
+    def ok(self) -> bool:
+        return self.gate == "pass"
+
+    @property
+    def verdict(self) -> str:
+        passed = sum(r["status"] == "passed" for r in self.runbooks)
+        rb = self.rollback
+        line = (f"gate {self.gate}: {passed} of {len(self.runbooks)} runbooks passed"
+                + (f" in {secs(self.runbooks_s)}" if self.runbooks_s is not None else "")
+                + f"; rollback {secs(rb.get('total_s'))} of {rb.get('budget_s'):g} s, "
+                  f"{'verified' if rb.get('verified') else 'not verified'}")
+        if self.site:
+            line += f"; site built in {secs(self.site_build_s)}"
+        return line + "".join(f"; {r}" for r in self.reasons[:2])
 
 
 @dataclass
@@ -45,11 +87,12 @@ class Paths:
         return self.repo / "build"
 
 
-def run_all(directory: Path, reports: Path, *, stack: Path, state_dir: Path,
-            only: list[str] | None = None, params: dict[str, dict] | None = None) -> list[runbooks.RunResult]:
+def run_all(s: Session, directory: Path, reports: Path, *, only: list[str] | None = None,
+            params: dict[str, dict] | None = None) -> list[runbooks.RunResult]:
+    """Execute the runbooks of ``directory`` in order against ``s`` (its stack and state dir)."""
     stamp = time.strftime("%Y%m%dT%H%M%S")
     run_dir = reports / "runs" / stamp
-    env = {"UPGRADE_INFRA_STACK": str(stack.resolve()), "UPGRADE_INFRA_STATE_DIR": str(state_dir.resolve())}
+    env = {"UPGRADE_INFRA_STACK": str(s.stack.resolve()), "UPGRADE_INFRA_STATE_DIR": str(s.state.root.resolve())}
     results = []
     todo = [(n, p) for n, p in runbooks.list_runbooks(directory) if not only or n in only]
     with Progress([n for n, _ in todo]) as progress:
@@ -120,7 +163,7 @@ class Progress:
         self._line(name, f"{result.status}" + (f": {result.error}" if result.error else ""))
 
 
-def summarize(results: list[runbooks.RunResult], rollback_budget_s: float, reports: Path) -> dict[str, Any]:
+def summarize(results: list[runbooks.RunResult], rollback_budget_s: float, reports: Path) -> PublishResult:
     rb = next((r for r in results if r.name == ROLLBACK_RUNBOOK), None)
     rollback = dict((rb.figures.get("rollback") or {}) if rb else {})
     rollback.setdefault("total_s", None)
@@ -134,18 +177,16 @@ def summarize(results: list[runbooks.RunResult], rollback_budget_s: float, repor
         reasons.append("the rollback drill reported no verified rollback time")
     elif rollback["total_s"] > rollback_budget_s:
         reasons.append(f"rollback took {rollback['total_s']:.1f}s, over the {rollback_budget_s:g}s budget")
-    return {
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "runbooks": [{"name": r.name, "status": r.status, "duration_s": r.duration_s,
-                      "papermill_overhead_s": r.papermill_overhead_s, "error": r.error,
-                      "output": os.path.relpath(r.notebook, reports)} for r in results],
-        "rollback": rollback, "gate": "fail" if reasons else "pass", "reasons": reasons,
-    }
+    return PublishResult(
+        generated_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        runbooks=[{"name": r.name, "status": r.status, "duration_s": r.duration_s,
+                   "papermill_overhead_s": r.papermill_overhead_s, "error": r.error,
+                   "output": os.path.relpath(r.notebook, reports)} for r in results],
+        rollback=rollback, gate="fail" if reasons else "pass", reasons=reasons)
 
 
-def record_history(paths: Paths, summary: dict[str, Any]) -> list[dict[str, Any]]:
-    entry = {"at": summary["generated_at"], "gate": summary["gate"],
-             "rollback_s": summary["rollback"].get("total_s")}
+def record_history(paths: Paths, summary: PublishResult) -> list[dict[str, Any]]:
+    entry = {"at": summary.generated_at, "gate": summary.gate, "rollback_s": summary.rollback.get("total_s")}
     with open(paths.history, "a") as f:
         f.write(json.dumps(entry) + "\n")
     lines = paths.history.read_text().splitlines()
@@ -155,7 +196,7 @@ def record_history(paths: Paths, summary: dict[str, Any]) -> list[dict[str, Any]
 NO_CLI_REFERENCE = "# CLI reference\n\nGenerated by `upgrade-infra site publish`.\n"
 
 
-def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, stack: Path | None = None,
+def build_site(paths: Paths, summary: PublishResult, history: list[dict], *, stack: Path | None = None,
                state_dir: Path | None = None, versions: dict[str, Any] | None = None,
                cli_reference: str = NO_CLI_REFERENCE, doc_check: dict[str, Any] | None = None) -> Path:
     """Link docs/ and mkdocs.yml into build/, add generated pages and executed runbooks, build strict.
@@ -180,7 +221,7 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, st
     nb_dir = build / "docs" / "runbooks"
     nb_dir.mkdir(parents=True, exist_ok=True)
     latest = paths.latest.resolve()
-    ran = {r["name"] for r in summary["runbooks"]}
+    ran = {r["name"] for r in summary.runbooks}
     for name, _ in runbooks.list_runbooks(paths.repo / "runbooks"):
         if name not in ran:  # a partial run (--only): say so, never show a stale page as current
             _not_run_page(nb_dir / f"{name}.ipynb", name)
@@ -194,7 +235,8 @@ def build_site(paths: Paths, summary: dict[str, Any], history: list[dict], *, st
     js_dir.mkdir(exist_ok=True)
     shutil.copy2(siteassets.mermaid_js(paths.repo / ".cache"), js_dir / "mermaid.min.js")
     shutil.copy2(siteassets.iframe_worker_js(paths.repo / ".cache"), js_dir / "iframe-worker-shim.js")
-    cos.write_report(build / "docs" / "validation", summary, history, latest, doc_check=doc_check, stack=stack,
+    cos.write_report(build / "docs" / "validation", summary.to_dict(), history, latest, doc_check=doc_check,
+                     stack=stack,
                      state_dir=state_dir)
     out = build / "site"
     runner.run(mkdocs_argv(build / "mkdocs.yml", out), env=runner.base_env({"NO_MKDOCS_2_WARNING": "1"}),
@@ -312,16 +354,24 @@ def _require_site_run_dir(state_dir: Path) -> None:
                        fix="pass --run-state-dir to an empty or new directory")
 
 
-def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: float,
-            only: list[str] | None = None, docs_version: str | None = None,
-            keep_versions: int = siteversions.DEFAULT_KEEP, cli_reference: str = NO_CLI_REFERENCE,
-            doc_check: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run the runbooks, gate, and build the site (see :func:`build_site` for ``cli_reference`` and
-    ``doc_check``, which the ``site publish`` command passes in)."""
+def run_state_dir(s: Session) -> Path:
+    """Where the runbooks of a publication run: the session's state dir when it names one, else
+    ``.upgrade-infra-site/`` beside the stack file (never the stack's own state dir)."""
+    return s.state_dir or s.stack.resolve().parent / RUN_STATE_DIR
+
+
+def publish(s: Session, paths: Paths, *, rollback_budget_s: float, only: list[str] | None = None,
+            docs_version: str | None = None, keep_versions: int = siteversions.DEFAULT_KEEP,
+            cli_reference: str = NO_CLI_REFERENCE, doc_check: dict[str, Any] | None = None) -> PublishResult:
+    """Run every runbook against ``s.stack`` in a fresh state dir (:func:`run_state_dir`, wiped first:
+    only one a previous publication made), gate, and build the site as version ``docs_version`` when
+    the gate passes. ``cli_reference`` (the CLI reference page) and ``doc_check`` (the documentation
+    check's summary) come from the CLI that runs ``site publish``: docsite never imports the CLI."""
     from upgrade_infra.operations.session import Session, stop_everything
 
     docs_version = siteversions.check_name(docs_version or siteversions.default_version())
     siteversions.plan(None, docs_version, keep_versions)  # bad input fails before the runbooks run
+    stack, state_dir = s.stack, run_state_dir(s)
     _require_site_run_dir(state_dir)
     stop_everything(Session(stack, state_dir))
     shutil.rmtree(state_dir, ignore_errors=True)
@@ -329,13 +379,13 @@ def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: fl
     (state_dir / SITE_RUN_MARKER).write_text("state of a `site publish` run: wiped and re-created by the next one\n")
     t0 = time.monotonic()
     try:
-        results = run_all(paths.repo / "runbooks", paths.reports, stack=stack, state_dir=state_dir, only=only)
+        results = run_all(Session(stack, state_dir), paths.repo / "runbooks", paths.reports, only=only)
     finally:
         stop_everything(Session(stack, state_dir))
     summary = summarize(results, rollback_budget_s, paths.reports)
-    summary["runbooks_s"] = round(time.monotonic() - t0, 1)
+    summary.runbooks_s = round(time.monotonic() - t0, 1)
     history = record_history(paths, summary)
-    if summary["gate"] == "pass":
+    if summary.ok:
         t1 = time.monotonic()
         versions, removed = siteversions.plan(siteversions.read(paths.site), docs_version, keep_versions,
                                               commit=git_describe(paths.repo))
@@ -343,15 +393,16 @@ def publish(paths: Paths, *, stack: Path, state_dir: Path, rollback_budget_s: fl
                            versions=siteversions.selector_data(versions, docs_version),
                            cli_reference=cli_reference, doc_check=doc_check)
         siteversions.install(built, paths.site, docs_version, versions, removed)
-        summary["site_build_s"] = round(time.monotonic() - t1, 1)
-        summary["site"] = str(paths.site)
-        summary["site_version"] = docs_version
-        summary["site_versions"] = [v["version"] for v in versions]
-        summary["site_versions_removed"] = removed
-    atomic_write_json(paths.latest.resolve() / "summary.json", json.loads(scrub(json.dumps(summary))), mode=0o600)
-    if summary["gate"] != "pass":
-        raise CheckFailed("gate failed, site not rebuilt: " + "; ".join(summary["reasons"]),
-                          fix=f"see {paths.latest}/ for the executed runbooks", summary=summary)
+        summary.site_build_s = round(time.monotonic() - t1, 1)
+        summary.site = str(paths.site)
+        summary.site_version = docs_version
+        summary.site_versions = [v["version"] for v in versions]
+        summary.site_versions_removed = removed
+    atomic_write_json(paths.latest.resolve() / "summary.json", json.loads(scrub(json.dumps(summary.to_dict()))),
+                      mode=0o600)
+    if not summary.ok:
+        raise CheckFailed("gate failed, site not rebuilt: " + "; ".join(summary.reasons),
+                          fix=f"see {paths.latest}/ for the executed runbooks", summary=summary.to_dict())
     return summary
 
 

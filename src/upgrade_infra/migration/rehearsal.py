@@ -10,6 +10,10 @@ Journaled steps (kind ``migrate-test``) on a staging env (production is refused)
 
 A crash or hang of the migration, or a failing step, skips to ``restore``: staging is always reset,
 and the report still says what happened. The report is :mod:`.report`'s JSON + Markdown.
+
+Entry points take a :class:`~upgrade_infra.operations.session.Session` first (the staging env is
+opened, and may be reset, by name); ``rehearse`` returns a
+:class:`~upgrade_infra.migration.results.MigrationTestResult`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from upgrade_infra.core.lock import guard
 from upgrade_infra.core.steps import Ctx, Step, StepFailed, begin_op, end_op, note, run_steps
 from upgrade_infra.migration import execute, frameworks, integrity, lint, recovery, report, rowdiff
 from upgrade_infra.migration.canary import Canary
+from upgrade_infra.migration.results import MigrationTestResult
 from upgrade_infra.migration.reversibility import ReversibilitySteps, reset
 from upgrade_infra.migration.sampler import LockSampler
 from upgrade_infra.restore import points as snapshots
@@ -32,6 +37,7 @@ from upgrade_infra.stack.manifest import check_name
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
     from upgrade_infra.operations.session import Session
+    from upgrade_infra.staging.results import StagingReady
 
 DEFAULT_SUITES = ("health", "api", "workflow", "integration")
 OPTIONAL_STEPS = ("lint", "downgrade", "validate", "compatibility")
@@ -157,7 +163,7 @@ class Rehearsal(ReversibilitySteps):
                                   "failed": [f"{r.name}: {r.message}" for r in rep.results if not r.passed]}
         return {"passed": rep.passed}
 
-def fresh_staging(s: Session, name: str) -> dict[str, Any]:
+def fresh_staging(s: Session, name: str) -> StagingReady:
     """A staging env synced from production to rehearse on: synced again when it exists, else created."""
     from upgrade_infra.staging import lifecycle as staging
 
@@ -180,8 +186,9 @@ def _check_request(env: Environment, to: dict[str, str]) -> None:
 def rehearse(s: Session, staging: str, to: dict[str, str], *, suites: list[str] | None = None,
              interval_s: float = 0.05, mode: str | None = None, skip: tuple[str, ...] = (), canary: bool = True,
              report_path: Path | None = None, expect: Path | None = None,
-             accept: Path | None = None) -> dict[str, Any]:
-    """Run the rehearsal; returns the report (``verdict.passed``) and writes it (JSON + .md).
+             accept: Path | None = None) -> MigrationTestResult:
+    """Run the rehearsal; returns its result (``.passed``; ``.to_dict()`` is the report) and writes
+    the report (JSON + .md).
 
     ``skip``: optional steps not to run (``lint``, ``downgrade``, ``validate``, ``compatibility``).
     ``expect``: a YAML file of more ``expected_changes`` (as ``--accept`` writes them). ``accept``: when
@@ -222,7 +229,7 @@ def rehearse(s: Session, staging: str, to: dict[str, str], *, suites: list[str] 
     path = report_path or env.state.root / "reports" / "migration" / f"{staging}-{ctx.op}.json"
     json_path, md_path = report.write(r.rep, path)
     r.rep.update(report_json=str(json_path), report_md=str(md_path))
-    return r.rep
+    return MigrationTestResult.from_report(r.rep)
 
 
 def accept_changes(r: Rehearsal, path: Path) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from upgrade_infra.core.redact import scrub
+from upgrade_infra.core.results import Result
 from upgrade_infra.core.state import atomic_write_json
 from upgrade_infra.migration.sampler import WRITE_BLOCKING_MODES
 
@@ -76,8 +77,11 @@ def _mb(b: int | None) -> str:
     return "-" if b is None else f"{b / 1e6:,.1f} MB"
 
 
-def render(rep: dict[str, Any]) -> str:
-    """The readable section (Markdown): what a person reads in the runbook output or a terminal."""
+def render(rep: dict[str, Any] | Result) -> str:
+    """The readable section (Markdown): what a person reads in the runbook output or a terminal
+    (of a report document, or of ``rehearse``'s result)."""
+    if isinstance(rep, Result):
+        rep = rep.to_dict()
     v = rep.get("verdict") or evaluate(rep)
     to = ", ".join(f"{s} {rep.get('from_versions', {}).get(s, '?')} -> {t}" for s, t in rep.get("to_versions", {}).items())
     out = [f"## Migration rehearsal on {rep.get('environment')}: {'PASS' if v['passed'] else 'FAIL'}", "", f"{to}", ""]

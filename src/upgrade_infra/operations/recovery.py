@@ -10,20 +10,21 @@ imports none of them, so both the upgrade and the rollback use it without import
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from upgrade_infra.core.journal import Journal
 from upgrade_infra.core.lock import env_lock
 from upgrade_infra.core.steps import RECOVERY, end_op, resume_ctx
+from upgrade_infra.operations.results import Recovered, RecoveryResult
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
 
 
-def recover(env: Environment, *, command: str = "resume", prefer: str = "resume") -> dict[str, Any]:
+def recover(env: Environment, *, command: str = "resume", prefer: str = "resume") -> RecoveryResult:
     """Finish every operation a crash interrupted, newest first; ``prefer='rollback'`` also rolls
     back an upgrade whose steps had all completed."""
-    done: list[dict[str, Any]] = []
+    done: list[Recovered] = []
     with env_lock(env.state, env.name, command):
         journal = Journal(env.state, env.name)
         if env.database_exists() or journal.incomplete() is None or journal.incomplete().kind != "rollback":
@@ -31,8 +32,10 @@ def recover(env: Environment, *, command: str = "resume", prefer: str = "resume"
         while (inc := journal.incomplete()) is not None:
             handler = RECOVERY.get(inc.kind, None)
             if handler is not None:
-                done.append({"op": inc.op, "kind": inc.kind, **handler.finish(env, inc, command, prefer=prefer)})
+                extra = dict(handler.finish(env, inc, command, prefer=prefer))
+                done.append(Recovered(inc.op, inc.kind, extra.pop("action", None), result=extra.pop("result", None),
+                                      undone=extra.pop("undone", None), extra=extra))
             else:  # nobody registered how to finish it: close it so the environment is usable again
                 end_op(resume_ctx(env, inc), "abandoned", error=f"interrupted; no recovery for {inc.kind!r}")
-                done.append({"op": inc.op, "kind": inc.kind, "action": "abandoned: check the environment"})
-    return {"environment": env.name, "recovered": done, "versions": dict(env.record.versions)}
+                done.append(Recovered(inc.op, inc.kind, "abandoned: check the environment"))
+    return RecoveryResult(env.name, done, dict(env.record.versions))

@@ -18,6 +18,10 @@ Steps (each journaled, each idempotent, so an interrupted rollback is finished b
     replenish        a new spare so the restore point stays reusable (outside the budget)
 
 The total of the budgeted steps is compared with ``policies.rollback_budget_s``.
+
+Entry points take the :class:`~upgrade_infra.backends.Environment` they act on first; ``rollback``
+returns a :class:`~upgrade_infra.operations.results.RollbackResult` (or, when it finished an
+interrupted operation instead, a :class:`~upgrade_infra.operations.results.RecoveryResult`).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from upgrade_infra.core.steps import (
 )
 from upgrade_infra.operations import migrated, notify
 from upgrade_infra.operations.recovery import recover
+from upgrade_infra.operations.results import QuarantineSummary, RecoveryResult, RollbackResult
 from upgrade_infra.restore import datadirs, quarantine
 from upgrade_infra.restore import points as snapshots
 from upgrade_infra.restore.meta import rp_dir
@@ -195,7 +200,7 @@ def default_target(env: Environment) -> str:
 
 # -- the operation -------------------------------------------------------------------------------
 def rollback(env: Environment, to: str | None = None, *, command: str = "rollback", auto: bool = False,
-             parent: str | None = None, reason: str | None = None) -> dict[str, Any]:
+             parent: str | None = None, reason: str | None = None) -> RollbackResult | RecoveryResult:
     """Roll ``env`` back to restore point ``to`` (default: before the last upgrade in effect).
 
     An operation a crash interrupted is finished first (see :func:`upgrade_infra.operations.recovery.recover`).
@@ -211,7 +216,7 @@ def rollback(env: Environment, to: str | None = None, *, command: str = "rollbac
 
 
 def run(env: Environment, rp_id: str, *, command: str, auto: bool = False, parent: str | None = None,
-        reason: str | None = None, resume: OpSummary | None = None, prechecked: bool = False) -> dict[str, Any]:
+        reason: str | None = None, resume: OpSummary | None = None, prechecked: bool = False) -> RollbackResult:
     rp = snapshots.get(env.state, rp_id)
     steps = rollback_steps(rp.strategy)
     if resume is not None:
@@ -235,10 +240,10 @@ def run(env: Environment, rp_id: str, *, command: str, auto: bool = False, paren
         _notify(env, ctx, rp, "rollback.failed", "failed", e.message)
         raise
     result = summarize(ctx, rp, budget)
-    end_op(ctx, "succeeded", total_s=result["total_s"], over_budget=result["over_budget"])
+    end_op(ctx, "succeeded", total_s=result.total_s, over_budget=result.over_budget)
     migrated.record(env, dict(rp.versions), ctx.op)  # the databases are the restore point's again
-    result["notifications"] = _notify(env, ctx, rp, "rollback.auto" if ctx.data.get("auto") else "rollback",
-                                      "succeeded", None, total_s=result["total_s"])
+    result.notifications = _notify(env, ctx, rp, "rollback.auto" if ctx.data.get("auto") else "rollback",
+                                   "succeeded", None, total_s=result.total_s)
     return result
 
 
@@ -248,18 +253,18 @@ def _finish(env: Environment, inc: OpSummary, command: str, *, prefer: str) -> d
     return {"action": "finished", "result": run(env, inc.data["rp"], command=command, resume=inc)}
 
 
-def summarize(ctx: Ctx, rp: snapshots.RestorePoint, budget: float) -> dict[str, Any]:
+def summarize(ctx: Ctx, rp: snapshots.RestorePoint, budget: float) -> RollbackResult:
     total = ctx.budgeted_s()
     db_step = next((t["duration_s"] for t in ctx.timeline if t["step"] == "swap_databases"), None)
     rep = ctx.results.get("report") or {}
-    return {"op": ctx.op, "environment": ctx.env.name, "restore_point": rp.id, "strategy": rp.strategy,
-            "versions": dict(ctx.env.record.versions), "from_versions": ctx.data.get("from_versions"),
-            "auto": bool(ctx.data.get("auto")), "steps": ctx.timeline, "total_s": total,
-            "wall_s": round(time.monotonic() - ctx.started, 3), "database_step_s": db_step, "budget_s": budget,
-            "over_budget": total > budget, "verified": bool((ctx.results.get("verify") or {}).get("passed")),
-            "staging_path": (ctx.results.get("stage_databases") or {}).get("path"),
-            "quarantine": {"op": ctx.op, "rows_new_total": rep.get("rows_new_total"),
-                           "tables": rep.get("tables", []), "where": rep.get("where")}}
+    return RollbackResult(
+        op=ctx.op, environment=ctx.env.name, restore_point=rp.id, strategy=rp.strategy,
+        versions=dict(ctx.env.record.versions), from_versions=ctx.data.get("from_versions"),
+        auto=bool(ctx.data.get("auto")), steps=ctx.timeline, total_s=total,
+        wall_s=round(time.monotonic() - ctx.started, 3), database_step_s=db_step, budget_s=budget,
+        over_budget=total > budget, verified=bool((ctx.results.get("verify") or {}).get("passed")),
+        staging_path=(ctx.results.get("stage_databases") or {}).get("path"),
+        quarantine=QuarantineSummary(ctx.op, rep.get("rows_new_total"), rep.get("tables", []), rep.get("where")))
 
 
 def _notify(env: Environment, ctx: Ctx, rp: snapshots.RestorePoint, name: str, outcome: str,

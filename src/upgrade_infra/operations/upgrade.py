@@ -15,6 +15,10 @@ Steps and their inverses (the journal records each before and after it runs)::
 
 A failure before ``switch_versions`` undoes the steps that ran (nothing was changed); from
 ``switch_versions`` on, the environment is rolled back to the restore point.
+
+Entry points take the :class:`~upgrade_infra.backends.Environment` they act on first (one environment,
+which exists), and return typed results (:mod:`upgrade_infra.operations.results`): ``upgrade`` an
+:class:`UpgradeResult`, ``recover`` (``resume``) a :class:`RecoveryResult`.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from upgrade_infra.core.steps import (
 )
 from upgrade_infra.operations import migrated, notify, rollback
 from upgrade_infra.operations.recovery import recover
+from upgrade_infra.operations.results import UpgradeResult
 from upgrade_infra.restore import datadirs as rp_datadirs
 from upgrade_infra.restore import points as snapshots
 from upgrade_infra.restore.clone import reopen
@@ -160,7 +165,7 @@ def _fmt(v: dict[str, str]) -> str:
 
 
 def upgrade(env: Environment, targets: dict[str, str], *, strategy: str | None = None, command: str = "upgrade",
-            watch_s: float | None = None, allow_downgrade: bool = False) -> dict[str, Any]:
+            watch_s: float | None = None, allow_downgrade: bool = False) -> UpgradeResult:
     """Upgrade ``env`` to ``targets``; returns the result (``outcome``: succeeded or rolled-back).
 
     A target older than the release that last migrated its database is refused (exit 2) unless the
@@ -186,7 +191,7 @@ def upgrade(env: Environment, targets: dict[str, str], *, strategy: str | None =
         end_op(ctx, "succeeded")
         _record_migrated(ctx)
         res = _result(ctx, "succeeded")
-        res["notifications"] = notify.send(env.manifest, _event(ctx, "upgrade", "succeeded", res))
+        res.notifications = notify.send(env.manifest, _event(ctx, "upgrade", "succeeded", res))
         return res
 
 
@@ -201,12 +206,12 @@ def _record_migrated(ctx: Ctx) -> None:
         migrated.record(ctx.env, changed, ctx.op)
 
 
-def _after_failure(env: Environment, ctx: Ctx, steps: list[Step], e: StepFailed, command: str) -> dict[str, Any]:
+def _after_failure(env: Environment, ctx: Ctx, steps: list[Step], e: StepFailed, command: str) -> UpgradeResult:
     begun = [t["step"] for t in ctx.timeline]
     if not any(s in begun for s in CHANGES_DATA):
         undo_steps(ctx, steps, begun)
         end_op(ctx, "failed", error=e.message)
-        notify.send(env.manifest, _event(ctx, "upgrade.failed", "failed", {"error": e.message}))
+        notify.send(env.manifest, _event(ctx, "upgrade.failed", "failed", error=e.message))
         raise e
     try:
         rb = rollback.run(env, ctx.data["rp"], command=f"{command} (automatic rollback)", auto=True,
@@ -214,29 +219,30 @@ def _after_failure(env: Environment, ctx: Ctx, steps: list[Step], e: StepFailed,
     except StepFailed as rb_err:
         end_op(ctx, "failed", error=f"{e.message}; automatic rollback failed: {rb_err.message}")
         raise
-    end_op(ctx, "rolled-back", error=e.message, rolled_back_by=rb["op"])
+    end_op(ctx, "rolled-back", error=e.message, rolled_back_by=rb.op)
     res = _result(ctx, "rolled-back", error=e.message, failed_step=e.step)
-    res["rollback"] = rb
-    res["notifications"] = notify.send(env.manifest, _event(ctx, "upgrade.failed", "rolled-back", res))
+    res.rollback = rb
+    res.notifications = notify.send(env.manifest, _event(ctx, "upgrade.failed", "rolled-back", res))
     return res
 
 
-def _result(ctx: Ctx, outcome: str, **extra: Any) -> dict[str, Any]:
+def _result(ctx: Ctx, outcome: str, **extra: Any) -> UpgradeResult:
     tl = {t["step"]: t for t in ctx.timeline}
     down = None
     if "stop_services" in tl and "start_services" in tl:
         down = round(tl["start_services"]["start_s"] + tl["start_services"]["duration_s"]
                      - tl["stop_services"]["start_s"], 3)
-    return {"op": ctx.op, "environment": ctx.env.name, "outcome": outcome, "restore_point": ctx.data["rp"],
-            "from_versions": ctx.data["from_versions"], "to_versions": ctx.data["to_versions"],
-            "versions": dict(ctx.env.record.versions), "steps": ctx.timeline, "downtime_s": down,
-            "total_s": round(time.monotonic() - ctx.started, 3), **extra}
+    return UpgradeResult(op=ctx.op, environment=ctx.env.name, outcome=outcome, restore_point=ctx.data["rp"],
+                         from_versions=ctx.data["from_versions"], to_versions=ctx.data["to_versions"],
+                         versions=dict(ctx.env.record.versions), steps=ctx.timeline, downtime_s=down,
+                         total_s=round(time.monotonic() - ctx.started, 3), **extra)
 
 
-def _event(ctx: Ctx, name: str, outcome: str, res: dict[str, Any]) -> dict[str, Any]:
+def _event(ctx: Ctx, name: str, outcome: str, res: UpgradeResult | None = None, *,
+           error: str | None = None) -> dict[str, Any]:
     return notify.event(name, ctx.env.name, operation=ctx.op, outcome=outcome, restore_point=ctx.data["rp"],
                         from_versions=ctx.data["from_versions"], to_versions=ctx.data["to_versions"],
-                        total_s=res.get("total_s"), error=res.get("error"))
+                        total_s=res.total_s if res else None, error=res.error if res else error)
 
 
 # -- recovery after a crash (``recover`` in :mod:`.recovery` dispatches to it) ----------------------
@@ -256,7 +262,7 @@ def _recover_upgrade(env: Environment, inc: OpSummary, command: str, *, prefer: 
     if any(n in status for n in CHANGES_DATA):
         rb = rollback.run(env, inc.data["rp"], command=command, auto=True, parent=inc.op,
                           reason="interrupted upgrade")
-        end_op(ctx, "rolled-back", error="interrupted; rolled back", rolled_back_by=rb["op"])
+        end_op(ctx, "rolled-back", error="interrupted; rolled back", rolled_back_by=rb.op)
         return {"action": "rolled back", "result": rb}
     steps = upgrade_steps(inc.data["strategy"])
     undone = undo_steps(ctx, steps, list(status))

@@ -1,6 +1,10 @@
 """Restore-point operations: ``create`` (locked, journaled steps) and ``prune`` (retention), the
 restore points prune must keep (:func:`protected_points`), and how ``resume`` finishes an
-interrupted ``create``."""
+interrupted ``create``.
+
+Entry points take the :class:`~upgrade_infra.backends.Environment` they act on first; ``create``
+returns a :class:`~upgrade_infra.restore.results.RestorePointCreated`.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from upgrade_infra.restore.points import (
     make_spare,
     strategy_choice,
 )
+from upgrade_infra.restore.results import RestorePointCreated
 from upgrade_infra.stack.manifest import Retention
 
 if TYPE_CHECKING:
@@ -74,7 +79,7 @@ def create_steps(strategy: str) -> list[Step]:
 
 
 def create(env: Environment, strategy: str | None = None, *, label: str | None = None,
-           command: str = "snapshot create") -> dict[str, Any]:
+           command: str = "snapshot create") -> RestorePointCreated:
     """Take a restore point as a journaled operation (services stopped only when the strategy needs it)."""
     name, why = strategy_choice(env, strategy)
     steps = create_steps(name)
@@ -96,9 +101,8 @@ def create(env: Environment, strategy: str | None = None, *, label: str | None =
     if "stop_services" in tl:
         downtime = round(tl["start_services"]["start_s"] + tl["start_services"]["duration_s"]
                          - tl["stop_services"]["start_s"], 3)
-    return {"restore_point": rp.summary(), "op": ctx.op, "strategy_why": why, "timeline": ctx.timeline,
-            "downtime_s": downtime,
-            "capture_s": tl["capture"]["duration_s"]}
+    return RestorePointCreated(restore_point=rp, op=ctx.op, strategy_why=why, timeline=ctx.timeline,
+                               downtime_s=downtime, capture_s=tl["capture"]["duration_s"])
 
 
 def prune_plan(points: list[RestorePoint], retention: Retention, now: float,

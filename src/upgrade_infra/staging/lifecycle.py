@@ -13,6 +13,11 @@ environment it copies), its own port block (``staging.port_range``) and a TTL. I
 
 Extra facts about a staging env (strategy, masking and leak-check reports, restore point) live in
 ``envs/<name>/staging.json``. Listing and metrics live in :mod:`upgrade_infra.staging.info`.
+
+Entry points take a :class:`~upgrade_infra.operations.session.Session` first (they open the staging
+env and its source by name), and return typed results (:mod:`upgrade_infra.staging.results`):
+``create``/``sync_env`` a :class:`StagingReady`, ``reset`` a :class:`StagingReset`, ``destroy`` a
+:class:`StagingDestroyed`.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from upgrade_infra.restore import points as snapshots
 from upgrade_infra.stack.manifest import NAME, parse_duration
 from upgrade_infra.staging import isolation, sync
 from upgrade_infra.staging.info import META, load_meta, save_meta
+from upgrade_infra.staging.results import StagingDestroyed, StagingReady, StagingReset
 from upgrade_infra.staging.steps import RP_LABEL, SyncRun, data_steps, others, prechecks, run_op
 from upgrade_infra.staging.sync.base import Progress, no_progress
 
@@ -85,7 +91,7 @@ def _reading(s: Session, src: Environment, command: str, stop_source: bool, stra
 # -- lifecycle -------------------------------------------------------------------------------------
 def create(s: Session, name: str | None = None, *, source: str = "production", versions: dict[str, str] | None = None,
            mask: bool | None = None, ttl: str | None = None, strategy: str | None = None,
-           stop_source: bool = False, progress: Progress = no_progress) -> dict[str, Any]:
+           stop_source: bool = False, progress: Progress = no_progress) -> StagingReady:
     """Provision, copy, mask, snapshot, start and verify a new staging environment."""
     t0 = time.monotonic()
     state = s.state.ensure()
@@ -127,7 +133,7 @@ def create(s: Session, name: str | None = None, *, source: str = "production", v
         return _finish(r, ctx, "created", t0)
 
 
-def _finish(r: SyncRun, ctx: Ctx, what: str, t0: float) -> dict[str, Any]:
+def _finish(r: SyncRun, ctx: Ctx, what: str, t0: float) -> StagingReady:
     env = r.env
     env.record.synced_at = time.time()
     env.save()
@@ -143,10 +149,11 @@ def _finish(r: SyncRun, ctx: Ctx, what: str, t0: float) -> dict[str, Any]:
                  total)
     copied = res.get("copy_databases") or {}
     nbytes, copy_s = copied.get("bytes", 0), copied.get("seconds") or 0
-    return {what: env.name, "source": r.source.name, "strategy": r.strategy.name, "versions": env.record.versions,
-            "ports": env.ports, "total_s": total, "ready_s": round(ready + ctx.started - t0, 3),
-            "mb": round(nbytes / 1e6, 1), "copy_s": copy_s,
-            "mb_per_s": round(nbytes / 1e6 / copy_s, 1) if copy_s else None, "timeline": ctx.timeline, **meta}
+    return StagingReady(what, env.name, source=r.source.name, strategy=r.strategy.name,
+                        versions=env.record.versions, ports=env.ports, total_s=total,
+                        ready_s=round(ready + ctx.started - t0, 3), mb=round(nbytes / 1e6, 1), copy_s=copy_s,
+                        mb_per_s=round(nbytes / 1e6 / copy_s, 1) if copy_s else None, timeline=ctx.timeline,
+                        meta=meta)
 
 
 def _staging_env(s: Session, name: str) -> Environment:
@@ -158,7 +165,7 @@ def _staging_env(s: Session, name: str) -> Environment:
 
 
 def sync_env(s: Session, name: str, *, versions: dict[str, str] | None = None, mask: bool | None = None,
-             strategy: str | None = None, stop_source: bool = False, progress: Progress = no_progress) -> dict:
+             strategy: str | None = None, stop_source: bool = False, progress: Progress = no_progress) -> StagingReady:
     """Refresh a staging env from its source; its versions become the source's (or ``versions``)."""
     t0 = time.monotonic()
     env = _staging_env(s, name)
@@ -188,7 +195,7 @@ def sync_env(s: Session, name: str, *, versions: dict[str, str] | None = None, m
         return _finish(r, ctx, "synced", t0)
 
 
-def reset(s: Session, name: str) -> dict[str, Any]:
+def reset(s: Session, name: str) -> StagingReset:
     """Back to the state right after the last sync, through the rollback machinery (journaled steps,
     O(1) swap of the restore point's spare clone, smoke checks). Staging's discarded state is not
     worth a quarantine: it is deleted, and the per-table report of a production rollback is skipped.
@@ -217,11 +224,11 @@ def reset(s: Session, name: str) -> dict[str, Any]:
         end_op(ctx, "succeeded", total_s=ctx.budgeted_s())
         quarantine.delete(env, ctx.op)
     ready = ctx.budgeted_s()
-    return {"reset": name, "restore_point": rp_id, "versions": dict(env.record.versions), "ready_s": ready,
-            "wall_s": round(time.monotonic() - ctx.started, 3), "op": ctx.op, "steps": ctx.timeline}
+    return StagingReset(name, rp_id, dict(env.record.versions), ready, round(time.monotonic() - ctx.started, 3),
+                        ctx.op, ctx.timeline)
 
 
-def destroy(s: Session, name: str) -> dict[str, Any]:
+def destroy(s: Session, name: str) -> StagingDestroyed:
     """Stop and remove a staging env: processes, cluster, data dirs, secrets, restore points."""
     env = _staging_env(s, name)
     t0 = time.monotonic()
@@ -237,8 +244,7 @@ def destroy(s: Session, name: str) -> dict[str, Any]:
         env.destroy()
         if (inc := open_operation(s.state, name)) is not None:
             end_op(resume_ctx(env, inc), "abandoned", error="staging environment destroyed")
-    return {"destroyed": name, "restore_points_deleted": [p.id for p in points],
-            "total_s": round(time.monotonic() - t0, 3)}
+    return StagingDestroyed(name, [p.id for p in points], round(time.monotonic() - t0, 3))
 
 
 def gc(s: Session, *, dry_run: bool = False, now: float | None = None) -> dict[str, Any]:

@@ -5,6 +5,10 @@ all call :func:`validate`. Smoke = checks declared ``smoke: true`` plus every se
 (always included, suite ``health``). One failing or crashing check never stops the others; ordinary
 checks run on a small thread pool, ``exclusive`` kinds (performance, browser) one at a time afterwards
 so they measure the stack and not the other checks.
+
+Entry points take the :class:`~upgrade_infra.backends.Environment` they check first; ``validate``
+returns a :class:`ValidationReport` (a typed result: ``to_dict()`` is ``validate --json``, ``verdict``
+one line, ``ok`` when every check passed).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core.errors import UnknownName, UpgradeInfraError
 from upgrade_infra.core.redact import scrub
+from upgrade_infra.core.results import Result, secs
 from upgrade_infra.core.state import StateDir, atomic_write_json
 from upgrade_infra.stack import templates
 from upgrade_infra.stack.manifest import CheckSpec, Manifest, Retention
@@ -56,7 +61,7 @@ class CheckResult:
 
 
 @dataclass
-class ValidationReport:
+class ValidationReport(Result):
     env: str
     results: list[CheckResult]
     started_at: float
@@ -71,6 +76,17 @@ class ValidationReport:
     @property
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
+
+    @property
+    def ok(self) -> bool:
+        return self.passed
+
+    @property
+    def verdict(self) -> str:
+        c = self.counts()
+        failed = [r.name for r in self.failures()]
+        return (f"validate {self.env}: {c['passed']} passed, {c['failed']} failed, {c['error']} error "
+                f"in {secs(self.duration_s)}" + (f" ({', '.join(failed[:4])})" if failed else ""))
 
     def failures(self) -> list[CheckResult]:
         return [r for r in self.results if not r.passed]

@@ -35,6 +35,7 @@ from upgrade_infra.backends.interface import (
 from upgrade_infra.backends.local import postgres as pglib
 from upgrade_infra.backends.local.postgres import Cluster
 from upgrade_infra.backends.registry import register_backend
+from upgrade_infra.backends.results import EnvDown, EnvUp
 from upgrade_infra.core import runner, sql
 from upgrade_infra.core.errors import CommandFailed, ServiceNotReady, ServiceStillRunning
 from upgrade_infra.core.state import TRAVERSE, StateDir, unreachable_for
@@ -629,16 +630,14 @@ class LocalEnvironment(Environment):
             if first:  # a first `env up` that fails leaves nothing behind: no record, no half-made cluster
                 self._undo_first_up(had_secrets)
             raise
-        return {"environment": self.name, "created": created, "database_s": round(t_db, 3),
-                "services_s": {k: round(v, 3) for k, v in timings.items()},
-                "total_s": round(time.monotonic() - t0, 3), "seed": seeded}
+        return EnvUp(self.name, created, round(t_db, 3), {k: round(v, 3) for k, v in timings.items()},
+                     round(time.monotonic() - t0, 3), seeded)
 
     def down(self) -> dict[str, Any]:
         t0 = time.monotonic()
         stopped = self.stop_services()
         pg = self.stop_database() if self.cluster.initialized() else 0.0
-        return {"environment": self.name, "services": stopped, "postgres_stop_s": round(pg, 3),
-                "total_s": round(time.monotonic() - t0, 3)}
+        return EnvDown(self.name, stopped, round(pg, 3), round(time.monotonic() - t0, 3))
 
     def status(self, probe: bool = True) -> EnvStatus:
         c = self.cluster

@@ -67,7 +67,7 @@ class CowSync(SyncStrategy):
         if rp is None:
             res = snapshots.create(source, "cow", label=f"for staging {target.name}",
                                    command=f"stage create {target.name} (cow snapshot of {source.name})")
-            rp = snapshots.get(source.state, res["restore_point"]["id"])
+            rp = res.restore_point
         base = rp_dir(source.state, rp.id)
         problems = snapshots.verify(source, rp)
         if problems:
