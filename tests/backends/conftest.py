@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from upgrade_infra.operations.session import Session, stop_everything
 
-from ..conftest import REPO, write_stack
+from ..conftest import REPO, free_base
 from ..integration.test_cow import xfs  # noqa: F401 - the reflink filesystem the `cow` cases put their state dir on
 
 HERE = Path(__file__).resolve().parent
 LEDGER_APP = REPO / "tests" / "data" / "ledger" / "ledger.py"
+BLOCK = 10  # ports of one environment
 
 
 @dataclass(frozen=True)
@@ -54,11 +56,27 @@ class BackendSetup:
     unavailable: Callable[[], str | None] = field(default=lambda: None)
 
 
+def stack_copy(dest: Path, manifest: Path, *apps: Path) -> Path:
+    """``manifest`` copied into ``dest`` with ``apps`` linked beside it and free port blocks from the
+    suite's allocator: production's, then room for one staging environment (the suite makes at most
+    one; a small block keeps the allocator's scan short)."""
+    yaml = YAML()
+    data = yaml.load(manifest.read_text())
+    base = free_base(2 * BLOCK)
+    data["environments"]["production"]["port_base"] = base
+    data["staging"]["port_range"] = [base + BLOCK, base + 2 * BLOCK - 1]
+    dest.mkdir(parents=True)
+    for app in apps:
+        (dest / app.name).symlink_to(app)
+    out = dest / "stack.yaml"
+    with open(out, "w") as f:
+        yaml.dump(data, f)
+    return out
+
+
 # -- local ----------------------------------------------------------------------------------------
 def _local_stack(dest: Path) -> Path:
-    out = write_stack(dest, HERE / "stacks" / "local" / "stack.yaml")
-    (dest / "ledger.py").symlink_to(LEDGER_APP)
-    return out
+    return stack_copy(dest, HERE / "stacks" / "local" / "stack.yaml", LEDGER_APP)
 
 
 SETUPS: dict[str, BackendSetup] = {
