@@ -268,6 +268,8 @@ def test_destroy_leaves_no_files_outside_the_state_dir(fresh, tmp_path_factory):
             if e.parent not in before_roots or e not in before_roots[e.parent]}
     assert left == set(), f"left outside the state dir: {sorted(map(str, left))} (while up: {sorted(map(str, while_up))})"
     assert _tree(stack_dir) == stack_before  # nothing written into the stack's own directory
+    s.env(PROD).destroy()  # destroying what is gone is a no-op
+    assert s.state.env_names() == [] and not s.state.env_dir(PROD).exists()
 
 
 # == one-off jobs ==================================================================================
@@ -288,6 +290,8 @@ def test_run_job_of_a_version(fresh):
     assert failed.returncode != 0 and "no-such-release" in failed.stderr  # reported, not raised
     with pytest.raises(CommandFailed, match="declares no sql command"):
         run_job(env, SERVICE, "sql", timeout=60)
+    with pytest.raises(UnknownName, match="no version '9.9'"):
+        run_job(env, SERVICE, "migrate", version="9.9", timeout=60)
     assert s.env(PROD).status().healthy
 
 
@@ -419,10 +423,12 @@ def test_staging_from_a_source_is_masked_and_isolated(fresh, backend):
     prod_dbs = {(i["host"], i["port"]) for i in prod.db_info().values()}
     assert not {(i["host"], i["port"]) for i in st.db_info().values()} & prod_dbs
     assert isolation.check(st, [prod])["environment"] == "stage-c"
-    moved = open_environment(s.manifest, s.state, "stage-c",
-                             st.record.model_copy(update={"port_base": prod.record.port_base}))
-    with pytest.raises(RefusedToTouchProduction):
-        isolation.check(moved, [prod])
+    # a staging record carrying production's backend state (ports, places) is refused
+    twin = open_environment(s.manifest, s.state, "stage-twin",
+                            prod.record.model_copy(update={"name": "stage-twin", "kind": "staging",
+                                                           "source": PROD}))
+    with pytest.raises(RefusedToTouchProduction, match="stage-twin"):
+        isolation.check(twin, [prod, st])
     creds = st.db_info()[DB]  # staging's credentials do not open production's database
     aimed = creds["url"].replace(f":{creds['port']}/", f":{prod.db_info()[DB]['port']}/")
     with pytest.raises(PostgresError, match="password authentication failed"):
