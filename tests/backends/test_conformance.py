@@ -33,7 +33,11 @@ import psutil
 import pytest
 
 from upgrade_infra.backends import open_environment
-from upgrade_infra.backends.interface import EnvStatus, ServiceStatus
+from upgrade_infra.backends.interface import (
+    EnvStatus,
+    MissingCapability,  # noqa: E402 - the typed refusal of a strategy whose capability the backend lacks
+    ServiceStatus,
+)
 from upgrade_infra.core import lock, sql
 from upgrade_infra.core.errors import (
     BadInput,
@@ -56,11 +60,6 @@ from upgrade_infra.staging import lifecycle as staging
 
 from .conftest import SETUPS
 
-try:  # the typed refusal of a strategy whose capability the backend lacks
-    from upgrade_infra.backends.interface import MissingCapability
-except ImportError:  # TODO(seam): drop this fallback once the seam (branch `seam`) is merged
-    MissingCapability = BadInput
-
 PROD = "production"
 SERVICE, DB = "ledger", "ledger"  # the service with data: its database (seeded) and its data dir
 SEED_ROWS = 500
@@ -70,15 +69,13 @@ SEED_ROWS = 500
 def run_job(env, service: str, which: str, *, version: str | None = None, timeout: float | None = None,
             **placeholders: Any):
     """Run ``service``'s declared one-off command ``which`` (migrate, downgrade, sql) of ``version``
-    in ``env``; returns the finished process (``returncode``, ``stdout``, ``stderr``).
-    TODO(seam): the seam renames ``run_service_command`` to ``run_job``: change this one line."""
-    return env.run_service_command(service, which, version=version, timeout=timeout, **placeholders)
+    in ``env``; returns the finished process (``returncode``, ``stdout``, ``stderr``)."""
+    return env.run_job(service, which, version=version, timeout=timeout, **placeholders)
 
 
 def tool_db_info(env) -> dict[str, dict[str, Any]]:
-    """Per database: user, password, host, port, url, as the tool (this test) reaches the server.
-    TODO(seam): ``env.db_info("tool")`` once the seam lands (today one view serves both)."""
-    return env.db_info()
+    """Per database: user, password, host, port, url, as the tool (this test) reaches the server."""
+    return env.db_info(view="tool")
 
 
 def as_dict(result: Any) -> dict[str, Any]:
