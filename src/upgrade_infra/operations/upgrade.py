@@ -43,6 +43,7 @@ from upgrade_infra.restore import points as snapshots
 from upgrade_infra.restore.clone import reopen
 from upgrade_infra.restore.meta import new_id
 from upgrade_infra.restore.ops import create_steps
+from upgrade_infra.stack.pairs import parse_versions
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -52,16 +53,7 @@ CHANGES_DATA = ("switch_versions", "downgrade_schema", "start_services", "smoke"
 
 def parse_targets(env: Environment, specs: list[str]) -> dict[str, str]:
     """``["assistant=1.1.0", ...]`` -> {service: version}, each checked against the manifest."""
-    out: dict[str, str] = {}
-    for spec in specs:
-        svc, sep, ver = spec.partition("=")
-        if not sep or not svc or not ver:
-            raise BadInput(f"bad --to {spec!r}", fix="write --to SERVICE=VERSION, e.g. --to assistant=1.1.0")
-        env.manifest.version_of(svc.strip(), ver.strip())
-        out[svc.strip()] = ver.strip()
-    if not out:
-        raise BadInput("no target versions given", fix="add --to SERVICE=VERSION (repeatable)")
-    return out
+    return parse_versions(specs, option="--to", manifest=env.manifest, required=True)
 
 
 def _preflight(ctx: Ctx) -> dict[str, Any]:
