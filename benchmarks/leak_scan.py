@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import write_stack  # noqa: E402  (a private copy of the reference stack on free ports)
+from benchmarks.support import write_stack  # noqa: E402  (a private copy of the reference stack on free ports)
 from upgrade_infra.operations.session import Session, stop_everything  # noqa: E402
 from upgrade_infra.staging import lifecycle as staging  # noqa: E402
 

@@ -25,7 +25,7 @@ from upgrade_infra.core.errors import PostgresNotFound
 from upgrade_infra.migration.integrity import check_constraints, check_invariants
 from upgrade_infra.restore.dump import pg_dump_argv, pg_restore_argv
 from upgrade_infra.restore.fingerprint import fingerprint, fingerprint_conninfos
-from upgrade_infra.stack.ports import holder_of
+from upgrade_infra.stack.ports import free_port
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -95,15 +95,6 @@ class CrossMajorResult:
                 "source_version": self.source_version, "source_fingerprint_s": self.source_fingerprint_s,
                 "passed": self.passed,
                 "targets": [t.to_dict() for t in self.targets]}
-
-
-def free_port(lo: int = 20000, hi: int = 60000) -> int:
-    rng = random.Random(os.getpid() ^ time.time_ns())
-    for _ in range(500):
-        p = rng.randrange(lo, hi)
-        if holder_of(p) is None:
-            return p
-    raise RuntimeError("no free port for a scratch cluster")
 
 
 def scratch_cluster(env: Environment, install: pglib.PgInstall) -> tuple[pglib.Cluster, Path]:

@@ -9,7 +9,6 @@ quarantined cluster is read for the quarantine report by starting it on a free s
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from upgrade_infra.core import fsutil, runner
 from upgrade_infra.restore.meta import SPARE, RestorePoint, checksum_tree, verify_files
 from upgrade_infra.restore.names import short
 from upgrade_infra.restore.registry import Strategy, register_strategy
-from upgrade_infra.stack.ports import holder_of
+from upgrade_infra.stack.ports import free_port
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -36,15 +35,6 @@ def side_start_argv(install: PgInstall, data_dir: Path, port: int, socket_dir: P
             "-o", f"-p {port} -k {socket_dir} -c listen_addresses=''"]
 
 
-def _free_port() -> int:
-    rng = random.Random()
-    for _ in range(200):
-        p = rng.randrange(40000, 60000)
-        if holder_of(p) is None:
-            return p
-    raise RuntimeError("no free port for a side cluster")
-
-
 @contextmanager
 def side_cluster(env: Environment, data_dir: Path) -> Iterator[Cluster]:
     """Run the (quarantined) cluster in ``data_dir`` on a free port for reading; stop it after."""
@@ -53,7 +43,7 @@ def side_cluster(env: Environment, data_dir: Path) -> Iterator[Cluster]:
     os.chmod(sock, 0o700)
     if live.os_user:
         shutil.chown(sock, live.os_user, live.os_user)
-    c = Cluster(live.install, data_dir, sock, _free_port(), sock / "side.log", live.os_user)
+    c = Cluster(live.install, data_dir, sock, free_port(), sock / "side.log", live.os_user)
     runner.run(side_start_argv(c.install, data_dir, c.port, sock, c.log_path), user=c.os_user, timeout=90)
     try:
         yield c
