@@ -18,7 +18,10 @@ from upgrade_infra.backends import open_environment
 from upgrade_infra.cli import main
 from upgrade_infra.core import sql
 from upgrade_infra.core.errors import BadInput, ManifestError, PostgresError, RefusedToTouchProduction
+from upgrade_infra.core.journal import Journal
 from upgrade_infra.observe import metrics
+from upgrade_infra.operations import migrated
+from upgrade_infra.restore import quarantine
 from upgrade_infra.staging import info as staging_info
 from upgrade_infra.staging import isolation
 from upgrade_infra.staging import lifecycle as staging
@@ -159,10 +162,16 @@ def test_reset_returns_to_the_synced_state(created):
     st = s.env(NAME)
     ids = sorted(_values(st, "assistant", "SELECT id FROM messages ORDER BY id LIMIT 10"))
     sql.execute(st.conninfo("assistant"), "DELETE FROM messages WHERE id = ANY(%s)", params=[ids])
+    migrated.record(st, {"assistant": "1.1.0"}, "op-test")  # as if a rehearsal had migrated staging's copy
     r = staging.reset(s, NAME)
     back = _values(s.env(NAME), "assistant", f"SELECT id FROM messages WHERE id IN ({','.join(map(str, ids))})")
     assert sorted(back) == ids and s.env(NAME).status().healthy  # (the smoke checks of reset add rows of their own)
     assert {x["step"] for x in r["steps"]} >= {"swap_databases", "start_services", "verify"}
+    # built on the rollback: the databases are the restore point's again, and migrated.json says so
+    assert migrated.load(s.env(NAME))["assistant"]["version"] == r["versions"]["assistant"] != "1.1.0"
+    op = Journal(s.state, NAME).get(r["op"])
+    assert op.kind == "rollback" and op.outcome == "succeeded" and op.command == f"stage reset {NAME}"
+    assert "report" not in {x.name for x in op.steps} and not quarantine.list_all(s.state, NAME)
 
 
 def test_sync_refreshes_from_production(created):

@@ -222,9 +222,12 @@ def rollback(env: Environment, to: str | None = None, *, command: str = "rollbac
 
 
 def run(env: Environment, rp_id: str, *, command: str, auto: bool = False, parent: str | None = None,
-        reason: str | None = None, resume: OpSummary | None = None, prechecked: bool = False) -> dict[str, Any]:
+        reason: str | None = None, resume: OpSummary | None = None, prechecked: bool = False,
+        report: bool = True, announce: bool = True) -> dict[str, Any]:
+    """The rollback steps as one journaled operation. ``report=False`` skips the per-table report of
+    the quarantine and ``announce=False`` the notifications (``stage reset``: staging's discarded
+    state is not worth either); both are journaled, so a ``resume`` honours them."""
     rp = snapshots.get(env.state, rp_id)
-    steps = rollback_steps(rp.strategy)
     if resume is not None:
         ctx = resume_ctx(env, resume)
         done = {s.name for s in resume.steps if s.status == "ok"}
@@ -232,8 +235,10 @@ def run(env: Environment, rp_id: str, *, command: str, auto: bool = False, paren
         ctx = begin_op(env, "rollback", command=command, parent=parent, restore_point=rp_id,
                        from_versions=dict(env.record.versions), to_versions=dict(rp.versions),
                        data={"rp": rp_id, "auto": auto, "reason": reason, "strategy": rp.strategy,
-                             "from_versions": dict(env.record.versions), "prechecked": prechecked})
+                             "from_versions": dict(env.record.versions), "prechecked": prechecked,
+                             **({} if report else {"report": False}), **({} if announce else {"announce": False})})
         done = set()
+    steps = [s for s in rollback_steps(rp.strategy) if ctx.data.get("report", True) or s.name != "report"]
     budget = env.manifest.policies.rollback_budget_s
     try:
         run_steps(ctx, steps, skip=done)
@@ -243,13 +248,15 @@ def run(env: Environment, rp_id: str, *, command: str, auto: bool = False, paren
         else:  # left open: `resume` retries from the failed step once its cause is fixed
             if "upgrade-infra resume" not in (e.fix or ""):
                 e.fix = (f"{e.fix}; then " if e.fix else "fix the cause, then ") + f"run `upgrade-infra resume {env.name}`"
-        _notify(env, ctx, rp, "rollback.failed", "failed", e.message)
+        if ctx.data.get("announce", True):
+            _notify(env, ctx, rp, "rollback.failed", "failed", e.message)
         raise
     result = summarize(ctx, rp, budget)
     end_op(ctx, "succeeded", total_s=result["total_s"], over_budget=result["over_budget"])
     migrated.record(env, dict(rp.versions), ctx.op)  # the databases are the restore point's again
-    result["notifications"] = _notify(env, ctx, rp, "rollback.auto" if ctx.data.get("auto") else "rollback",
-                                      "succeeded", None, total_s=result["total_s"])
+    if ctx.data.get("announce", True):
+        result["notifications"] = _notify(env, ctx, rp, "rollback.auto" if ctx.data.get("auto") else "rollback",
+                                          "succeeded", None, total_s=result["total_s"])
     return result
 
 

@@ -40,9 +40,8 @@ from upgrade_infra.core.steps import (
 from upgrade_infra.operations import migrated, notify, rollback
 from upgrade_infra.restore import datadirs as rp_datadirs
 from upgrade_infra.restore import points as snapshots
-from upgrade_infra.restore.clone import reopen
 from upgrade_infra.restore.meta import new_id
-from upgrade_infra.restore.ops import create_steps
+from upgrade_infra.restore.ops import create_steps, drop_partial
 from upgrade_infra.stack.pairs import parse_versions
 
 if TYPE_CHECKING:
@@ -80,14 +79,6 @@ def _capture(ctx: Ctx) -> dict[str, Any]:
                            label=f"before upgrade {ctx.op} to {_fmt(ctx.data['to_versions'])}")
     note(ctx, restore_point=rp.id)
     return {"restore_point": rp.id, "bytes": rp.bytes}
-
-
-def _drop_partial(ctx: Ctx) -> dict[str, Any]:
-    if "restore_point" not in ctx.results:
-        reopen(ctx.env)  # a crash inside the capture window leaves the databases closed
-        snapshots.delete(ctx.env, ctx.data["rp"])
-        return {"deleted": ctx.data["rp"]}
-    return {"kept": ctx.data["rp"]}
 
 
 def _spare(ctx: Ctx) -> dict[str, Any]:
@@ -140,7 +131,7 @@ def _watch(ctx: Ctx) -> dict[str, Any]:
 def upgrade_steps(strategy: str) -> list[Step]:
     snapshots.get_strategy(strategy)
     return [Step("preflight", _preflight), Step("stop_services", _stop, _start_old),
-            Step("restore_point", _capture, _drop_partial), Step("spare", _spare),
+            Step("restore_point", _capture, drop_partial("restore_point")), Step("spare", _spare),
             Step("switch_versions", _switch), Step("downgrade_schema", _downgrade),
             Step("start_services", _start_new), Step("smoke", _smoke),
             Step("watch", _watch)]

@@ -25,7 +25,7 @@ from upgrade_infra.backends import Environment, open_environment
 from upgrade_infra.core.errors import BadInput, RefusedToTouchProduction, UnknownName
 from upgrade_infra.core.lock import guard, open_operation
 from upgrade_infra.core.state import EnvRecord
-from upgrade_infra.core.steps import Ctx, Step, StepFailed, begin_op, end_op, resume_ctx, run_steps
+from upgrade_infra.core.steps import Ctx, Step, end_op, resume_ctx
 from upgrade_infra.operations.session import Session
 from upgrade_infra.restore import meta as rp_meta
 from upgrade_infra.restore import points as snapshots
@@ -201,9 +201,10 @@ def sync_env(s: Session, name: str, *, versions: dict[str, str] | None = None, m
 
 
 def reset(s: Session, name: str) -> dict[str, Any]:
-    """Back to the state right after the last sync, through the rollback machinery (journaled steps,
-    O(1) swap of the restore point's spare clone, smoke checks). Staging's discarded state is not
-    worth a quarantine: it is deleted, and the per-table report of a production rollback is skipped.
+    """Back to the state right after the last sync: a rollback to the sync's restore point (the same
+    journaled steps, O(1) swap of the restore point's spare clone, smoke checks; a failure is finished
+    by `upgrade-infra resume`). Staging's discarded state is not worth a quarantine: it is deleted,
+    and the per-table report and the notifications of a production rollback are skipped.
     """
     from upgrade_infra.operations import rollback
     from upgrade_infra.restore import quarantine
@@ -215,22 +216,11 @@ def reset(s: Session, name: str) -> dict[str, Any]:
                        fix=f"run `upgrade-infra stage sync {name}` (it takes one)")
     with guard(s.state, name, f"stage reset {name}"):
         isolation.check(env, others(s, name))
-        rp = snapshots.get(s.state, rp_id)
-        steps = [st for st in rollback.rollback_steps(rp.strategy) if st.name != "report"]
-        ctx = begin_op(env, "rollback", command=f"stage reset {name}", restore_point=rp_id,
-                       from_versions=dict(env.record.versions), to_versions=dict(rp.versions),
-                       data={"rp": rp_id, "auto": False, "reason": "stage reset", "strategy": rp.strategy,
-                             "from_versions": dict(env.record.versions)})
-        try:
-            run_steps(ctx, steps)
-        except StepFailed as e:
-            end_op(ctx, "failed", error=e.message)
-            raise
-        end_op(ctx, "succeeded", total_s=ctx.budgeted_s())
-        quarantine.delete(env, ctx.op)
-    ready = ctx.budgeted_s()
-    return {"reset": name, "restore_point": rp_id, "versions": dict(env.record.versions), "ready_s": ready,
-            "wall_s": round(time.monotonic() - ctx.started, 3), "op": ctx.op, "steps": ctx.timeline}
+        r = rollback.run(env, rp_id, command=f"stage reset {name}", reason="stage reset", report=False,
+                         announce=False)
+        quarantine.delete(env, r["op"])
+    return {"reset": name, "restore_point": rp_id, "versions": r["versions"], "ready_s": r["total_s"],
+            "wall_s": r["wall_s"], "op": r["op"], "steps": r["steps"]}
 
 
 def destroy(s: Session, name: str) -> dict[str, Any]:
