@@ -84,3 +84,16 @@ def test_benchmarks_and_tools_do_not_import_the_tests():
                         "import rollback, staging, env_up, leak_scan, migration, validation, scaling"],
                        cwd=REPO, capture_output=True, text=True, timeout=120, env={"PATH": "/usr/bin:/bin"})
     assert r.returncode == 0, r.stderr
+
+
+def test_one_list_of_migration_bookkeeping_tables():
+    """The rollback's quarantine report and the migration rehearsal know the same frameworks (the
+    quarantine's own list missed Prisma, Liquibase, Entity Framework, Rails' metadata and the lock tables)."""
+    from upgrade_infra.docsite.notebook import _is_bookkeeping as is_bookkeeping_row
+    from upgrade_infra.migration import frameworks, integrity
+    from upgrade_infra.restore import quarantine
+
+    assert set(quarantine.BOOKKEEPING) == set(frameworks.FRAMEWORKS) == set(integrity.BOOKKEEPING)
+    for table in ("_prisma_migrations", "databasechangelog", "__EFMigrationsHistory", "knex_migrations_lock"):
+        assert table in quarantine.BOOKKEEPING and frameworks.framework_of(table)
+        assert is_bookkeeping_row({"rows_new": 1, "table": table})
