@@ -213,12 +213,13 @@ def test_cli_list_watch_and_metrics(created, capsys):
 
 def test_physical_copy_of_a_staging_env_then_gc(created):
     s, _, _, _ = created
-    r = staging.create(s, "stage-p", source=NAME, ttl="1s")
+    r = staging.create(s, "stage-p", source=NAME, ttl="1h")
     assert r["strategy"] == "physical" and s.env("stage-p").status().healthy
     assert _counts(s.env("stage-p")) == _counts(s.env(NAME))
-    time.sleep(1.1)
-    assert staging.gc(s, dry_run=True)["removed"] == [{"environment": "stage-p", "reason": "expired"}]
-    assert staging.gc(s)["removed"][0]["environment"] == "stage-p"
+    assert staging.gc(s, dry_run=True)["removed"] == []  # not expired yet: its TTL is an hour
+    later = time.time() + 3601  # gc takes the clock: no waiting until the TTL has passed
+    assert staging.gc(s, dry_run=True, now=later)["removed"] == [{"environment": "stage-p", "reason": "expired"}]
+    assert staging.gc(s, now=later)["removed"][0]["environment"] == "stage-p"
     assert "stage-p" not in s.state.env_names() and not s.state.env_dir("stage-p").exists()
     assert not s.state.secrets_dir("stage-p").exists()
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core.errors import BadInput, CheckFailed, PortInUse, ServiceStartBlocked
 from upgrade_infra.core.journal import Journal, OpSummary, history
-from upgrade_infra.core.lock import env_lock
+from upgrade_infra.core.lock import env_lock, open_operation
 from upgrade_infra.core.steps import Ctx, Step, StepFailed, begin_op, end_op, resume_ctx, run_steps
 from upgrade_infra.operations import migrated, notify
 from upgrade_infra.restore import datadirs, quarantine
@@ -210,7 +210,7 @@ def rollback(env: Environment, to: str | None = None, *, command: str = "rollbac
     An operation a crash interrupted is finished first (see :func:`upgrade_infra.operations.upgrade.recover`).
     """
     with env_lock(env.state, env.name, command):
-        inc = Journal(env.state, env.name).incomplete()
+        inc = open_operation(env.state, env.name)  # an interrupted export (read only) does not count
         if inc is not None and inc.op != parent:
             from upgrade_infra.operations.upgrade import recover
 

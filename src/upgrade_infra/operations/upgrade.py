@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core.errors import BadInput, CommandFailed
 from upgrade_infra.core.journal import Journal, OpSummary
-from upgrade_infra.core.lock import env_lock, guard
+from upgrade_infra.core.lock import READ_ONLY, env_lock, guard
 from upgrade_infra.core.steps import (
     RECOVERY,
     Ctx,
@@ -228,8 +228,14 @@ def recover(env: Environment, *, command: str = "resume", prefer: str = "resume"
     done: list[dict[str, Any]] = []
     with env_lock(env.state, env.name, command):
         journal = Journal(env.state, env.name)
-        if env.cluster.initialized() or journal.incomplete() is None or journal.incomplete().kind != "rollback":
-            env.start_database()  # a rollback killed between its data-dir renames starts it itself
+        first = journal.incomplete()
+        kind = first.kind if first else None
+        # a rollback killed between its data-dir renames starts it itself; a half-built environment
+        # (env restore) is removed, whatever state its cluster is in; an interrupted export or
+        # import only read the environment (which may not even exist here)
+        if (kind != "env-restore" and not (first and first.data.get(READ_ONLY))
+                and (kind != "rollback" or env.cluster.initialized())):
+            env.start_database()
         while (inc := journal.incomplete()) is not None:
             if inc.kind == "rollback":
                 r = rollback.run(env, inc.data["rp"], command=command, resume=inc)

@@ -243,6 +243,21 @@ def destroy(s: Session, name: str) -> dict[str, Any]:
             "total_s": round(time.monotonic() - t0, 3)}
 
 
+def discard(s: Session, name: str) -> dict[str, Any] | None:
+    """Destroy staging env ``name`` if there is one (None when there is none); never anything but a
+    staging environment (RefusedToTouchProduction)."""
+    if s.state.load_record(name) is None:
+        return None
+    return destroy(s, name)
+
+
+def fresh(s: Session, name: str, *, source: str = "production", **kw: Any) -> dict[str, Any]:
+    """A new staging copy ``name`` of ``source`` for a disposable run (a drill, a rehearsal): one of that
+    name left behind by an interrupted run is destroyed first. ``discard`` removes it afterwards."""
+    discard(s, name)
+    return create(s, name, source=source, **kw)
+
+
 def gc(s: Session, *, dry_run: bool = False, now: float | None = None) -> dict[str, Any]:
     """Destroy expired staging envs, and ones whose creation never finished (their process died)."""
     out = []
@@ -269,4 +284,4 @@ def _locked(s: Session, name: str) -> bool:
     return bool(h and h.get("alive"))
 
 
-__all__ = ["META", "RP_LABEL", "create", "default_name", "destroy", "gc", "reset", "sync_env"]
+__all__ = ["META", "RP_LABEL", "create", "default_name", "destroy", "discard", "fresh", "gc", "reset", "sync_env"]
