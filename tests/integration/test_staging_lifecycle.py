@@ -1,7 +1,8 @@
 """Staging on the real reference stack: create (production stays online), parity, masking without leaks,
 isolation from production's database, reset, sync, physical copy from staging, gc, metrics, bad input.
 
-Tests run in file order and share one production and one staging env (``stage-t``) to stay fast.
+Tests share one production and one staging env (``stage-t``) to stay fast; each leaves them as it
+found them (up, healthy, data as synced), so they pass in any order.
 """
 
 from __future__ import annotations
@@ -247,10 +248,17 @@ def test_missing_masking_column_is_a_clear_error(created, monkeypatch):
 
 
 def test_destroy_then_production_not_running(created):
+    """On a staging env of its own (a quick physical copy of the shared one), and production is
+    brought back up: the other tests of the module run before or after it, in any order."""
     s, _, _, _ = created
-    assert staging.destroy(s, NAME)["destroyed"] == NAME
-    assert NAME not in s.state.env_names()
-    s.env("production").down()  # the last test of the module: production stays down
-    with pytest.raises(BadInput, match="is not running"):
-        staging.create(s, "stage-x")
-    assert not s.state.env_dir("stage-x").exists()
+    staging.create(s, "stage-d", source=NAME)
+    assert staging.destroy(s, "stage-d")["destroyed"] == "stage-d"
+    assert "stage-d" not in s.state.env_names() and not s.state.env_dir("stage-d").exists()
+    assert NAME in s.state.env_names()
+    s.env("production").down()
+    try:
+        with pytest.raises(BadInput, match="is not running"):
+            staging.create(s, "stage-x")
+        assert not s.state.env_dir("stage-x").exists()
+    finally:
+        s.env("production").up()
