@@ -284,6 +284,9 @@ def restore_steps(env: Environment, rp: RestorePoint, src: Path) -> list[Step]:
         return _discard(env)
 
     def place_cluster(ctx: Ctx) -> None:
+        # the cluster's home made reachable by the server user first, as `env up` does (without it the
+        # copy's parents were private to root and PostgreSQL could not start: Permission denied)
+        env.state.server_dir(Path("envs") / env.name / "pg", env.cluster.os_user)
         fsutil.copy_tree(src / "pgdata", env.cluster.data_dir)
 
     def place_dirs(ctx: Ctx) -> None:
