@@ -97,3 +97,30 @@ def test_one_list_of_migration_bookkeeping_tables():
     for table in ("_prisma_migrations", "databasechangelog", "__EFMigrationsHistory", "knex_migrations_lock"):
         assert table in quarantine.BOOKKEEPING and frameworks.framework_of(table)
         assert is_bookkeeping_row({"rows_new": 1, "table": table})
+
+
+IMPORT_EACH = """
+import importlib, pkgutil, sys
+import upgrade_infra
+names = sorted(m.name for m in pkgutil.walk_packages(upgrade_infra.__path__, "upgrade_infra.")
+               if not m.name.endswith(".__main__"))  # runs the CLI
+bad = []
+for name in names:
+    for loaded in [k for k in sys.modules if k.startswith("upgrade_infra")]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except Exception as e:
+        bad.append(f"{name}: {type(e).__name__}: {e}")
+print(len(names))
+print("\\n".join(bad))
+"""
+
+
+def test_every_module_imports_first():
+    """Each module of the package imports in a fresh interpreter state, whatever is imported before it
+    (``observe.maintenance`` did not: it imported ``restore.ops`` before ``restore.points``, a cycle)."""
+    r = subprocess.run([sys.executable, "-c", IMPORT_EACH], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    count, *bad = r.stdout.strip().splitlines()
+    assert int(count) > 80 and not [b for b in bad if b], bad
