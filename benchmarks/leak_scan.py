@@ -14,18 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import write_stack  # noqa: E402  (a private copy of the reference stack on free ports)
-from upgrade_infra.operations.session import Session, stop_everything  # noqa: E402
+from benchmarks.support import PA_STACK  # noqa: E402
+from upgrade_infra.operations.sandbox import private_stack  # noqa: E402  (a private copy on free ports)
 from upgrade_infra.staging import lifecycle as staging  # noqa: E402
 
 
@@ -34,11 +31,7 @@ def main() -> int:
     ap.add_argument("--size-mb", type=float, default=None)
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="uinfra-bench-leak-"))
-    os.chmod(root, 0o711)
-    s = Session(write_stack(root / "stack"), root / "state")
-    try:
-        s.env("production").up(seed_mb=a.size_mb)
+    with private_stack(PA_STACK, "uinfra-bench-leak-", seed_mb=a.size_mb) as s:  # production up, seeded
         t0 = time.monotonic()
         r = staging.create(s, "bench-leak")
         step = {t["step"]: t["duration_s"] for t in r.timeline}
@@ -48,9 +41,6 @@ def main() -> int:
                "scan_mb_per_s": scan.get("mb_per_s"), "tables": scan["tables"],
                "columns": scan["columns"], "values_looked_for": scan["needles"], "hits": len(scan["hits"]),
                "seconds_by_table": scan["seconds_by_table"], "create_total_s": round(time.monotonic() - t0, 3)}
-    finally:
-        stop_everything(s)
-        shutil.rmtree(root, ignore_errors=True)
     if a.json:
         print(json.dumps(out, indent=2))
     else:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO))
 
 from psycopg import sql as psql  # noqa: E402
 
-from tests.conftest import write_stack  # noqa: E402  (a private copy of the reference stack on free ports)
+from benchmarks.support import write_stack  # noqa: E402  (a private copy of the reference stack on free ports)
 from upgrade_infra.core import sql  # noqa: E402
 from upgrade_infra.migration import execute, integrity  # noqa: E402
 from upgrade_infra.migration.canary import Canary  # noqa: E402

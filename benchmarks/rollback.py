@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from tests.conftest import write_stack  # noqa: E402
+from benchmarks.support import PA_STACK  # noqa: E402
 from upgrade_infra.core import sql  # noqa: E402
 from upgrade_infra.operations import rollback, upgrade  # noqa: E402
-from upgrade_infra.operations.session import Session, stop_everything  # noqa: E402
+from upgrade_infra.operations.sandbox import private_stack  # noqa: E402  (a private copy on free ports)
 from upgrade_infra.restore import points as snapshots  # noqa: E402
 from upgrade_infra.restore.dump import restore_db  # noqa: E402
 from upgrade_infra.restore.meta import rp_dir  # noqa: E402
@@ -59,12 +56,8 @@ def naive_rollback(env, rp) -> dict:
 
 
 def measure(size_mb: float, strategies: tuple[str, ...]) -> dict:
-    root = Path(tempfile.mkdtemp(prefix="uinfra-bench-rb-"))
-    os.chmod(root, 0o711)
-    s = Session(write_stack(root / "stack"), root / "state")
-    env = s.env("production")
-    try:
-        env.up(seed_mb=size_mb)
+    with private_stack(PA_STACK, "uinfra-bench-rb-", seed_mb=size_mb) as s:  # production up, seeded
+        env = s.env("production")
         sizes = sql.database_sizes(env.conninfo())
         row: dict = {"size_mb": size_mb, "db_mb": round(sum(sizes[d] for d in s.manifest.postgres.databases) / 1e6, 1)}
         points = {}
@@ -86,9 +79,6 @@ def measure(size_mb: float, strategies: tuple[str, ...]) -> dict:
             row["ratio_total"] = round(nv["total_s"] / rb.total_s, 1)
             row["ratio_db"] = round(nv["db_s"] / max(rb.database_step_s, 1e-3), 1)
         return row
-    finally:
-        stop_everything(s)
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def show(rows: list[dict]) -> None:

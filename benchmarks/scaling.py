@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -43,12 +42,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "src"))
+sys.path.insert(0, str(REPO))
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
-from ruamel.yaml import YAML  # noqa: E402
 
+from benchmarks.support import write_stack  # noqa: E402  (a private copy of the reference stack on free ports)
 from upgrade_infra.backends import pgtools  # noqa: E402
 from upgrade_infra.backends.interface import PhysicalDataDir  # noqa: E402
 from upgrade_infra.core import fsutil, sql  # noqa: E402
@@ -59,52 +58,15 @@ from upgrade_infra.restore import points as snapshots  # noqa: E402
 from upgrade_infra.restore import quarantine  # noqa: E402
 from upgrade_infra.restore.dump import restore_db  # noqa: E402
 from upgrade_infra.restore.swap import owner_of  # noqa: E402
-from upgrade_infra.stack.ports import holder_of  # noqa: E402
 from upgrade_infra.staging import lifecycle as staging  # noqa: E402
 
 STRATEGIES = ("cow", "fs", "clone", "naive", "dump")  # the cheap ones first
 SYNC_FOR = {"dump": "dump", "fs": "physical", "cow": "cow"}
-PA_STACK = REPO / "examples" / "pa-stack" / "stack.yaml"
 PEAK_FACTOR = 5.0  # disk peak / seeded size (live + restore point + spare + quarantine + staging copy)
 console = Console(width=200)
 
 
 # -- setup -----------------------------------------------------------------------------------------
-def port_window() -> tuple[int, int]:
-    if os.environ.get("UPGRADE_INFRA_TEST_PORTS"):
-        lo, hi = (int(x) for x in os.environ["UPGRADE_INFRA_TEST_PORTS"].split("-"))
-        return lo, hi
-    return 28000, 32000
-
-
-def free_base(span: int) -> int:
-    lo, hi = port_window()
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(lo, hi - span, 10)
-        if all(holder_of(p) is None for p in range(base, base + span)):
-            return base
-    raise RuntimeError(f"no free block of {span} ports in {lo}-{hi}")
-
-
-def write_stack(dest: Path) -> Path:
-    """A private copy of the reference stack on free ports (its files linked in)."""
-    yaml = YAML()
-    data = yaml.load(PA_STACK.read_text())
-    n, span = len(data["environments"]), 60
-    base = free_base(10 * n + span)
-    for i, env in enumerate(data["environments"].values()):
-        env["port_base"] = base + 10 * i
-    data["staging"]["port_range"] = [base + 10 * n, base + 10 * n + span - 1]
-    dest.mkdir(parents=True, exist_ok=True)
-    for entry in PA_STACK.parent.iterdir():
-        if entry.name != PA_STACK.name and not entry.name.startswith("."):
-            (dest / entry.name).symlink_to(entry)
-    with open(dest / "stack.yaml", "w") as f:
-        yaml.dump(data, f)
-    return dest / "stack.yaml"
-
-
 @contextmanager
 def xfs_mount(image_dir: Path, size_bytes: int):
     """A sparse XFS image with reflink=1, loop-mounted (discard: deleted blocks go back to the host)."""

@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from tests.conftest import write_stack  # noqa: E402  (a private copy of the reference stack on free ports)
+from benchmarks.support import write_stack  # noqa: E402  (a private copy of the reference stack on free ports)
 from upgrade_infra.core import sql  # noqa: E402
 from upgrade_infra.operations.session import Session, stop_everything  # noqa: E402
 from upgrade_infra.staging import lifecycle as staging  # noqa: E402

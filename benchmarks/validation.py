@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -29,9 +28,10 @@ import httpx  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from tests.checks_support import write_tiny  # noqa: E402
+from benchmarks.support import write_tiny  # noqa: E402
 from upgrade_infra.core import runner  # noqa: E402
 from upgrade_infra.operations.session import Session  # noqa: E402
+from upgrade_infra.stack.ports import free_port  # noqa: E402
 from upgrade_infra.validation.checks import CheckContext  # noqa: E402
 from upgrade_infra.validation.checks.performance import drive  # noqa: E402
 from upgrade_infra.validation.engine import run_check  # noqa: E402
@@ -46,12 +46,6 @@ async def app(scope, receive, send):
                 "headers": [(b"content-type", b"application/json"), (b"content-length", b"12")]})
     await send({"type": "http.response.body", "body": BODY})
 '''
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(root: Path) -> tuple[runner.ProcessHandle, str]:

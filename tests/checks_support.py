@@ -14,8 +14,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from ruamel.yaml import YAML
 
+from benchmarks.support import tiny_manifest, write_tiny  # noqa: F401  (shared with the validation benchmark)
 from upgrade_infra.operations.session import Session
 
 from .conftest import free_base
@@ -87,27 +87,6 @@ class TinyServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-def tiny_manifest(base: int, checks: list[dict], extra_services: dict | None = None,
-                  secrets: dict | None = None) -> dict:
-    services = {"web": {"port": 1, "command": "true", "health": {"http": "/healthz"}, "versions": {"1": {}}}}
-    services.update(extra_services or {})
-    return {"version": 1, "name": "tiny",
-            "postgres": {"databases": {"app": {"owner": "web"}}},
-            "services": services,
-            "environments": {"production": {"port_base": base, "versions": {s: "1" for s in services}}},
-            "staging": {"port_range": [base + 10, base + 49]},
-            "secrets": secrets or {}, "checks": checks}
-
-
-def write_tiny(dest: Path, checks: list[dict], base: int = 41000, **kw) -> Path:
-    """The manifest only (the default ports are never opened: pass ``base`` to run checks)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    path = dest / "stack.yaml"
-    with open(path, "w") as f:
-        YAML().dump(tiny_manifest(base, checks, **kw), f)
-    return path
 
 
 def tiny_session(tmp: Path, checks: list[dict], **kw) -> Session:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from upgrade_infra.core import sql
 from upgrade_infra.operations.session import Session
 
 from .checks_support import run_checks, write_tiny
+from .conftest import free_base
 
 Q = {"kind": "sql", "database": "app"}
 CHECKS = [
@@ -40,9 +40,7 @@ CHECKS = [
 def results():
     root = Path(tempfile.mkdtemp(prefix="uinfra-sqlchk-"))
     os.chmod(root, 0o711)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        base = s.getsockname()[1]
+    base = free_base(50)  # below the ephemeral range: no outgoing connection takes it before the cluster does
     env = Session(write_tiny(root / "stack", CHECKS, base=base), root / "state").env("production")
     env.state.ensure()
     try:

@@ -10,6 +10,7 @@ import sys
 import nbformat
 import pytest
 
+from upgrade_infra.core.errors import RefusedToTouchProduction
 from upgrade_infra.core.journal import Journal
 from upgrade_infra.docsite import drill, runbooks
 from upgrade_infra.operations.session import Session
@@ -66,7 +67,13 @@ def test_drill_runs_on_a_disposable_copy_and_simulates_the_broken_release(ledger
     assert res["rollback"]["verified"] and copy.record.versions == prod_versions
     assert s.env("production").record.versions == prod_versions  # production never touched
     assert not [o for o in Journal(s.state, "production").operations() if o.kind in ("upgrade", "rollback")]
+    left = Journal(s.state, drill.DRILL_ENV).operations()[0].op
+    copy = drill.target(s)  # a copy left behind (an interrupted drill) is replaced by a fresh one
+    assert copy.kind == "staging" and Journal(s.state, drill.DRILL_ENV).operations()[-1].op != left
     assert drill.discard(s) and not s.state.load_record(drill.DRILL_ENV)
+    assert not drill.discard(s)  # nothing left to discard
+    with pytest.raises(RefusedToTouchProduction):
+        drill.discard(s, "production")  # staging's discard: never anything but a staging environment
     assert drill.plan(prod, "broken") == {"to": {"ledger": "broken"}, "broken": "release broken", "simulated": False}
     with pytest.raises(Exception, match="drill target"):
         drill.target(s, "prod")

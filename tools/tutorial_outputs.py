@@ -40,9 +40,9 @@ def normalize(text: str, root: Path, port_map: dict[int, int]) -> str:
 
 
 def main() -> int:
-    from tests.conftest import write_stack
     from upgrade_infra.core import runner
     from upgrade_infra.stack.manifest import load_manifest
+    from upgrade_infra.stack.private_copy import private_copy
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--page", default=str(REPO / "docs" / "tutorials" / "getting-started.md"))
@@ -52,7 +52,7 @@ def main() -> int:
     out_dir.mkdir(exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="uinfra-tutorial-"))
     os.chmod(root, 0o711)  # PostgreSQL runs as the postgres user: it must traverse into the state dir
-    stack = write_stack(root / "stack")
+    stack = private_copy(root / "stack", REPO / "examples" / "pa-stack" / "stack.yaml")
     m = load_manifest(stack)
     ref = load_manifest(REPO / "examples" / "pa-stack" / "stack.yaml")
     port_map: dict[int, int] = {}

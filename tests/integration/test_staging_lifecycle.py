@@ -1,7 +1,8 @@
 """Staging on the real reference stack: create (production stays online), parity, masking without leaks,
 isolation from production's database, reset, sync, physical copy from staging, gc, metrics, bad input.
 
-Tests run in file order and share one production and one staging env (``stage-t``) to stay fast.
+Tests share one production and one staging env (``stage-t``) to stay fast; each leaves them as it
+found them (up, healthy, data as synced), so they pass in any order.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from upgrade_infra.backends import open_environment
 from upgrade_infra.cli import main
 from upgrade_infra.core import sql
 from upgrade_infra.core.errors import BadInput, ManifestError, PostgresError, RefusedToTouchProduction
+from upgrade_infra.core.journal import Journal
 from upgrade_infra.observe import metrics
+from upgrade_infra.operations import migrated
+from upgrade_infra.restore import quarantine
 from upgrade_infra.staging import info as staging_info
 from upgrade_infra.staging import isolation
 from upgrade_infra.staging import lifecycle as staging
@@ -159,10 +163,16 @@ def test_reset_returns_to_the_synced_state(created):
     st = s.env(NAME)
     ids = sorted(_values(st, "assistant", "SELECT id FROM messages ORDER BY id LIMIT 10"))
     sql.execute(st.conninfo("assistant"), "DELETE FROM messages WHERE id = ANY(%s)", params=[ids])
+    migrated.record(st, {"assistant": "1.1.0"}, "op-test")  # as if a rehearsal had migrated staging's copy
     r = staging.reset(s, NAME)
     back = _values(s.env(NAME), "assistant", f"SELECT id FROM messages WHERE id IN ({','.join(map(str, ids))})")
     assert sorted(back) == ids and s.env(NAME).status().healthy  # (the smoke checks of reset add rows of their own)
     assert {x["step"] for x in r["steps"]} >= {"swap_databases", "start_services", "verify"}
+    # built on the rollback: the databases are the restore point's again, and migrated.json says so
+    assert migrated.load(s.env(NAME))["assistant"]["version"] == r["versions"]["assistant"] != "1.1.0"
+    op = Journal(s.state, NAME).get(r["op"])
+    assert op.kind == "rollback" and op.outcome == "succeeded" and op.command == f"stage reset {NAME}"
+    assert "report" not in {x.name for x in op.steps} and not quarantine.list_all(s.state, NAME)
 
 
 def test_sync_refreshes_from_production(created):
@@ -204,12 +214,13 @@ def test_cli_list_watch_and_metrics(created, capsys):
 
 def test_physical_copy_of_a_staging_env_then_gc(created):
     s, _, _, _ = created
-    r = staging.create(s, "stage-p", source=NAME, ttl="1s")
+    r = staging.create(s, "stage-p", source=NAME, ttl="1h")
     assert r["strategy"] == "physical" and s.env("stage-p").status().healthy
     assert _counts(s.env("stage-p")) == _counts(s.env(NAME))
-    time.sleep(1.1)
-    assert staging.gc(s, dry_run=True)["removed"] == [{"environment": "stage-p", "reason": "expired"}]
-    assert staging.gc(s)["removed"][0]["environment"] == "stage-p"
+    assert staging.gc(s, dry_run=True)["removed"] == []  # not expired yet: its TTL is an hour
+    later = time.time() + 3601  # gc takes the clock: no waiting until the TTL has passed
+    assert staging.gc(s, dry_run=True, now=later)["removed"] == [{"environment": "stage-p", "reason": "expired"}]
+    assert staging.gc(s, now=later)["removed"][0]["environment"] == "stage-p"
     assert "stage-p" not in s.state.env_names() and not s.state.env_dir("stage-p").exists()
     assert not s.state.secrets_dir("stage-p").exists()
 
@@ -237,10 +248,17 @@ def test_missing_masking_column_is_a_clear_error(created, monkeypatch):
 
 
 def test_destroy_then_production_not_running(created):
+    """On a staging env of its own (a quick physical copy of the shared one), and production is
+    brought back up: the other tests of the module run before or after it, in any order."""
     s, _, _, _ = created
-    assert staging.destroy(s, NAME)["destroyed"] == NAME
-    assert NAME not in s.state.env_names()
-    s.env("production").down()  # the last test of the module: production stays down
-    with pytest.raises(BadInput, match="is not running"):
-        staging.create(s, "stage-x")
-    assert not s.state.env_dir("stage-x").exists()
+    staging.create(s, "stage-d", source=NAME)
+    assert staging.destroy(s, "stage-d")["destroyed"] == "stage-d"
+    assert "stage-d" not in s.state.env_names() and not s.state.env_dir("stage-d").exists()
+    assert NAME in s.state.env_names()
+    s.env("production").down()
+    try:
+        with pytest.raises(BadInput, match="is not running"):
+            staging.create(s, "stage-x")
+        assert not s.state.env_dir("stage-x").exists()
+    finally:
+        s.env("production").up()

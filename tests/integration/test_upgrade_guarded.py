@@ -62,7 +62,16 @@ def pa():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def test_upgrade_to_110_succeeds(pa):
+def test_upgrade_110_then_broken_120_rolls_itself_back_then_manual_rollback_to_100(pa):
+    """One scenario, in this order (each phase starts where the previous one left production): the
+    guarded upgrade to 1.1.0 succeeds, the one to the broken 1.2.0 rolls itself back, and a manual
+    rollback returns to 1.0.0 with the data exactly as before."""
+    _upgrade_to_110_succeeds(pa)
+    _upgrade_to_120_rolls_itself_back(pa)
+    _manual_rollback_returns_to_100(pa)
+
+
+def _upgrade_to_110_succeeds(pa) -> None:
     s, _ = pa
     env = s.env("production")
     res = upgrade.upgrade(env, {"assistant": "1.1.0", "automations": "1.1.0"})
@@ -75,7 +84,7 @@ def test_upgrade_to_110_succeeds(pa):
     assert any(p == "/json" and e["event"] == "upgrade" for p, e in Receiver.events)
 
 
-def test_upgrade_to_120_rolls_itself_back(pa):
+def _upgrade_to_120_rolls_itself_back(pa) -> None:
     s, _ = pa
     env = s.env("production")
     Receiver.events.clear()
@@ -95,7 +104,7 @@ def test_upgrade_to_120_rolls_itself_back(pa):
     assert any(p == "/slack" and "production" in e["text"] for p, e in Receiver.events)
 
 
-def test_manual_rollback_returns_to_100(pa):
+def _manual_rollback_returns_to_100(pa) -> None:
     s, before = pa
     env = s.env("production")
     res = rollback.rollback(env)

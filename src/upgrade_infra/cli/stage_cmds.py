@@ -13,6 +13,7 @@ from upgrade_infra.cli.app import app, console, console_err, emit, esc, progress
 from upgrade_infra.core.errors import BadInput, CheckFailed
 from upgrade_infra.core.redact import scrub
 from upgrade_infra.observe import metrics
+from upgrade_infra.stack import pairs
 from upgrade_infra.staging import info as staging_info
 from upgrade_infra.staging import lifecycle as staging
 from upgrade_infra.staging.results import StagingReady
@@ -26,13 +27,7 @@ STOP_SOURCE = typer.Option(False, "--stop-source", help="physical from a running
 
 
 def parse_versions(items: list[str]) -> dict[str, str]:
-    out = {}
-    for item in (p for raw in items for p in raw.split(",") if p.strip()):
-        svc, sep, ver = item.strip().partition("=")
-        if not sep or not svc or not ver:
-            raise BadInput(f"bad --versions value {item!r}", fix="write service=version, e.g. assistant=1.1.0")
-        out[svc] = ver
-    return out
+    return pairs.parse_versions(items, option="--versions")
 
 
 def _done(r: StagingReady) -> None:

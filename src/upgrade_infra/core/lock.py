@@ -201,9 +201,15 @@ def _refusal(state: StateDir | Path, env: str, fd: int, command: str, shared: bo
                         f"then run `upgrade-infra resume {env}`", pid=info.get("pid"), command=info.get("command"))
 
 
+READ_ONLY = "read_only"  # in an operation's data: it only reads its environment (snapshot export/import)
+
+
 def open_operation(state: StateDir | Path, env: str) -> OpSummary | None:
+    """The latest interrupted operation that left ``env`` half-done. One that only read it (an export
+    killed half-way) does not: ``resume`` cleans up after it, but nothing else has to wait."""
     root = state if isinstance(state, StateDir) else StateDir(Path(state))
-    return Journal(root, env).incomplete()
+    ops = [o for o in Journal(root, env).operations() if not o.finished and not o.data.get(READ_ONLY)]
+    return ops[-1] if ops else None
 
 
 def require_idle(state: StateDir | Path, env: str) -> None:

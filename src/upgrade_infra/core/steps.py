@@ -144,6 +144,21 @@ def undo_steps(ctx: Ctx, steps: Sequence[Step], begun: Sequence[str]) -> list[di
     return done
 
 
+def run_or_undo(env: Environment, kind: str, steps: Sequence[Step], *, command: str = "",
+                data: dict[str, Any] | None = None, **fields: Any) -> Ctx:
+    """Begin operation ``kind`` and run ``steps``; a failed step (or Ctrl-C) runs the inverses of the
+    steps that began, newest first, ends the operation ``failed`` and re-raises. On success the
+    operation is left for the caller to end (``end_op``), with what it wants to record."""
+    ctx = begin_op(env, kind, command=command, data=data, **fields)
+    try:
+        run_steps(ctx, steps)
+    except BaseException as e:
+        undo_steps(ctx, steps, [t["step"] for t in ctx.timeline])
+        end_op(ctx, "failed", error=e.message if isinstance(e, StepFailed) else type(e).__name__)
+        raise
+    return ctx
+
+
 def step_names(steps: Sequence[Step]) -> list[str]:
     return [s.name for s in steps]
 

@@ -80,6 +80,6 @@ def upgrade_to(s: Session, name: str, version: str) -> dict[str, Any]:
 
 
 def teardown(s: Session, staging_name: str, env_name: str) -> dict[str, Any]:
-    gone = staging.destroy(s, staging_name) if staging_name in s.state.env_names() else None
+    gone = staging.discard(s, staging_name)
     down = s.env(env_name).down()
     return {"staging_destroyed": gone is not None, "environment_stopped": down.environment}

@@ -39,8 +39,7 @@ def target(s: Session, where: str = COPY, *, source: str = "production", name: s
         return src
     from upgrade_infra.staging import lifecycle as staging
 
-    discard(s, name)  # a copy left behind by an interrupted drill
-    staging.create(s, name, source=source)
+    staging.fresh(s, name, source=source)  # a copy left behind by an interrupted drill goes first
     return s.env(name)
 
 
@@ -48,10 +47,7 @@ def discard(s: Session, name: str = DRILL_ENV) -> bool:
     """Destroy the drill's copy; never anything but a staging environment. True when one was removed."""
     from upgrade_infra.staging import lifecycle as staging
 
-    if not s.state.load_record(name):
-        return False
-    staging.destroy(s, name)
-    return True
+    return staging.discard(s, name) is not None
 
 
 def plan(env: Environment, broken_version: str | None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from upgrade_infra import __version__
 from upgrade_infra.core.errors import BadInput, UnknownName
 from upgrade_infra.core.redact import scrub
 from upgrade_infra.core.state import atomic_write_json
+from upgrade_infra.stack.pairs import split_pair
 
 RESULT_ENV = "UPGRADE_INFRA_RESULT"
 OUTPUT_CAP = 8000  # characters of one output kept in the notebook
@@ -124,9 +125,8 @@ def find_runbook(directory: Path, name: str) -> Path:
 def parse_params(pairs: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs:
-        if "=" not in pair:
-            raise BadInput(f"parameter {pair!r} is not key=value", fix="write -p key=value")
-        k, v = pair.split("=", 1)
+        k, v = split_pair(pair, message=f"parameter {pair!r} is not key=value", fix="write -p key=value",
+                          strict=False)
         if not k.isidentifier() or keyword.iskeyword(k):
             raise BadInput(f"-p {pair!r}: {k!r} is not a parameter name", fix="write -p name=value, e.g. -p seed_mb=8",
                            parameter=k)
@@ -186,7 +186,7 @@ def check_params(path: Path, pairs: list[str]) -> dict[str, Any]:
     empty or unknown name, or a value of the wrong type, is BadInput (exit 2) naming the parameter and its type."""
     params = parse_params(pairs)
     declared = declared_params(path)
-    raw = {k: v for k, _, v in (pair.partition("=") for pair in pairs)}
+    raw = dict(split_pair(pair, message="", fix="", strict=False) for pair in pairs)  # parse_params checked them
     listing = ", ".join(f"{n} ({t or 'any'})" for n, t in declared.items()) or "none"
     out: dict[str, Any] = {}
     for k, v in params.items():

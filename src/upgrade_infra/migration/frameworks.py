@@ -1,7 +1,8 @@
 """Migration frameworks' own bookkeeping tables: recognised by name, their growth is the list of
 migrations a release applied (reported, never an integrity failure).
 
-Pure data plus one builder; reading goes through :mod:`upgrade_infra.core.sql`.
+The list itself is :mod:`upgrade_infra.core.bookkeeping` (the rollback's quarantine report uses the
+same one); here one builder and the reading, through :mod:`upgrade_infra.core.sql`.
 """
 
 from __future__ import annotations
@@ -9,24 +10,8 @@ from __future__ import annotations
 from psycopg import sql as psql
 
 from upgrade_infra.core import sql
+from upgrade_infra.core.bookkeeping import FRAMEWORKS
 
-# table -> (framework, columns naming one applied migration, in preference order)
-FRAMEWORKS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "alembic_version": ("Alembic", ("version_num",)),
-    "django_migrations": ("Django", ("app", "name")),
-    "schema_migrations": ("Rails (or golang-migrate, Ecto)", ("version",)),
-    "ar_internal_metadata": ("Rails", ("key", "value")),
-    "flyway_schema_history": ("Flyway", ("version", "description")),
-    "databasechangelog": ("Liquibase", ("id", "author", "filename")),
-    "databasechangeloglock": ("Liquibase", ("id", "locked")),
-    "knex_migrations": ("Knex", ("name",)),
-    "knex_migrations_lock": ("Knex", ("index", "is_locked")),
-    "migrations": ("TypeORM (n8n and others)", ("name",)),
-    "SequelizeMeta": ("Sequelize", ("name",)),
-    "_prisma_migrations": ("Prisma", ("migration_name",)),
-    "__EFMigrationsHistory": ("Entity Framework", ("MigrationId",)),
-    "__diesel_schema_migrations": ("Diesel", ("version",)),
-}
 MAX_ENTRIES = 500
 
 

@@ -32,7 +32,7 @@ from upgrade_infra.migration.reversibility import ReversibilitySteps, reset
 from upgrade_infra.migration.sampler import LockSampler
 from upgrade_infra.restore import points as snapshots
 from upgrade_infra.restore.fingerprint import DataFingerprint, fingerprint
-from upgrade_infra.stack.manifest import check_name
+from upgrade_infra.stack.pairs import parse_versions
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -45,13 +45,7 @@ OPTIONAL_STEPS = ("lint", "downgrade", "validate", "compatibility")
 
 def parse_targets(items: list[str]) -> dict[str, str]:
     """``["assistant=1.1.0", …]`` -> ``{"assistant": "1.1.0"}``."""
-    out = {}
-    for it in items:
-        svc, sep, ver = it.partition("=")
-        if not sep or not svc or not ver:
-            raise BadInput(f"bad --to {it!r}", fix="write SERVICE=VERSION, e.g. --to assistant=1.1.0")
-        out[check_name("service", svc.strip(), "--to")] = check_name("version", ver.strip(), "--to")
-    return out
+    return parse_versions(items, option="--to")
 
 
 class Rehearsal(ReversibilitySteps):

@@ -7,21 +7,29 @@ point is converted to ``pg_dump -Fd`` dumps on the way (its databases live insid
 ``SHA256SUMS`` (``sha256sum -c SHA256SUMS`` works without this tool). ``import_`` verifies all of
 it before and after copying into the state dir. ``restore_env`` creates a new environment on its
 own place (local: a port block) from a portable restore point and verifies it with the smoke checks.
+
+All three are journaled operations (``history`` shows their steps) under the lock: a failed step
+undoes what began, and ``upgrade-infra resume ENV`` after a kill removes what an interrupted one
+left (a partial export or import, a half-built environment). Export and import only read their
+environment (shared lock): an interrupted one does not make it half-done.
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from upgrade_infra.backends import open_environment
 from upgrade_infra.backends.registry import backend
 from upgrade_infra.core import fsutil
 from upgrade_infra.core.errors import BadInput, RestorePointError, UnknownName
-from upgrade_infra.core.lock import guard
+from upgrade_infra.core.journal import OpSummary
+from upgrade_infra.core.lock import READ_ONLY, guard
 from upgrade_infra.core.state import EnvRecord, StateDir, atomic_write_json
+from upgrade_infra.core.steps import Ctx, Step, end_op, register_recovery, resume_ctx, run_or_undo, undo_steps
 from upgrade_infra.operations import rollback
 from upgrade_infra.operations.session import readiness_check
 from upgrade_infra.restore import points as snapshots
@@ -49,8 +57,15 @@ def _seal(rp: RestorePoint, d: Path) -> None:
     private_files(d)
 
 
+EXPORT_KIND, IMPORT_KIND, RESTORE_KIND = "snapshot-export", "snapshot-import", "env-restore"
+
+
 def export(env: Environment, rp_id: str, dest: Path) -> dict[str, Any]:
-    """Export restore point ``rp_id`` of ``env`` to ``dest/<id>/``, verified by checksum."""
+    """Export restore point ``rp_id`` of ``env`` to ``dest/<id>/``, verified by checksum.
+
+    A journaled operation of ``env`` (it only reads it: shared lock, and an interrupted export does
+    not make ``env`` half-done); a failure removes the partial export, and so does ``resume ENV``
+    after a kill."""
     t0 = time.monotonic()
     rp = snapshots.get(env.state, rp_id)
     src = rp_dir(env.state, rp.id)
@@ -62,26 +77,54 @@ def export(env: Environment, rp_id: str, dest: Path) -> dict[str, Any]:
     if out.exists():
         raise BadInput(f"{out} already exists", fix="export to another directory or remove it")
     fsutil.require_space(out.parent, rp.bytes, f"the export of {rp.id}")
-    with guard(env.state, env.name, f"snapshot export {rp.id}", shared=True):  # read: no upgrade under it
-        return _export(env, rp, src, out, t0)
-
-
-def _export(env: Environment, rp: RestorePoint, src: Path, out: Path, t0: float) -> dict[str, Any]:
-    rp_id = rp.id
-    out.mkdir(parents=True, mode=0o700)
-    try:
+    command = f"snapshot export {rp.id} {dest}"
+    with guard(env.state, env.name, command, shared=True):  # read: no upgrade under it
         new = rp.model_copy(deep=True)
-        snapshots.get_strategy(rp.strategy).export(env, rp, src, out, new)  # non-portable ones convert to dumps
-        bad = verify_files(out, new.files)
-        if bad:
-            raise RestorePointError(f"export of {rp_id} does not match its checksums: {'; '.join(bad[:3])}",
-                                    fix="check the destination disk and export again")
-        _seal(new, out)
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        raise
+        ctx = run_or_undo(env, EXPORT_KIND, _export_steps(env, rp, new, src, out), command=command,
+                          restore_point=rp.id, data={"rp": rp.id, "path": str(out), READ_ONLY: True})
+        end_op(ctx, "succeeded")
     return {"restore_point": rp.id, "path": str(out), "strategy": new.strategy, "files": len(new.files),
             "mb": round(new.bytes / 1e6, 1), "seconds": round(time.monotonic() - t0, 3)}
+
+
+def _export_steps(env: Environment, rp: RestorePoint, new: RestorePoint, src: Path, out: Path) -> list[Step]:
+    """prepare (the export's own directory; its inverse removes it) -> the strategy's export steps
+    (``copy``, or ``dump_databases`` + ``copy_data_dirs`` for a restore point whose databases live
+    in the cluster) -> seal (checksums)."""
+    def prepare(ctx: Ctx) -> dict[str, Any]:
+        out.mkdir(parents=True, mode=0o700)
+        return {"path": str(out)}
+
+    def unprepare(ctx: Ctx) -> dict[str, Any]:
+        if "prepare" in ctx.results:  # made by this export (never a directory that was there before)
+            shutil.rmtree(out, ignore_errors=True)
+        return {"removed": str(out)}
+
+    def seal(ctx: Ctx) -> dict[str, Any]:
+        bad = verify_files(out, new.files)
+        if bad:
+            raise RestorePointError(f"export of {rp.id} does not match its checksums: {'; '.join(bad[:3])}",
+                                    fix="check the destination disk and export again")
+        _seal(new, out)
+        return {"files": len(new.files), "bytes": new.bytes}
+
+    # the strategy's own actions: a copy of a portable payload, or dumps + data dirs for one in the cluster
+    middle = [Step(label, lambda ctx, fn=fn: fn())
+              for label, fn in snapshots.get_strategy(rp.strategy).export_steps(env, rp, src, out, new)]
+    return [Step("prepare", prepare, unprepare), *middle, Step("seal", seal)]
+
+
+@register_recovery(EXPORT_KIND)
+def _recover_export(env: Environment, inc: OpSummary, command: str, *, prefer: str = "resume") -> dict[str, Any]:
+    """An export that was killed: its partial directory is removed (a sealed one is kept)."""
+    ctx = resume_ctx(env, inc)
+    if "seal" in ctx.results:
+        end_op(ctx, "succeeded", error=None)
+        return {"action": f"the export {inc.data['path']} was complete"}
+    if "prepare" in ctx.results:
+        shutil.rmtree(inc.data["path"], ignore_errors=True)
+    end_op(ctx, "recovered", error="interrupted; the partial export was removed")
+    return {"action": f"removed the partial export {inc.data['path']}: export again"}
 
 
 def read_export(src: Path) -> RestorePoint:
@@ -110,7 +153,11 @@ def read_export(src: Path) -> RestorePoint:
 
 
 def import_(state: StateDir, src: Path) -> dict[str, Any]:
-    """Copy an exported restore point into the state dir after verifying every checksum."""
+    """Copy an exported restore point into the state dir after verifying every checksum.
+
+    A journaled operation of the restore point's environment (shared lock: it adds a restore point,
+    it changes no environment): copied beside the others under a temporary name, verified, then
+    renamed into place; a failure, or ``resume ENV`` after a kill, removes the temporary copy."""
     t0 = time.monotonic()
     rp = read_export(src)
     if not snapshots.get_strategy(rp.strategy).portable:
@@ -128,19 +175,61 @@ def import_(state: StateDir, src: Path) -> dict[str, Any]:
     fsutil.require_space(state.root, rp.bytes, f"the import of {rp.id}")
     state.private_dir("restore-points")
     tmp = dst.with_name(f".{rp.id}.importing")
-    state.remove(tmp, ignore_errors=True)
-    fsutil.copy_tree(Path(src), tmp)
-    bad = verify_files(tmp, rp.files)
-    if bad:
-        state.remove(tmp, ignore_errors=True)
-        raise RestorePointError(f"copy of {rp.id} does not match its checksums: {'; '.join(bad[:3])}",
-                                fix="check the disk and import again")
-    (tmp / "SHA256SUMS").unlink(missing_ok=True)
-    tmp.rename(dst)
-    rp.imported_from = str(Path(src).resolve())
-    save(state, rp)
+    command = f"snapshot import {src}"
+    with guard(state, rp.env, command, shared=True):
+        owner = cast("Environment", JournalOwner(state, rp.env))  # the journal needs only these two
+        ctx = run_or_undo(owner, IMPORT_KIND, _import_steps(state, rp, Path(src), tmp, dst), command=command,
+                          restore_point=rp.id, data={"rp": rp.id, "tmp": str(tmp), READ_ONLY: True})
+        end_op(ctx, "succeeded")
     return {"restore_point": rp.id, "original_id": original, "path": str(dst), "env": rp.env, "strategy": rp.strategy,
             "versions": rp.versions, "seconds": round(time.monotonic() - t0, 3)}
+
+
+@dataclass
+class JournalOwner:
+    """What the journal of an operation needs of its environment: the state dir and the name (an
+    import may bring the restore point of an environment this state dir has never had)."""
+    state: StateDir
+    name: str
+
+
+def _import_steps(state: StateDir, rp: RestorePoint, src: Path, tmp: Path, dst: Path) -> list[Step]:
+    def copy(ctx: Ctx) -> dict[str, Any]:
+        state.remove(tmp, ignore_errors=True)  # a copy an earlier, killed import left
+        fsutil.copy_tree(src, tmp)
+        return {"tmp": str(tmp)}
+
+    def uncopy(ctx: Ctx) -> dict[str, Any]:
+        state.remove(tmp, ignore_errors=True)
+        return {"removed": str(tmp)}
+
+    def verify(ctx: Ctx) -> dict[str, Any]:
+        bad = verify_files(tmp, rp.files)
+        if bad:
+            raise RestorePointError(f"copy of {rp.id} does not match its checksums: {'; '.join(bad[:3])}",
+                                    fix="check the disk and import again")
+        return {"files": len(rp.files)}
+
+    def commit(ctx: Ctx) -> dict[str, Any]:
+        (tmp / "SHA256SUMS").unlink(missing_ok=True)
+        tmp.rename(dst)
+        rp.imported_from = str(src.resolve())
+        save(state, rp)
+        return {"restore_point": rp.id}
+
+    return [Step("copy", copy, uncopy), Step("verify", verify), Step("commit", commit)]
+
+
+@register_recovery(IMPORT_KIND)
+def _recover_import(env: Environment, inc: OpSummary, command: str, *, prefer: str = "resume") -> dict[str, Any]:
+    """An import that was killed: the temporary copy is removed (a committed one is kept)."""
+    ctx = resume_ctx(env, inc)
+    if "commit" in ctx.results:
+        end_op(ctx, "succeeded", error=None)
+        return {"action": f"restore point {inc.data['rp']} was imported"}
+    env.state.remove(Path(inc.data["tmp"]), ignore_errors=True)
+    end_op(ctx, "recovered", error="interrupted; the partial copy was removed")
+    return {"action": "removed the partial copy of the import: import again"}
 
 
 def _copy_secrets(state: StateDir, m: Manifest, src_env: str, dst_env: str) -> list[str]:
@@ -155,9 +244,31 @@ def _copy_secrets(state: StateDir, m: Manifest, src_env: str, dst_env: str) -> l
     return copied
 
 
+def restore_steps(env: Environment, rp: RestorePoint, src: Path) -> list[Step]:
+    """The journaled steps of ``env restore``; the first one's inverse removes the whole new environment
+    (what a failure or an interrupted run leaves is discarded, then ``env restore`` runs again)."""
+    def discard(ctx: Ctx) -> dict[str, Any]:
+        return _discard(env)
+
+    # the strategy's own actions (fs: the cluster copied into place, then up; dump: an empty
+    # environment, each dump restored, the data dirs placed); the first one's inverse discards it all
+    actions = snapshots.get_strategy(rp.strategy).rebuild_steps(env, rp, src)
+    steps = [Step(label, lambda ctx, fn=fn: fn(), discard if i == 0 else None)
+             for i, (label, fn) in enumerate(actions)]
+    return [*steps, Step("verify", lambda ctx: rollback.smoke(env))]
+
+
+def _discard(env: Environment) -> dict[str, Any]:
+    env.destroy()  # processes, cluster, data dirs, secrets; the record goes with the env dir
+    return {"removed": env.name}
+
+
 def restore_env(m: Manifest, state: StateDir, name: str, rp_id: str, *, port_base: int | None = None,
                 command: str = "env restore") -> dict[str, Any]:
-    """Build a fresh environment ``name`` from restore point ``rp_id`` and verify it."""
+    """Build a fresh environment ``name`` from restore point ``rp_id`` and verify it.
+
+    A journaled operation (``history NAME`` shows its steps): a failed step removes the new
+    environment again; an interrupted one (kill -9, power loss) is removed by ``upgrade-infra resume NAME``."""
     t0 = time.monotonic()
     rp = snapshots.get(state, rp_id)
     st = snapshots.get_strategy(rp.strategy)
@@ -181,20 +292,34 @@ def restore_env(m: Manifest, state: StateDir, name: str, rp_id: str, *, port_bas
     rec = EnvRecord(name=name, kind="production", backend=kind, backend_state=placed, versions=dict(rp.versions),
                     created_at=time.time(), seeded=True)
     env = open_environment(m, state, name, rec, readiness_check=readiness_check)
-    steps: list[dict[str, Any]] = []
-
-    def step(label: str, fn) -> Any:
-        s = time.monotonic()
-        out = fn()
-        steps.append({"step": label, "start_s": round(s - t0, 3), "duration_s": round(time.monotonic() - s, 3),
-                      "status": "ok"})
-        return out
-
     with guard(state, name, command):
-        env.save()
+        env.save()  # first: `resume NAME` finds the environment whatever moment the process dies
         secrets = _copy_secrets(state, m, rp.env, name)
-        st.rebuild(env, rp, rp_dir(state, rp.id), step)  # fs: the cluster copied in place; dump: restored
-        smoke = step("verify", lambda: rollback.smoke(env))
+        steps = restore_steps(env, rp, rp_dir(state, rp.id))
+        # a failed step, or Ctrl-C: the half-built environment goes
+        ctx = run_or_undo(env, RESTORE_KIND, steps, command=command, restore_point=rp.id,
+                          to_versions=dict(rp.versions),
+                          data={"rp": rp.id, "strategy": rp.strategy, "placement": env.placement(),
+                                "secrets_copied": secrets})
+        smoke = ctx.results["verify"]
+        end_op(ctx, "succeeded", passed=smoke["passed"])
     return {"environment": name, **env.placement(), "restore_point": rp.id, "versions": rp.versions,
-            "secrets_copied": secrets, "steps": steps, "verified": smoke["passed"], "smoke": smoke,
-            "total_s": round(time.monotonic() - t0, 3)}
+            "secrets_copied": secrets, "op": ctx.op,
+            "steps": [{k: x[k] for k in ("step", "start_s", "duration_s", "status")} for x in ctx.timeline],
+            "verified": smoke["passed"], "smoke": smoke, "total_s": round(time.monotonic() - t0, 3)}
+
+
+@register_recovery(RESTORE_KIND)
+def _recover_restore(env: Environment, inc: OpSummary, command: str, *, prefer: str = "resume") -> dict[str, Any]:
+    """An ``env restore`` that was killed: the half-built environment is removed (run it again)."""
+    ctx = resume_ctx(env, inc)
+    try:
+        steps = restore_steps(env, snapshots.get(env.state, inc.data["rp"]), rp_dir(env.state, inc.data["rp"]))
+    except (RestorePointError, UnknownName):  # the restore point went since: its steps do not matter
+        steps = []
+    undone = undo_steps(ctx, steps, [s.name for s in inc.steps])
+    if not undone:  # killed before its first step began
+        undone = [{"step": "(none)", **_discard(env)}]
+    end_op(ctx, "recovered", error="interrupted; the half-built environment was removed")
+    return {"action": f"removed the half-built {env.name}: run `upgrade-infra env restore {env.name} --from "
+                      f"{inc.data['rp']}` again", "undone": undone}

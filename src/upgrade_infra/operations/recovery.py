@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from upgrade_infra.core.journal import Journal
-from upgrade_infra.core.lock import env_lock
+from upgrade_infra.core.lock import READ_ONLY, env_lock
 from upgrade_infra.core.steps import RECOVERY, end_op, resume_ctx
 from upgrade_infra.operations.results import Recovered, RecoveryResult
 
@@ -27,8 +27,14 @@ def recover(env: Environment, *, command: str = "resume", prefer: str = "resume"
     done: list[Recovered] = []
     with env_lock(env.state, env.name, command):
         journal = Journal(env.state, env.name)
-        if env.database_exists() or journal.incomplete() is None or journal.incomplete().kind != "rollback":
-            env.start_database()  # a rollback killed between its data-dir renames starts it itself
+        first = journal.incomplete()
+        kind = first.kind if first else None
+        # a rollback killed between its data-dir renames starts it itself; a half-built environment
+        # (env restore) is removed, whatever state its database is in; an interrupted export or
+        # import only read the environment (which may not even exist here)
+        if (kind != "env-restore" and not (first and first.data.get(READ_ONLY))
+                and (kind != "rollback" or env.database_exists())):
+            env.start_database()
         while (inc := journal.incomplete()) is not None:
             handler = RECOVERY.get(inc.kind, None)
             if handler is not None:

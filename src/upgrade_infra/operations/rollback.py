@@ -30,8 +30,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core.errors import BadInput, CheckFailed, PortInUse, ServiceStartBlocked
-from upgrade_infra.core.journal import Journal, OpSummary
-from upgrade_infra.core.lock import env_lock
+from upgrade_infra.core.journal import OpSummary
+from upgrade_infra.core.lock import env_lock, open_operation
 from upgrade_infra.core.steps import (
     Ctx,
     Step,
@@ -206,7 +206,7 @@ def rollback(env: Environment, to: str | None = None, *, command: str = "rollbac
     An operation a crash interrupted is finished first (see :func:`upgrade_infra.operations.recovery.recover`).
     """
     with env_lock(env.state, env.name, command):
-        inc = Journal(env.state, env.name).incomplete()
+        inc = open_operation(env.state, env.name)  # an interrupted export (read only) does not count
         if inc is not None and inc.op != parent:
             return recover(env, command=command, prefer="rollback")
         rp_id = to or default_target(env)
@@ -216,9 +216,12 @@ def rollback(env: Environment, to: str | None = None, *, command: str = "rollbac
 
 
 def run(env: Environment, rp_id: str, *, command: str, auto: bool = False, parent: str | None = None,
-        reason: str | None = None, resume: OpSummary | None = None, prechecked: bool = False) -> RollbackResult:
+        reason: str | None = None, resume: OpSummary | None = None, prechecked: bool = False,
+        report: bool = True, announce: bool = True) -> RollbackResult:
+    """The rollback steps as one journaled operation. ``report=False`` skips the per-table report of
+    the quarantine and ``announce=False`` the notifications (``stage reset``: staging's discarded
+    state is not worth either); both are journaled, so a ``resume`` honours them."""
     rp = snapshots.get(env.state, rp_id)
-    steps = rollback_steps(rp.strategy)
     if resume is not None:
         ctx = resume_ctx(env, resume)
         done = {s.name for s in resume.steps if s.status == "ok"}
@@ -226,8 +229,10 @@ def run(env: Environment, rp_id: str, *, command: str, auto: bool = False, paren
         ctx = begin_op(env, "rollback", command=command, parent=parent, restore_point=rp_id,
                        from_versions=dict(env.record.versions), to_versions=dict(rp.versions),
                        data={"rp": rp_id, "auto": auto, "reason": reason, "strategy": rp.strategy,
-                             "from_versions": dict(env.record.versions), "prechecked": prechecked})
+                             "from_versions": dict(env.record.versions), "prechecked": prechecked,
+                             **({} if report else {"report": False}), **({} if announce else {"announce": False})})
         done = set()
+    steps = [s for s in rollback_steps(rp.strategy) if ctx.data.get("report", True) or s.name != "report"]
     budget = env.manifest.policies.rollback_budget_s
     try:
         run_steps(ctx, steps, skip=done)
@@ -237,13 +242,15 @@ def run(env: Environment, rp_id: str, *, command: str, auto: bool = False, paren
         else:  # left open: `resume` retries from the failed step once its cause is fixed
             if "upgrade-infra resume" not in (e.fix or ""):
                 e.fix = (f"{e.fix}; then " if e.fix else "fix the cause, then ") + f"run `upgrade-infra resume {env.name}`"
-        _notify(env, ctx, rp, "rollback.failed", "failed", e.message)
+        if ctx.data.get("announce", True):
+            _notify(env, ctx, rp, "rollback.failed", "failed", e.message)
         raise
     result = summarize(ctx, rp, budget)
     end_op(ctx, "succeeded", total_s=result.total_s, over_budget=result.over_budget)
     migrated.record(env, dict(rp.versions), ctx.op)  # the databases are the restore point's again
-    result.notifications = _notify(env, ctx, rp, "rollback.auto" if ctx.data.get("auto") else "rollback",
-                                   "succeeded", None, total_s=result.total_s)
+    if ctx.data.get("announce", True):
+        result.notifications = _notify(env, ctx, rp, "rollback.auto" if ctx.data.get("auto") else "rollback",
+                                       "succeeded", None, total_s=result.total_s)
     return result
 
 

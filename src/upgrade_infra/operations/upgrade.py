@@ -46,8 +46,9 @@ from upgrade_infra.operations.recovery import recover
 from upgrade_infra.operations.results import UpgradeResult
 from upgrade_infra.restore import datadirs as rp_datadirs
 from upgrade_infra.restore import points as snapshots
-from upgrade_infra.restore.clone import reopen
 from upgrade_infra.restore.meta import new_id
+from upgrade_infra.restore.ops import drop_partial
+from upgrade_infra.stack.pairs import parse_versions
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -58,16 +59,7 @@ CHANGES_DATA = ("switch_versions", "downgrade_schema", "start_services", "smoke"
 
 def parse_targets(env: Environment, specs: list[str]) -> dict[str, str]:
     """``["assistant=1.1.0", ...]`` -> {service: version}, each checked against the manifest."""
-    out: dict[str, str] = {}
-    for spec in specs:
-        svc, sep, ver = spec.partition("=")
-        if not sep or not svc or not ver:
-            raise BadInput(f"bad --to {spec!r}", fix="write --to SERVICE=VERSION, e.g. --to assistant=1.1.0")
-        env.manifest.version_of(svc.strip(), ver.strip())
-        out[svc.strip()] = ver.strip()
-    if not out:
-        raise BadInput("no target versions given", fix="add --to SERVICE=VERSION (repeatable)")
-    return out
+    return parse_versions(specs, option="--to", manifest=env.manifest, required=True)
 
 
 def _preflight(ctx: Ctx) -> dict[str, Any]:
@@ -94,14 +86,6 @@ def _capture(ctx: Ctx) -> dict[str, Any]:
                            label=f"before upgrade {ctx.op} to {_fmt(ctx.data['to_versions'])}")
     note(ctx, restore_point=rp.id)
     return {"restore_point": rp.id, "bytes": rp.bytes}
-
-
-def _drop_partial(ctx: Ctx) -> dict[str, Any]:
-    if "restore_point" not in ctx.results:
-        reopen(ctx.env)  # a crash inside the capture window leaves the databases closed
-        snapshots.delete(ctx.env, ctx.data["rp"])
-        return {"deleted": ctx.data["rp"]}
-    return {"kept": ctx.data["rp"]}
 
 
 def _spare(ctx: Ctx) -> dict[str, Any]:
@@ -154,7 +138,7 @@ def _watch(ctx: Ctx) -> dict[str, Any]:
 def upgrade_steps(strategy: str) -> list[Step]:
     snapshots.get_strategy(strategy)
     return [Step("preflight", _preflight), Step("stop_services", _stop, _start_old),
-            Step("restore_point", _capture, _drop_partial), Step("spare", _spare),
+            Step("restore_point", _capture, drop_partial("restore_point")), Step("spare", _spare),
             Step("switch_versions", _switch), Step("downgrade_schema", _downgrade),
             Step("start_services", _start_new), Step("smoke", _smoke),
             Step("watch", _watch)]

@@ -12,7 +12,7 @@ the spare is made again after the rollback is verified (see docs/rollback/concep
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -136,5 +136,6 @@ class CloneStrategy(Strategy):
     def cluster_databases(self, rp: RestorePoint) -> list[str]:
         return [n for d in rp.databases.values() for k, n in d.items() if k in ("clone", "spare") and isinstance(n, str)]
 
-    def export(self, env: Environment, rp: RestorePoint, src: Path, out: Path, new: RestorePoint) -> None:
-        export_as_dumps(self, env, rp, src, out, new)
+    def export_steps(self, env: Environment, rp: RestorePoint, src: Path, out: Path, new: RestorePoint
+                     ) -> list[tuple[str, Callable[[], Any]]]:
+        return export_as_dumps(self, env, rp, src, out, new)

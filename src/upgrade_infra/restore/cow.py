@@ -24,7 +24,7 @@ import os
 import secrets
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -209,5 +209,6 @@ class CowStrategy(FsStrategy):
     def capture_downtime(self, window_s: float) -> float | None:
         return self.pause_s if self.pause_s is not None else window_s  # its own pause, measured in quiesced
 
-    def export(self, env: Environment, rp: RestorePoint, src: Path, out: Path, new: RestorePoint) -> None:
-        export_as_dumps(self, env, rp, src, out, new)
+    def export_steps(self, env: Environment, rp: RestorePoint, src: Path, out: Path, new: RestorePoint
+                     ) -> list[tuple[str, Callable[[], Any]]]:
+        return export_as_dumps(self, env, rp, src, out, new)

@@ -66,32 +66,36 @@ class DumpStrategy(Strategy):
     def verify(self, env: Environment, rp: RestorePoint, rp_dir: Path) -> list[str]:
         return verify_files(rp_dir, rp.files, "dump/")
 
-    def rebuild(self, env: Environment, rp: RestorePoint, src: Path, step: Callable[[str, Callable[[], Any]], Any]
-                ) -> None:
+    def rebuild_steps(self, env: Environment, rp: RestorePoint, src: Path) -> list[tuple[str, Callable[[], Any]]]:
         """``env restore``: an empty environment, each dump restored into it, the data dirs placed."""
         from upgrade_infra.restore.datadirs import place
 
-        step("up_empty", lambda: env.up(seed=False))
-        step("stop_services", env.stop_services)
-        for db, d in rp.databases.items():
-            step(f"restore {db}", lambda db=db, d=d: restore_db(env, src / d["dump"], db, d.get("owner") or db))
-        step("place_data_dirs", lambda: place(env, rp, src))
-        step("start_services", env.start_services)
+        return [("up_empty", lambda: env.up(seed=False)), ("stop_services", env.stop_services),
+                *((f"restore {db}", lambda db=db, d=d: restore_db(env, src / d["dump"], db, d.get("owner") or db))
+                  for db, d in rp.databases.items()),
+                ("place_data_dirs", lambda: place(env, rp, src)), ("start_services", env.start_services)]
 
 
 def export_as_dumps(st: Strategy, env: Environment, rp: RestorePoint, src: Path, out: Path,
-                    new: RestorePoint) -> None:
+                    new: RestorePoint) -> list[tuple[str, Callable[[], Any]]]:
     """``snapshot export`` of a restore point whose payload is not portable (it lives in the cluster,
     or is a reflink copy): its databases, read through ``st.reference``, are written as a ``dump``
-    restore point, with its data dirs."""
-    new.strategy, new.converted_from, new.files, new.bytes = DumpStrategy.name, rp.strategy, {}, 0
-    (out / "dump").mkdir(mode=0o700)
-    with st.reference(env, rp) as conns:
-        for db, conninfo in conns.items():
-            dump_db(env, conninfo, out / "dump" / db)
-            new.files.update(checksum_tree(out, f"dump/{db}"))
-            new.databases[db] = {"dump": f"dump/{db}", "owner": db}
-    for rel in rp.data_dirs.values():
-        fsutil.copy_tree(src / rel, out / rel)
-        new.files.update(checksum_tree(out, rel))
-    new.bytes = sum((out / f).stat().st_size for f in new.files)
+    restore point (step ``dump_databases``), then its data dirs (``copy_data_dirs``)."""
+    def dump_databases() -> dict[str, Any]:
+        new.strategy, new.converted_from, new.files, new.bytes = DumpStrategy.name, rp.strategy, {}, 0
+        (out / "dump").mkdir(mode=0o700, exist_ok=True)
+        with st.reference(env, rp) as conns:
+            for db, conninfo in conns.items():
+                dump_db(env, conninfo, out / "dump" / db)
+                new.files.update(checksum_tree(out, f"dump/{db}"))
+                new.databases[db] = {"dump": f"dump/{db}", "owner": db}
+        return {"databases": list(new.databases)}
+
+    def copy_data_dirs() -> dict[str, Any]:
+        for rel in rp.data_dirs.values():
+            fsutil.copy_tree(src / rel, out / rel)
+            new.files.update(checksum_tree(out, rel))
+        new.bytes = sum((out / f).stat().st_size for f in new.files)
+        return {"data_dirs": list(rp.data_dirs)}
+
+    return [("dump_databases", dump_databases), ("copy_data_dirs", copy_data_dirs)]

@@ -107,12 +107,10 @@ class FsStrategy(Strategy):
     def verify(self, env: Environment, rp: RestorePoint, rp_dir: Path) -> list[str]:
         return verify_files(rp_dir, rp.files, REL + "/")
 
-    def rebuild(self, env: Environment, rp: RestorePoint, src: Path, step: Callable[[str, Callable[[], Any]], Any]
-                ) -> None:
+    def rebuild_steps(self, env: Environment, rp: RestorePoint, src: Path) -> list[tuple[str, Callable[[], Any]]]:
         """``env restore``: the restore point's cluster copied into place, the data dirs, then up."""
         from upgrade_infra.restore.datadirs import place
 
         pg = pgdata(env)
-        step("place_cluster", lambda: (pg.prepare(), fsutil.copy_tree(src / REL, pg.path)))
-        step("place_data_dirs", lambda: place(env, rp, src))
-        step("up", lambda: env.up(seed=False))
+        return [("place_cluster", lambda: (pg.prepare(), fsutil.copy_tree(src / REL, pg.path))),
+                ("place_data_dirs", lambda: place(env, rp, src)), ("up", lambda: env.up(seed=False))]

@@ -9,6 +9,7 @@ returns a :class:`~upgrade_infra.restore.results.RestorePointCreated`.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core.errors import BadInput
@@ -61,18 +62,24 @@ def _spare(ctx: Ctx) -> dict[str, Any]:
     return {"made": make_spare(ctx.env, get(ctx.env.state, ctx.data["rp"]))}
 
 
-def _delete_partial(ctx: Ctx) -> dict[str, Any]:
-    """Inverse of capture: a restore point whose capture did not finish is removed."""
-    if "capture" not in ctx.results:
-        reopen(ctx.env)  # a crash inside the capture window leaves the databases closed
-        delete(ctx.env, ctx.data["rp"])
-        return {"deleted": ctx.data["rp"]}
-    return {"kept": ctx.data["rp"]}
+def drop_partial(capture_step: str) -> Callable[[Ctx], dict[str, Any]]:
+    """The inverse of the step ``capture_step`` that captures restore point ``ctx.data["rp"]`` (``snapshot
+    create``'s ``capture``, an upgrade's ``restore_point``): a restore point whose capture did not
+    finish is removed, the databases reopened first (a crash inside the capture window leaves them
+    closed); a finished one is kept."""
+    def undo(ctx: Ctx) -> dict[str, Any]:
+        if capture_step not in ctx.results:
+            reopen(ctx.env)
+            delete(ctx.env, ctx.data["rp"])
+            return {"deleted": ctx.data["rp"]}
+        return {"kept": ctx.data["rp"]}
+
+    return undo
 
 
 def create_steps(strategy: str) -> list[Step]:
     st = get_strategy(strategy)
-    steps = [Step("capture", _capture, _delete_partial)]
+    steps = [Step("capture", _capture, drop_partial("capture"))]
     if st.needs_stopped_services:
         steps = [Step("stop_services", _stop, _start), *steps, Step("start_services", _start)]
     return [*steps, Step("spare", _spare, budgeted=False)]

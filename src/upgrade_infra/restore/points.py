@@ -34,6 +34,7 @@ from upgrade_infra.restore.registry import STRATEGIES, Strategy, get_strategy, r
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
+    from upgrade_infra.restore.ops import create, prune
 
 __all__ = ["STRATEGIES", "RestorePoint", "Strategy", "capture", "create", "delete", "get", "get_strategy",
            "list_points", "make_spare", "prune", "register_strategy", "require_valid", "strategy_choice",
@@ -176,4 +177,11 @@ def incomplete(state: StateDir) -> list[str]:
     return incomplete_ids(state)
 
 
-from upgrade_infra.restore.ops import create, prune  # noqa: E402  (operations built on the functions above)
+def __getattr__(name: str):  # create and prune: operations built on the functions above
+    """``points.create``/``points.prune`` live in :mod:`.ops`, which imports this module: looked up on
+    first use, so either module can be imported first (a bottom-of-module import broke ``import ops``)."""
+    if name in ("create", "prune"):
+        from upgrade_infra.restore import ops
+
+        return getattr(ops, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql as q
 
-from upgrade_infra.core import sql
+from upgrade_infra.core import bookkeeping, sql
 from upgrade_infra.core.state import StateDir, atomic_write_json, read_json
 from upgrade_infra.stack.manifest import check_name
 
@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 
 BUCKETS = 1024
 # migration tools' own version tables: the upgrade always changes them; reported, not counted
-BOOKKEEPING = frozenset({"alembic_version", "schema_migrations", "flyway_schema_history", "knex_migrations",
-                         "__diesel_schema_migrations", "SequelizeMeta", "migrations", "django_migrations"})
+BOOKKEEPING = bookkeeping.TABLES
 TABLES = """
 SELECT n.nspname AS schema, c.relname AS table,
   ARRAY(SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid

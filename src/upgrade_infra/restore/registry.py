@@ -109,25 +109,30 @@ class Strategy(ABC):
         towards the restore point's disk use)."""
         return []
 
-    def export(self, env: Environment, rp: RestorePoint, src: Path, out: Path, new: RestorePoint) -> None:
-        """Write the restore point's payload into ``out`` for ``snapshot export`` and describe it in
-        ``new`` (a copy of ``rp``). Default: a portable payload is copied as it is; a strategy whose
-        payload is not portable converts it (``clone`` and ``cow`` write dumps, see
-        :func:`upgrade_infra.restore.dump.export_as_dumps`)."""
+    def export_steps(self, env: Environment, rp: RestorePoint, src: Path, out: Path, new: RestorePoint
+                     ) -> list[tuple[str, Callable[[], Any]]]:
+        """The named actions that write the restore point's payload into ``out`` for ``snapshot export``
+        and describe it in ``new`` (a copy of ``rp``); the caller journals each as a step. Default: a
+        portable payload is copied as it is; a strategy whose payload is not portable converts it
+        (``clone`` and ``cow`` write dumps, see :func:`upgrade_infra.restore.dump.export_as_dumps`)."""
         from upgrade_infra.core import fsutil
         from upgrade_infra.core.errors import BadInput
         from upgrade_infra.restore.meta import META, SPARE
 
         if not self.portable:
             raise BadInput(f"a {self.name} restore point cannot be exported", fix="take a dump restore point")
-        for entry in src.iterdir():
-            if entry.name not in (META, SPARE, "SHA256SUMS"):
-                fsutil.copy_tree(entry, out / entry.name)
 
-    def rebuild(self, env: Environment, rp: RestorePoint, src: Path, step: Callable[[str, Callable[[], Any]], Any]
-                ) -> None:
-        """Build the new (not yet started) environment ``env`` from the portable restore point in
-        ``src`` (``env restore``); every action goes through ``step(label, fn)``, which times it."""
+        def copy() -> dict[str, Any]:
+            for entry in src.iterdir():
+                if entry.name not in (META, SPARE, "SHA256SUMS"):
+                    fsutil.copy_tree(entry, out / entry.name)
+            return {"files": len(new.files)}
+
+        return [("copy", copy)]
+
+    def rebuild_steps(self, env: Environment, rp: RestorePoint, src: Path) -> list[tuple[str, Callable[[], Any]]]:
+        """The named actions that build the new (not yet started) environment ``env`` from the portable
+        restore point in ``src`` (``env restore``); the caller journals each as a step."""
         from upgrade_infra.core.errors import BadInput
 
         raise BadInput(f"a {self.name} restore point cannot rebuild an environment",

@@ -6,6 +6,7 @@ Pure functions compute the ports; ``check_free`` names the process holding a tak
 from __future__ import annotations
 
 import os
+import random
 import socket
 import time
 from collections.abc import Iterable, Mapping
@@ -18,6 +19,8 @@ from upgrade_infra.stack.crosschecks import PG_OFFSET, block_size
 from upgrade_infra.stack.manifest import Manifest
 
 POSTGRES = "postgres"
+PORT_WINDOW_ENV = "UPGRADE_INFRA_TEST_PORTS"  # lo-hi: where free_block looks (parallel test runs get disjoint ones)
+DEFAULT_WINDOW_LO = 28000  # above the reference stack's ports (25400-25420, staging 26000-26999)
 
 
 def env_ports(m: Manifest, port_base: int) -> dict[str, int]:
@@ -39,6 +42,49 @@ def allocate_block(m: Manifest, taken_bases: Iterable[int]) -> int:
         base = clash + size
     raise BadInput(f"no free port block of {size} in staging.port_range {lo}-{hi}",
                    fix="destroy unused staging environments or widen staging.port_range")
+
+
+def ephemeral_low() -> int:
+    """The lowest port of the kernel's ephemeral range (outgoing connections take ports from it)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def port_window(spec: str | None = None) -> tuple[int, int]:
+    """Where :func:`free_block` looks: ``spec`` or ``$UPGRADE_INFRA_TEST_PORTS`` (``lo-hi``), else from
+    28000 to just below the kernel's ephemeral range, where no outgoing connection of anything on
+    the machine can take a port between the check and the bind."""
+    spec = spec if spec is not None else os.environ.get(PORT_WINDOW_ENV)
+    if spec:
+        try:
+            lo, hi = (int(x) for x in spec.split("-"))
+        except ValueError:
+            raise BadInput(f"bad port window {spec!r} ({PORT_WINDOW_ENV})", fix="write lo-hi, e.g. 32000-32499") from None
+        if not 0 < lo <= hi < 65536:
+            raise BadInput(f"bad port window {spec!r} ({PORT_WINDOW_ENV})", fix="1 <= lo <= hi <= 65535")
+        return lo, hi
+    return DEFAULT_WINDOW_LO, min(ephemeral_low(), 32768) - 1
+
+
+def free_block(span: int = 1, *, window: tuple[int, int] | None = None, step: int = 10, tries: int = 200) -> int:
+    """The first port of ``span`` consecutive ports nobody holds, picked at random in ``window``
+    (default :func:`port_window`) on a ``step`` grid (random: parallel callers rarely pick the same)."""
+    lo, hi = window or port_window()
+    rng = random.Random(os.getpid() ^ time.time_ns())
+    step = step if hi - lo + 1 - span >= step else 1
+    for _ in range(tries if hi - lo + 1 >= span else 0):
+        base = rng.randrange(lo, hi - span + 2, step)
+        if all(holder_of(p) is None for p in range(base, base + span)):
+            return base
+    raise PortInUse(f"no free block of {span} port(s) in {lo}-{hi}",
+                    fix=f"stop what holds ports there, or set {PORT_WINDOW_ENV}=lo-hi to another window")
+
+
+def free_port(window: tuple[int, int] | None = None) -> int:
+    """One free port (a scratch or side cluster, a test server): see :func:`free_block`."""
+    return free_block(1, window=window, step=1)
 
 
 def holder_of(port: int) -> str | None:

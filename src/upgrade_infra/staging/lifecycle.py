@@ -31,7 +31,7 @@ from upgrade_infra.backends import registry as backends
 from upgrade_infra.core.errors import BadInput, RefusedToTouchProduction, UnknownName
 from upgrade_infra.core.lock import guard, open_operation
 from upgrade_infra.core.state import EnvRecord
-from upgrade_infra.core.steps import Ctx, Step, StepFailed, begin_op, end_op, resume_ctx, run_steps
+from upgrade_infra.core.steps import Ctx, Step, end_op, resume_ctx
 from upgrade_infra.operations.session import Session
 from upgrade_infra.restore import meta as rp_meta
 from upgrade_infra.restore import points as snapshots
@@ -196,9 +196,10 @@ def sync_env(s: Session, name: str, *, versions: dict[str, str] | None = None, m
 
 
 def reset(s: Session, name: str) -> StagingReset:
-    """Back to the state right after the last sync, through the rollback machinery (journaled steps,
-    O(1) swap of the restore point's spare clone, smoke checks). Staging's discarded state is not
-    worth a quarantine: it is deleted, and the per-table report of a production rollback is skipped.
+    """Back to the state right after the last sync: a rollback to the sync's restore point (the same
+    journaled steps, O(1) swap of the restore point's spare clone, smoke checks; a failure is finished
+    by `upgrade-infra resume`). Staging's discarded state is not worth a quarantine: it is deleted,
+    and the per-table report and the notifications of a production rollback are skipped.
     """
     from upgrade_infra.operations import rollback
     from upgrade_infra.restore import quarantine
@@ -210,22 +211,10 @@ def reset(s: Session, name: str) -> StagingReset:
                        fix=f"run `upgrade-infra stage sync {name}` (it takes one)")
     with guard(s.state, name, f"stage reset {name}"):
         isolation.check(env, others(s, name))
-        rp = snapshots.get(s.state, rp_id)
-        steps = [st for st in rollback.rollback_steps(rp.strategy) if st.name != "report"]
-        ctx = begin_op(env, "rollback", command=f"stage reset {name}", restore_point=rp_id,
-                       from_versions=dict(env.record.versions), to_versions=dict(rp.versions),
-                       data={"rp": rp_id, "auto": False, "reason": "stage reset", "strategy": rp.strategy,
-                             "from_versions": dict(env.record.versions)})
-        try:
-            run_steps(ctx, steps)
-        except StepFailed as e:
-            end_op(ctx, "failed", error=e.message)
-            raise
-        end_op(ctx, "succeeded", total_s=ctx.budgeted_s())
-        quarantine.delete(env, ctx.op)
-    ready = ctx.budgeted_s()
-    return StagingReset(name, rp_id, dict(env.record.versions), ready, round(time.monotonic() - ctx.started, 3),
-                        ctx.op, ctx.timeline)
+        r = rollback.run(env, rp_id, command=f"stage reset {name}", reason="stage reset", report=False,
+                         announce=False)
+        quarantine.delete(env, r.op)
+    return StagingReset(name, rp_id, dict(r.versions), r.total_s, r.wall_s, r.op, r.steps)
 
 
 def destroy(s: Session, name: str) -> StagingDestroyed:
@@ -245,6 +234,21 @@ def destroy(s: Session, name: str) -> StagingDestroyed:
         if (inc := open_operation(s.state, name)) is not None:
             end_op(resume_ctx(env, inc), "abandoned", error="staging environment destroyed")
     return StagingDestroyed(name, [p.id for p in points], round(time.monotonic() - t0, 3))
+
+
+def discard(s: Session, name: str) -> StagingDestroyed | None:
+    """Destroy staging env ``name`` if there is one (None when there is none); never anything but a
+    staging environment (RefusedToTouchProduction)."""
+    if s.state.load_record(name) is None:
+        return None
+    return destroy(s, name)
+
+
+def fresh(s: Session, name: str, *, source: str = "production", **kw: Any) -> StagingReady:
+    """A new staging copy ``name`` of ``source`` for a disposable run (a drill, a rehearsal): one of that
+    name left behind by an interrupted run is destroyed first. ``discard`` removes it afterwards."""
+    discard(s, name)
+    return create(s, name, source=source, **kw)
 
 
 def gc(s: Session, *, dry_run: bool = False, now: float | None = None) -> dict[str, Any]:
@@ -273,4 +277,4 @@ def _locked(s: Session, name: str) -> bool:
     return bool(h and h.get("alive"))
 
 
-__all__ = ["META", "RP_LABEL", "create", "default_name", "destroy", "gc", "reset", "sync_env"]
+__all__ = ["META", "RP_LABEL", "create", "default_name", "destroy", "discard", "fresh", "gc", "reset", "sync_env"]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from upgrade_infra.core import fsutil
 from upgrade_infra.core.errors import BadInput
-from upgrade_infra.core.steps import Ctx, Step, StepFailed, begin_op, end_op, run_steps, undo_steps
+from upgrade_infra.core.steps import Ctx, Step, end_op, run_or_undo
 from upgrade_infra.restore import points as snapshots
 from upgrade_infra.staging import isolation, masking, sync
 from upgrade_infra.staging.sync.base import Copy, Progress, copy_data_dirs
@@ -124,13 +124,7 @@ def data_steps(r: SyncRun) -> list[Step]:
 
 
 def run_op(r: SyncRun, kind: str, command: str, steps: list[Step], data: dict) -> Ctx:
-    ctx = begin_op(r.env, kind, command=command, data=data)
-    try:
-        run_steps(ctx, steps)
-    except BaseException as e:  # a failed step, or Ctrl-C: undo what began, newest first
-        undo_steps(ctx, steps, [t["step"] for t in ctx.timeline])
-        end_op(ctx, "failed", error=e.message if isinstance(e, StepFailed) else type(e).__name__)
-        raise
+    ctx = run_or_undo(r.env, kind, steps, command=command, data=data)  # a failure undoes what began
     end_op(ctx, "succeeded")
     return ctx
 

@@ -42,7 +42,15 @@ from upgrade_infra.core.state import TRAVERSE, StateDir, unreachable_for
 from upgrade_infra.stack import templates
 from upgrade_infra.stack.crosschecks import block_size
 from upgrade_infra.stack.manifest import Manifest
-from upgrade_infra.stack.ports import POSTGRES, allocate_block, check_free, env_ports, holder_of, wait_free
+from upgrade_infra.stack.ports import (
+    POSTGRES,
+    allocate_block,
+    check_free,
+    env_ports,
+    free_port,
+    holder_of,
+    wait_free,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,17 +187,6 @@ def side_start_argv(install: pglib.PgInstall, data_dir: Path, port: int, socket_
             "-o", f"-p {port} -k {socket_dir} -c listen_addresses=''"]
 
 
-def free_port(lo: int = 40000, hi: int = 60000) -> int:
-    import random
-
-    rng = random.Random(os.getpid() ^ time.time_ns())
-    for _ in range(500):
-        p = rng.randrange(lo, hi)
-        if holder_of(p) is None:
-            return p
-    raise RuntimeError("no free port for a side or scratch cluster")
-
-
 class LocalDataDir(PhysicalDataDir):
     def __init__(self, env: LocalEnvironment) -> None:
         self.env = env
@@ -267,7 +264,7 @@ class LocalScratch(ScratchServers):
         d = root / f"crossmajor-{install.major}-{os.getpid()}-{random.randrange(1 << 16):04x}"
         d.mkdir()
         os.chmod(d, 0o711)
-        c = Cluster(install, d / "data", pglib.socket_dir_for(d), free_port(20000), d / "postgres.log", user)
+        c = Cluster(install, d / "data", pglib.socket_dir_for(d), free_port(), d / "postgres.log", user)
         try:
             c.init()
             c.start()
