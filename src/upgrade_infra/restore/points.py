@@ -174,4 +174,11 @@ def incomplete(state: StateDir) -> list[str]:
     return incomplete_ids(state)
 
 
-from upgrade_infra.restore.ops import create, prune  # noqa: E402  (operations built on the functions above)
+def __getattr__(name: str):
+    """``create`` and ``prune`` are operations built on this module (:mod:`.ops`), reachable from here
+    too; looked up when first used, so importing either module first works."""
+    if name in ("create", "prune"):
+        from upgrade_infra.restore import ops
+
+        return getattr(ops, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
