@@ -36,8 +36,9 @@ if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
     from upgrade_infra.restore.ops import create, prune
 
-__all__ = ["STRATEGIES", "RestorePoint", "Strategy", "capture", "create", "delete", "get", "get_strategy",
-           "list_points", "make_spare", "prune", "register_strategy", "require_valid", "strategy_choice",
+# (and create, prune: see __getattr__ at the end)
+__all__ = ["STRATEGIES", "RestorePoint", "Strategy", "capture", "delete", "get", "get_strategy",
+           "list_points", "make_spare", "register_strategy", "require_valid", "strategy_choice",
            "strategy_status", "verify"]
 
 
