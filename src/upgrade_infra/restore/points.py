@@ -34,7 +34,6 @@ from upgrade_infra.restore.registry import STRATEGIES, Strategy, get_strategy, r
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
-    from upgrade_infra.restore.ops import create, prune
 
 # (and create, prune: see __getattr__ at the end)
 __all__ = ["STRATEGIES", "RestorePoint", "Strategy", "capture", "delete", "get", "get_strategy",
