@@ -28,6 +28,7 @@ from . import stage_cmds  # noqa: E402,F401  isort: skip
 from . import migrate_cmds  # noqa: E402,F401  isort: skip
 from . import quarantine_cmds  # noqa: E402,F401  isort: skip
 from . import access_cmds  # noqa: E402,F401  isort: skip
+from . import import_cmds  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> int:
