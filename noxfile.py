@@ -16,13 +16,15 @@ import nox
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
-EXTRAS = ".[examples,pg16,browser,docs,test]"
+EXTRAS = ".[examples,pg16,browser,docs,test,compose]"
 # package -> a file it provides (fonts-liberation: chromium only recommends it, and pages need fonts)
 # npm: the site ships Mermaid from the npm registry instead of loading it from a CDN
 # prometheus: its promtool loads and evaluates the example alert rules (tests/test_alerts.py)
 # xfsprogs: the copy-on-write (`cow`) tests format an XFS image with reflink=1 on a loop device
+# docker.io, debootstrap: the Compose backend's tests start a private dockerd and build a Debian base image
 APT_PACKAGES = {"chromium": "/usr/bin/chromium", "fonts-liberation": "/usr/share/fonts/truetype/liberation",
-                "npm": "/usr/bin/npm", "prometheus": "/usr/bin/promtool", "xfsprogs": "/usr/sbin/mkfs.xfs"}
+                "npm": "/usr/bin/npm", "prometheus": "/usr/bin/promtool", "xfsprogs": "/usr/sbin/mkfs.xfs",
+                "docker.io": "/usr/sbin/dockerd", "debootstrap": "/usr/sbin/debootstrap"}
 ROOT = Path(__file__).parent
 
 
