@@ -35,8 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from upgrade_infra import runner
-from upgrade_infra.errors import BadInput, OperationFailed
+from upgrade_infra.core import runner
+from upgrade_infra.core.errors import BadInput, OperationFailed
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
 RUN_DIR = Path("/run/upgrade-infra-docker")
