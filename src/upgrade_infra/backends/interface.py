@@ -1,8 +1,22 @@
 """The backend-neutral environment interface.
 
-An environment is one running copy of the stack: its own PostgreSQL cluster, its own port block,
-its own data dirs, services at given versions. Orchestration (snapshots, upgrades, staging,
-validation) talks only to this interface; backends (``local``, later ``compose``) implement it.
+An environment is one running copy of the stack: its own PostgreSQL server, services at given
+versions. Orchestration (restore points, upgrades, staging, validation) talks only to this interface;
+backends (``local``, next ``compose``) implement it. What a backend provides:
+
+- a :class:`Database` handle (``env.database``): the tool's admin connection per database, the
+  server's major, where the tool reaches the server and where the services do, and the PostgreSQL
+  client tools of that major wherever they live (:meth:`Database.run_tool`);
+- endpoints: :meth:`Environment.endpoint` (where the tool reaches a service) apart from
+  :meth:`Environment.service_address` (what services use to reach each other, the template
+  context's ``{services.X.url}``) and :meth:`Environment.listen_address` (a service's own
+  ``{host}``/``{port}``);
+- ``probe``, ``wait_ready``, ``log_tail`` and ``run_job`` (one-off commands of a service's version);
+- optional capabilities (:class:`Capability`), declared in ``capabilities`` and obtained with
+  :meth:`Environment.capability`; restore-point strategies and sync methods name the ones they need
+  in ``requires`` and :func:`require` refuses (exit 2) on a backend without them;
+- an opaque ``record.backend_state`` only the backend reads and writes.
+
 Template contexts are built here, so every backend renders the manifest the same way.
 """
 
@@ -11,20 +25,212 @@ from __future__ import annotations
 import functools
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from upgrade_infra.backends.local.postgres import Cluster
+from upgrade_infra.core import runner
+from upgrade_infra.core.errors import BadInput
 from upgrade_infra.core.state import EnvRecord, StateDir
-from upgrade_infra.stack import ports as portlib
 from upgrade_infra.stack import secrets as secretlib
 from upgrade_infra.stack.manifest import Manifest
 
-HOST = "127.0.0.1"
+if TYPE_CHECKING:
+    from upgrade_infra.backends.health import ProbeResult
+
+#: a readiness ``check:`` runner injected by the layer that opens environments (validation is above
+#: backends): ``(env, check_name) -> ProbeResult``
+ReadinessCheck = Callable[["Environment", str], "ProbeResult"]
 
 
+# -- addresses ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Endpoint:
+    """A host and port; ``url`` with the scheme (``http`` for services)."""
+
+    host: str
+    port: int
+    scheme: str = "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class HostPath:
+    """A path on the tool's host inside a client tool's argv (:meth:`Database.run_tool`).
+
+    ``mode``: ``"r"`` the tool reads it (e.g. ``pg_restore``'s dump dir), ``"w"`` the tool writes it
+    (``pg_dump -Fd -f DIR``). A backend whose tools run elsewhere (``docker exec``) maps it: copy in
+    before, copy out after. The local backend passes ``str(path)``.
+    """
+
+    path: Path
+    mode: str = "r"
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+ToolArg = str | HostPath
+
+
+# -- the database handle -----------------------------------------------------------------------------
+class Database(ABC):
+    """An environment's PostgreSQL server, as the tool uses it."""
+
+    @property
+    @abstractmethod
+    def major(self) -> int:
+        """The server's major version (the client tools of :meth:`run_tool` are of this major)."""
+
+    @property
+    def version(self) -> str:
+        return str(self.major)
+
+    @abstractmethod
+    def conninfo(self, db: str = "postgres") -> str:
+        """The tool's superuser connection to database ``db`` (from the tool's host)."""
+
+    def tool_conninfo(self, db: str = "postgres") -> str:
+        """The superuser connection for the client tools :meth:`run_tool` runs (they may run inside
+        the database's container, where the server has another address). Default: :meth:`conninfo`."""
+        return self.conninfo(db)
+
+    @abstractmethod
+    def endpoint(self) -> Endpoint:
+        """Where the tool reaches the server."""
+
+    def service_endpoint(self) -> Endpoint:
+        """Where the services reach the server (``{db.NAME.host}``/``{db.NAME.port}``). Default: :meth:`endpoint`."""
+        return self.endpoint()
+
+    @abstractmethod
+    def run_tool(self, tool: str, args: Sequence[ToolArg], *, stdout_path: Path | None = None,
+                 stdin_path: Path | None = None, env: dict[str, str] | None = None,
+                 timeout: float | None = None, check: bool = True) -> runner.Completed:
+        """Run client tool ``tool`` (``pg_dump``, ``pg_restore``, ``psql``…) of the server's major.
+
+        ``args`` take connection strings from :meth:`tool_conninfo` and host paths as :class:`HostPath`;
+        ``stdout_path``/``stdin_path`` stream the tool's output to / input from a file on the host;
+        ``env`` adds variables (e.g. ``PGOPTIONS``)."""
+
+    @abstractmethod
+    def attach_tool(self, tool: str, args: Sequence[str], *, env: dict[str, str] | None = None) -> int:
+        """Run ``tool`` attached to the caller's terminal (``db --psql``); its exit code."""
+
+    def tool_command(self, tool: str, args: Sequence[str]) -> list[str]:
+        """The argv a person runs on the tool's host to use ``tool`` (printed, e.g. the quarantine's
+        export commands). Default: the bare tool name."""
+        return [tool, *args]
+
+    def backend_cpu_s(self, pids: Iterable[int]) -> float:
+        """CPU seconds used so far by these server backends (0 where the backend cannot see them)."""
+        return 0.0
+
+
+# -- capabilities ------------------------------------------------------------------------------------
+class Capability:
+    """Something a backend may or may not offer. Subclasses name it (``title``) and define the calls."""
+
+    title: ClassVar[str] = "?"
+
+
+class PhysicalDataDir(Capability):
+    """The PostgreSQL data directory as files on the tool's host (``fs``/``cow`` restore points,
+    ``physical``/``cow`` staging sync)."""
+
+    title = "physical PostgreSQL data directory"
+
+    @property
+    def data_dir(self) -> Path:
+        """The live data directory (renamed away and back by swaps while the server is stopped)."""
+        raise NotImplementedError
+
+    def initialized(self) -> bool:
+        raise NotImplementedError
+
+    def running(self) -> bool:
+        raise NotImplementedError
+
+    def stop(self) -> float:
+        raise NotImplementedError
+
+    def start(self) -> float:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Make the data directory's parents (reachable by the server) before a copy is placed there."""
+        raise NotImplementedError
+
+    def side_server(self, data_dir: Path) -> AbstractContextManager[Callable[[str], str]]:
+        """Run a copy of a data directory on a side address for reading; yields ``conninfo(db)``.
+        Stopped when the context ends."""
+        raise NotImplementedError
+
+    def reachable_dir(self, rel: Path) -> Path:
+        """``<state>/<rel>`` made as a directory the server can read (a quarantined data dir)."""
+        raise NotImplementedError
+
+
+class ServiceData(Capability):
+    """The services' persistent data as directories on the tool's host (local folders; a named
+    volume's mount point next). Restore points copy them; rollbacks swap them by rename."""
+
+    title = "service data on the host"
+
+    def path(self, service: str) -> Path:
+        """Where ``service``'s live data is on the tool's host."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    major: int
+    version: str
+    source: str
+
+
+class ScratchServers(Capability):
+    """Throwaway PostgreSQL servers of other majors (``migrate cross-major``)."""
+
+    title = "scratch PostgreSQL servers of other majors"
+
+    def available(self) -> list[ServerInfo]:
+        raise NotImplementedError
+
+    def scratch(self, major: int) -> AbstractContextManager[Database]:
+        """A fresh, empty server of ``major``, stopped and removed when the context ends."""
+        raise NotImplementedError
+
+
+C = TypeVar("C", bound=Capability)
+
+
+class MissingCapability(BadInput):
+    """A strategy or sync method needs a capability the environment's backend does not have (exit 2)."""
+
+
+def require(env: Environment, user: Any, *, kind: str | None = None) -> None:
+    """Refuse ``user`` (a restore-point strategy or sync method with ``requires``, ``name`` and
+    ``alternative``) on ``env`` when its backend lacks one of the capabilities it needs."""
+    missing = [c for c in getattr(user, "requires", ()) if not env.has(c)]
+    if not missing:
+        return
+    kind = kind or getattr(user, "kind", "strategy")
+    alt = getattr(user, "alternative", None)
+    name = getattr(user, "name", type(user).__name__)
+    raise MissingCapability(
+        f"the {kind} {name!r} needs {', '.join(c.title for c in missing)}, which the {env.backend_name!r} backend "
+        f"of environment {env.name!r} does not offer",
+        fix=f"use {alt!r} instead" if alt else "choose another one", strategy=name, backend=env.backend_name,
+        alternative=alt, missing=[c.__name__ for c in missing])
+
+
+# -- status ------------------------------------------------------------------------------------------
 @dataclass
 class ServiceStatus:
     name: str
@@ -75,6 +281,8 @@ def _guarded(verb: str, fn: Callable[..., dict[str, Any]]) -> Callable[..., dict
 
 class Environment(ABC):
     backend_name: ClassVar[str] = "?"
+    #: the optional capabilities this backend offers (see :meth:`capability`)
+    capabilities: ClassVar[frozenset[type[Capability]]] = frozenset()
 
     def __init_subclass__(cls, **kw: Any) -> None:
         """One lock discipline for every backend: its ``up`` and ``down`` are wrapped by :func:`_guarded`."""
@@ -84,12 +292,14 @@ class Environment(ABC):
             if fn is not None and not getattr(fn, "__isabstractmethod__", False) and not hasattr(fn, "__guarded__"):
                 setattr(cls, verb, _guarded(verb, fn))
 
-    def __init__(self, manifest: Manifest, state: StateDir, record: EnvRecord) -> None:
+    def __init__(self, manifest: Manifest, state: StateDir, record: EnvRecord, *,
+                 readiness_check: ReadinessCheck | None = None) -> None:
         self.manifest = manifest
         self.state = state
         self.record = record
+        self.readiness_check = readiness_check
 
-    # -- identity and layout (shared) -----------------------------------------------------------
+    # -- identity (shared) ------------------------------------------------------------------------
     @property
     def name(self) -> str:
         return self.record.name
@@ -100,63 +310,104 @@ class Environment(ABC):
 
     @property
     def dir(self) -> Path:
+        """The environment's own directory in the state dir (record, reports, journal)."""
         return self.state.env_dir(self.name)
 
     @property
-    def ports(self) -> dict[str, int]:
-        return portlib.env_ports(self.manifest, self.record.port_base)
-
-    def data_dir(self, service: str) -> Path:
-        return self.state.checked(self.dir / "data" / service)  # a planted symlink cannot lead out
-
-    def log_path(self, service: str) -> Path:
-        return self.state.checked(self.dir / "logs" / f"{service}.log")
-
-    def service_url(self, service: str) -> str:
-        return f"http://{HOST}:{self.ports[service]}"
+    def backend_state(self) -> dict[str, Any]:
+        """What the backend keeps about this environment (opaque to everything else)."""
+        return self.record.backend_state
 
     def save(self) -> None:
         self.state.save_record(self.record)
+
+    # -- capabilities -----------------------------------------------------------------------------
+    @classmethod
+    def has(cls, cap: type[Capability]) -> bool:
+        return cap in cls.capabilities
+
+    def capability(self, cap: type[C]) -> C:
+        """The backend's implementation of ``cap``; :class:`MissingCapability` when it has none."""
+        if not self.has(cap):
+            raise MissingCapability(f"the {self.backend_name!r} backend of environment {self.name!r} does not offer "
+                                    f"{cap.title}", fix="use a strategy or method that works on any backend",
+                                    backend=self.backend_name, missing=cap.__name__)
+        return self._capability(cap)
+
+    def _capability(self, cap: type[C]) -> C:
+        raise NotImplementedError(cap)
+
+    # -- endpoints --------------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def ports(self) -> dict[str, int]:
+        """The ports this environment takes on the tool's host, by service (and ``postgres``)."""
+
+    @abstractmethod
+    def endpoint(self, service: str) -> Endpoint:
+        """Where the tool reaches ``service`` (probes, checks, OpenAPI)."""
+
+    def service_address(self, service: str) -> Endpoint:
+        """Where the other services reach ``service`` (``{services.NAME.url}``). Default: :meth:`endpoint`."""
+        return self.endpoint(service)
+
+    def listen_address(self, service: str) -> Endpoint:
+        """The address ``service`` binds (its ``{host}``/``{port}``). Default: :meth:`service_address`."""
+        return self.service_address(service)
+
+    def service_url(self, service: str) -> str:
+        """The tool's URL of ``service``."""
+        return self.endpoint(service).url
 
     # -- template context (shared by all backends) ------------------------------------------------
     def secrets(self) -> dict[str, str]:
         return secretlib.resolve(self.manifest, self.state, self.name, kind=self.kind, source_env=self.record.source)
 
-    def db_info(self) -> dict[str, dict[str, Any]]:
-        pg = self.ports[portlib.POSTGRES]
+    def db_info(self, view: str = "services") -> dict[str, dict[str, Any]]:
+        """Per database: name, user, password, host, port, url; as the services see the server
+        (``view="services"``) or as the tool does (``view="tool"``)."""
+        ep = self.database.service_endpoint() if view == "services" else self.database.endpoint()
         out = {}
         for db in self.manifest.postgres.databases:
             pw = secretlib.db_password(self.state, self.name, db)
-            out[db] = {"name": db, "user": db, "password": pw, "host": HOST, "port": pg,
-                       "url": f"postgresql://{db}:{pw}@{HOST}:{pg}/{db}"}
+            out[db] = {"name": db, "user": db, "password": pw, "host": ep.host, "port": ep.port,
+                       "url": f"postgresql://{db}:{pw}@{ep.host}:{ep.port}/{db}"}
         return out
 
-    def base_context(self) -> dict[str, Any]:
+    @abstractmethod
+    def service_paths(self, service: str, version: str | None = None) -> dict[str, str]:
+        """``data_dir``, ``install_dir`` and ``log_dir`` of ``service`` as the service sees them."""
+
+    def base_context(self, view: str = "services") -> dict[str, Any]:
+        """The context every template renders with; ``view="tool"`` for commands the tool runs on its
+        own host (a plain seed), where addresses are the tool's."""
+        addr = self.service_address if view == "services" else self.endpoint
+        services = {n: addr(n) for n in self.manifest.services}
         return {
             "python": sys.executable, "stack_dir": str(self.manifest.stack_dir), "state_dir": str(self.state.root),
-            "env": self.name, "db": self.db_info(), "secrets": self.secrets(),
-            "services": {n: {"url": self.service_url(n), "port": p, "host": HOST}
-                         for n, p in self.ports.items() if n != portlib.POSTGRES},
-            "data_dirs": {n: str(self.data_dir(n)) for n, s in self.manifest.services.items() if s.data_dir},
+            "env": self.name, "db": self.db_info(view), "secrets": self.secrets(),
+            "services": {n: {"url": e.url, "port": e.port, "host": e.host} for n, e in services.items()},
+            "data_dirs": {n: self.service_paths(n)["data_dir"] for n, s in self.manifest.services.items()
+                          if s.data_dir},
         }
 
     def service_context(self, service: str, version: str | None = None, **extra: Any) -> dict[str, Any]:
         ver = version or self.record.versions[service]
         ctx = self.base_context()
-        ctx.update(version=ver, port=self.ports[service], host=HOST, data_dir=str(self.data_dir(service)),
-                   install_dir=str(self.state.installs_dir(service, ver)), log_dir=str(self.dir / "logs"),
+        own = self.listen_address(service)
+        ctx.update(version=ver, port=own.port, host=own.host, **self.service_paths(service, ver),
                    to_version=ver, from_version=ver)
         ctx.update(extra)
         return ctx
 
     def conninfo(self, db: str = "postgres") -> str:
-        """Superuser connection to this environment's cluster (the tool's own access)."""
-        return self.cluster.admin_conninfo(db)
+        """Superuser connection to this environment's server (the tool's own access)."""
+        return self.database.conninfo(db)
 
     # -- what a backend implements -------------------------------------------------------------
     @property
     @abstractmethod
-    def cluster(self) -> Cluster: ...
+    def database(self) -> Database: ...
 
     @abstractmethod
     def up(self, *, seed: bool = True, seed_mb: float | None = None) -> dict[str, Any]: ...
@@ -169,7 +420,15 @@ class Environment(ABC):
 
     @abstractmethod
     def provision_database(self) -> bool:
-        """Create the cluster, roles and databases if missing (and start it); True when newly created."""
+        """Create the server, roles and databases if missing (and start it); True when newly created."""
+
+    @abstractmethod
+    def database_exists(self) -> bool:
+        """Whether the server has been created (it may be stopped)."""
+
+    @abstractmethod
+    def database_running(self) -> bool:
+        """Whether the server exists and accepts connections."""
 
     @abstractmethod
     def start_database(self) -> float: ...
@@ -185,8 +444,40 @@ class Environment(ABC):
     def stop_services(self, names: list[str] | None = None) -> dict[str, str]: ...
 
     @abstractmethod
-    def run_service_command(self, service: str, which: str, version: str | None = None,
-                            timeout: float | None = None, **extra: Any) -> Any: ...
+    def probe(self, service: str) -> ProbeResult:
+        """One readiness probe of ``service`` (its http/command probe, then its readiness ``check:``)."""
+
+    @abstractmethod
+    def wait_ready(self, service: str) -> float:
+        """Wait until ``service`` is ready (seconds waited); ``ServiceNotReady`` with its last log lines."""
+
+    @abstractmethod
+    def log_tail(self, service: str, n: int = 10) -> list[str]: ...
+
+    @abstractmethod
+    def run_job(self, service: str, job: str | Sequence[str], version: str | None = None,
+                timeout: float | None = None, *, env: dict[str, str] | None = None, cwd: str | None = None,
+                **context: Any) -> runner.Completed:
+        """Run a one-off command of ``service`` at ``version`` (its env, install, data) and wait.
+
+        ``job``: the name of a command the service declares (``migrate``, ``downgrade``, ``sql``) or an
+        argv template rendered with the service's context (plus ``context``), e.g. a seed. ``env`` adds
+        (rendered) variables and ``cwd`` is a template for the working directory."""
+
+    @abstractmethod
+    def exec_attached(self, service: str, argv: Sequence[str], version: str | None = None) -> int:
+        """Run ``argv`` attached to the terminal with ``service``'s settings (``exec``); its exit code."""
 
     @abstractmethod
     def destroy(self) -> None: ...
+
+    @classmethod
+    @abstractmethod
+    def new_backend_state(cls, manifest: Manifest, state: StateDir, name: str, *, kind: str,
+                          requested: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``backend_state`` for a new environment ``name`` (e.g. a free port block for ``local``);
+        ``requested`` carries what the user asked for (``--port-base``)."""
+
+    def placement(self) -> dict[str, Any]:
+        """What the backend reports about where this environment lives (e.g. ``port_base``)."""
+        return {}

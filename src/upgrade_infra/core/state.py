@@ -4,7 +4,7 @@ Layout (the tool works under a umask of 077: directories 0700, files 0600 unless
 
     <state>/                     0711: the PostgreSQL OS user must traverse to its data dirs
       envs/<env>/                0711 (same reason)
-      envs/<env>/env.json        the environment record (kind, ports, versions, processes)
+      envs/<env>/env.json        the environment record (kind, versions, the backend's state)
       envs/<env>/pg/             0711, root's: the cluster's home, see below
       envs/<env>/pg/{data,run}   the environment's own PostgreSQL cluster (0700, owned by the server user)
       envs/<env>/pg/postgres.log 0600, owned by the server user
@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from upgrade_infra.core.errors import StateDirError, UnknownName
 from upgrade_infra.core.fsutil import inside, remove_tree
@@ -130,18 +130,36 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+#: fields of records written before ``backend_state`` existed, moved into it on load
+LEGACY_BACKEND_FIELDS = ("port_base", "processes")
+
+
 class EnvRecord(BaseModel):
     name: str
     kind: str = "production"  # production | staging
     backend: str = "local"
-    port_base: int
     versions: dict[str, str]
     created_at: float
     source: str | None = None  # staging: the environment it was copied from
     ttl_s: float | None = None
     synced_at: float | None = None
     seeded: bool = False
-    processes: dict[str, dict] = {}
+    #: what the backend keeps about the environment (local: port block, processes; compose: project
+    #: name); read and written by the backend only
+    backend_state: dict[str, Any] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_fields(cls, data: Any) -> Any:
+        """Records from before ``backend_state`` (top-level ``port_base``/``processes``) still load."""
+        if isinstance(data, dict) and any(k in data for k in LEGACY_BACKEND_FIELDS):
+            data = dict(data)
+            bs = dict(data.get("backend_state") or {})
+            for k in LEGACY_BACKEND_FIELDS:
+                if k in data:
+                    bs.setdefault(k, data.pop(k))
+            data["backend_state"] = bs
+        return data
 
     def expired(self, now: float | None = None) -> bool:
         return self.ttl_s is not None and (now or time.time()) > self.created_at + self.ttl_s

@@ -88,7 +88,7 @@ def _stage_dirs(ctx: Ctx) -> dict[str, Any]:
 
 def _swap_dbs(ctx: Ctx) -> dict[str, Any]:
     rp = _rp(ctx)
-    qd = quarantine.qdir(ctx.env.state, ctx.op)
+    qd = quarantine.qdir(ctx.env.state, ctx.op, ctx.env)
     quarantine.record(ctx.env, ctx.op, rp.id, from_versions=ctx.data.get("from_versions"))
     res = snapshots.get_strategy(rp.strategy).swap(ctx.env, ctx.results["stage_databases"], ctx.op, qd)
     quarantine.record(ctx.env, ctx.op, rp.id, databases=res["quarantine"], pgdata=res.get("pgdata"))
@@ -96,7 +96,7 @@ def _swap_dbs(ctx: Ctx) -> dict[str, Any]:
 
 
 def _swap_dirs(ctx: Ctx) -> dict[str, Any]:
-    qd = quarantine.qdir(ctx.env.state, ctx.op)
+    qd = quarantine.qdir(ctx.env.state, ctx.op, ctx.env)
     moved = datadirs.swap(ctx.env, ctx.results["stage_data_dirs"]["data_dirs"], qd)
     quarantine.record(ctx.env, ctx.op, ctx.data["rp"], data_dirs=moved)
     return {"quarantine": moved}

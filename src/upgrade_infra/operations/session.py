@@ -9,8 +9,17 @@ from functools import cached_property
 from pathlib import Path
 
 from upgrade_infra.backends import Environment, open_environment
-from upgrade_infra.core.state import StateDir, default_state_dir
+from upgrade_infra.backends.health import ProbeResult
+from upgrade_infra.core.state import EnvRecord, StateDir, default_state_dir
 from upgrade_infra.stack.manifest import Manifest, load_manifest
+
+
+def readiness_check(env: Environment, name: str) -> ProbeResult:
+    """A service's readiness ``check:``, run by the validation engine (injected into every environment
+    opened here: backends sit below validation)."""
+    from upgrade_infra.validation.engine import readiness_check as run
+
+    return run(env, name)
 
 
 def default_stack_path() -> Path:
@@ -35,7 +44,11 @@ class Session:
         return StateDir(root).ensure()
 
     def env(self, name: str) -> Environment:
-        return open_environment(self.manifest, self.state, name)
+        return open_environment(self.manifest, self.state, name, readiness_check=readiness_check)
+
+    def open(self, name: str, record: EnvRecord) -> Environment:
+        """An environment from a record not saved yet (a staging env being created, a restore)."""
+        return open_environment(self.manifest, self.state, name, record, readiness_check=readiness_check)
 
     def environments(self) -> list[Environment]:
         names = sorted(set(self.manifest.environments) | set(self.state.env_names()))

@@ -29,9 +29,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from upgrade_infra.backends.interface import PhysicalDataDir, ServiceData
 from upgrade_infra.core import faults, fsutil, sql
 from upgrade_infra.core.errors import BadInput
-from upgrade_infra.restore.fs import REL, FsStrategy, side_cluster
+from upgrade_infra.restore.fs import REL, FsStrategy, pgdata
 from upgrade_infra.restore.meta import RestorePoint, rp_dir, verify_files
 from upgrade_infra.restore.registry import register_strategy
 
@@ -48,8 +49,9 @@ FAULT_WINDOW, FAULT_SWAP = "cow_window", "cow_swap"
 # -- detection -------------------------------------------------------------------------------------
 def _dirs(env: Environment) -> list[Path]:
     """Live directories a cow restore point copies and swaps (their parents must share the state dir's fs)."""
-    out = [env.cluster.data_dir]
-    out += [env.data_dir(n) for n, s in env.manifest.services.items() if s.data_dir]
+    out = [pgdata(env).data_dir]
+    data = env.capability(ServiceData)
+    out += [data.path(n) for n, s in env.manifest.services.items() if s.data_dir]
     return out
 
 
@@ -61,6 +63,8 @@ def _existing(p: Path) -> Path:
 
 def problem(env: Environment) -> str | None:
     """Why a cow restore point of ``env`` cannot be taken here; None when it can."""
+    if not env.has(PhysicalDataDir):
+        return f"the {env.backend_name!r} backend of {env.name!r} offers no {PhysicalDataDir.title}"
     root = env.state.root
     root.mkdir(parents=True, exist_ok=True)
     why = fsutil.reflink_problem(root)
@@ -116,6 +120,7 @@ def listing_problems(base: Path, expected: dict[str, int]) -> list[str]:
 
 @register_strategy("cow")
 class CowStrategy(FsStrategy):
+    requires = frozenset({PhysicalDataDir, ServiceData})
     needs_stopped_services = False
     #: the restore point stays readable (a throwaway reflink copy on a side port), so the quarantine
     #: report, O(rows), runs after the services are back instead of inside the rollback's budget
@@ -129,21 +134,22 @@ class CowStrategy(FsStrategy):
     @contextmanager
     def quiesced(self, env: Environment) -> Iterator[None]:
         require(env)
-        if env.cluster.running():  # flush now, while writes go on, so the pause has little left to write
+        pg = pgdata(env)
+        if pg.running():  # flush now, while writes go on, so the pause has little left to write
             sql.execute(env.conninfo(), "CHECKPOINT")
-        fsutil.sync_fs(env.cluster.data_dir)
+        fsutil.sync_fs(pg.data_dir)
         self.pause_s = None
         t0 = time.monotonic()
-        env.stop_database()
+        pg.stop()
         try:
             yield
         finally:
-            env.start_database()
+            pg.start()
             self.pause_s = round(time.monotonic() - t0, 3)  # the databases were unreachable this long
 
     def capture(self, env: Environment, rp: RestorePoint, rp_dir_: Path) -> None:
         dst = rp_dir_ / REL
-        fsutil.reflink_tree(env.cluster.data_dir, dst)
+        fsutil.reflink_tree(pgdata(env).data_dir, dst)
         faults.maybe_fail("snapshot", FAULT_WINDOW)  # tests: kill -9 while the cluster is down
         for junk in ("postmaster.pid", "postmaster.opts"):
             (dst / junk).unlink(missing_ok=True)
@@ -168,11 +174,12 @@ class CowStrategy(FsStrategy):
         return True
 
     def stage(self, env: Environment, rp: RestorePoint, rp_dir_: Path, op: str) -> dict[str, Any]:
-        if env.cluster.running():  # services are stopped: the swap's shutdown checkpoint is then tiny
+        pg = pgdata(env)
+        if pg.running():  # services are stopped: the swap's shutdown checkpoint is then tiny
             sql.execute(env.conninfo(), "CHECKPOINT")
         if self.has_spare(env, rp, rp_dir_):
             return {"pgdata": str(rp_dir_ / "spare" / REL), "path": "spare"}
-        staged = env.cluster.data_dir.with_name(f"data.__r_{op.split('-', 1)[-1]}")
+        staged = pg.data_dir.with_name(f"data.__r_{op.split('-', 1)[-1]}")
         self._reflink_once(rp_dir_ / REL, staged)
         return {"pgdata": str(staged), "path": "reflink"}
 
@@ -182,11 +189,12 @@ class CowStrategy(FsStrategy):
     @contextmanager
     def reference(self, env: Environment, rp: RestorePoint) -> Iterator[dict[str, str]]:
         """The restore point's databases, read from a throwaway reflink copy on a side port."""
-        tmp = env.cluster.data_dir.with_name(f"data.__ref_{secrets.token_hex(3)}")
+        pg = pgdata(env)
+        tmp = pg.data_dir.with_name(f"data.__ref_{secrets.token_hex(3)}")
         fsutil.reflink_tree(rp_dir(env.state, rp.id) / REL, tmp)
         try:
-            with side_cluster(env, tmp) as c:
-                yield {db: c.admin_conninfo(db) for db in rp.databases}
+            with pg.side_server(tmp) as conninfo:
+                yield {db: conninfo(db) for db in rp.databases}
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 

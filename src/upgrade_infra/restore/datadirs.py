@@ -41,6 +41,14 @@ def services_with_data(env: Environment) -> list[str]:
     return [n for n, s in env.manifest.services.items() if s.data_dir]
 
 
+def live(env: Environment, service: str) -> Path:
+    """Where ``service``'s live data is on the tool's host (the backend's :class:`ServiceData`:
+    a folder for ``local``); ``MissingCapability`` (exit 2) on a backend without it."""
+    from upgrade_infra.backends.interface import ServiceData
+
+    return env.capability(ServiceData).path(service)
+
+
 def excluded(rel: str, patterns: list[str]) -> bool:
     """Whether ``rel`` (posix path relative to the data dir) matches an exclusion (pure).
     ``dir/**`` and ``dir`` exclude the directory with everything under it."""
@@ -146,7 +154,7 @@ def _previous_copy(env: Environment, rp: RestorePoint, svc: str) -> Path | None:
 def capture(env: Environment, rp: RestorePoint, rp_dir: Path) -> dict[str, Any]:
     out = {}
     for svc in services_with_data(env):
-        src = env.data_dir(svc)
+        src = live(env, svc)
         rel = f"data/{svc}"
         if src.exists():
             stats = copy_tree(src, rp_dir / rel, env.manifest.services[svc].data_dir_exclude,
@@ -162,7 +170,7 @@ def bytes_of(env: Environment) -> int:
     """Bytes of the live data dirs a restore point copies (exclusions left out)."""
     total = 0
     for s in services_with_data(env):
-        d, exclude = env.data_dir(s), env.manifest.services[s].data_dir_exclude
+        d, exclude = live(env, s), env.manifest.services[s].data_dir_exclude
         for root, dnames, fnames in os.walk(d):
             rroot = Path(root).relative_to(d)
             dnames[:] = [x for x in dnames if not excluded((rroot / x).as_posix(), exclude)]
@@ -197,7 +205,7 @@ def stage(env: Environment, rp: RestorePoint, rp_dir: Path, op: str) -> dict[str
         if spare.exists():
             out[svc] = str(spare)
             continue
-        staged = env.data_dir(svc).with_name(f".{svc}.__r_{short(op)}")
+        staged = live(env, svc).with_name(f".{svc}.__r_{short(op)}")
         if not staged.exists():
             tmp = staged.with_name(staged.name + ".partial")
             env.state.remove(tmp)
@@ -211,15 +219,15 @@ def swap(env: Environment, staged: dict[str, str], qdir: Path) -> dict[str, str]
     """Live data dirs into the quarantine, staged copies into place (renames; idempotent)."""
     out = {}
     for svc, src in staged.items():
-        live, q = env.data_dir(svc), qdir / "data" / svc
+        cur, q = live(env, svc), qdir / "data" / svc
         q.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if live.exists() and not q.exists():
-            os.rename(live, q)
+        if cur.exists() and not q.exists():
+            os.rename(cur, q)
         if q.exists():
             out[svc] = str(q)
-        if Path(src).exists() and not live.exists():
-            live.parent.mkdir(parents=True, exist_ok=True)
-            os.rename(src, live)
+        if Path(src).exists() and not cur.exists():
+            cur.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(src, cur)
     return out
 
 

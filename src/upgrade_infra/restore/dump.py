@@ -7,11 +7,10 @@ path the benchmark compares against), then swaps by rename like ``clone``. Dumps
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upgrade_infra.backends.local.postgres import PgInstall
+from upgrade_infra.backends import pgtools
 from upgrade_infra.core import sql
 from upgrade_infra.restore.meta import RestorePoint, checksum_tree, private_files, verify_files
 from upgrade_infra.restore.names import staged_name
@@ -21,27 +20,19 @@ from upgrade_infra.restore.swap import owner_of
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
 
-JOBS = max(2, min(4, os.cpu_count() or 2))
-
-
-def pg_dump_argv(install: PgInstall, conninfo: str, out_dir: Path, jobs: int = JOBS) -> list[str]:
-    return [install.bin("pg_dump"), "-Fd", "-j", str(jobs), "-f", str(out_dir), "-d", conninfo]
-
-
-def pg_restore_argv(install: PgInstall, conninfo: str, dump_dir: Path, jobs: int = JOBS) -> list[str]:
-    return [install.bin("pg_restore"), "-j", str(jobs), "--exit-on-error", "-d", conninfo, str(dump_dir)]
+JOBS = pgtools.JOBS
 
 
 def dump_db(env: Environment, conninfo: str, out_dir: Path) -> None:
-    env.cluster.run_tool("pg_dump", *pg_dump_argv(env.cluster.install, conninfo, out_dir)[1:], timeout=7200)
+    """``pg_dump`` of the database ``conninfo`` names (one of ``env``'s, or a side copy's) into ``out_dir``."""
+    env.database.run_tool("pg_dump", pgtools.dump_args(conninfo, out_dir), timeout=7200)
 
 
 def restore_db(env: Environment, dump_dir: Path, name: str, owner: str | None) -> None:
     """Create ``name`` (dropping a half-restored one) and pg_restore ``dump_dir`` into it."""
     admin = env.conninfo()
     sql.execute(admin, sql.drop_database(name), sql.create_database(name, owner=owner))
-    env.cluster.run_tool("pg_restore", *pg_restore_argv(env.cluster.install, env.conninfo(name), dump_dir)[1:],
-                         timeout=7200)
+    pgtools.restore(env.database, name, dump_dir)
 
 
 @register_strategy("dump")
@@ -54,7 +45,7 @@ class DumpStrategy(Strategy):
         (rp_dir / "dump").mkdir(mode=0o700, exist_ok=True)
         for db in env.manifest.postgres.databases:
             rel = f"dump/{db}"
-            dump_db(env, env.conninfo(db), rp_dir / rel)
+            dump_db(env, env.database.tool_conninfo(db), rp_dir / rel)
             private_files(rp_dir / rel)
             files = checksum_tree(rp_dir, rel)
             rp.files.update(files)

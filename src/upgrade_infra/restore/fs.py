@@ -9,20 +9,16 @@ quarantined cluster is read for the quarantine report by starting it on a free s
 from __future__ import annotations
 
 import os
-import random
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upgrade_infra.backends.local.postgres import Cluster, PgInstall
-from upgrade_infra.core import fsutil, runner
+from upgrade_infra.backends.interface import PhysicalDataDir
+from upgrade_infra.core import fsutil
 from upgrade_infra.restore.meta import SPARE, RestorePoint, checksum_tree, verify_files
 from upgrade_infra.restore.names import short
 from upgrade_infra.restore.registry import Strategy, register_strategy
-from upgrade_infra.stack.ports import holder_of
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -30,53 +26,29 @@ if TYPE_CHECKING:
 REL = "pgdata"
 
 
-def side_start_argv(install: PgInstall, data_dir: Path, port: int, socket_dir: Path, log: Path) -> list[str]:
-    """Start a cluster copy on a side port, overriding the port/socket its config names."""
-    return [install.bin("pg_ctl"), "start", "-D", str(data_dir), "-w", "-t", "60", "-l", str(log),
-            "-o", f"-p {port} -k {socket_dir} -c listen_addresses=''"]
-
-
-def _free_port() -> int:
-    rng = random.Random()
-    for _ in range(200):
-        p = rng.randrange(40000, 60000)
-        if holder_of(p) is None:
-            return p
-    raise RuntimeError("no free port for a side cluster")
-
-
-@contextmanager
-def side_cluster(env: Environment, data_dir: Path) -> Iterator[Cluster]:
-    """Run the (quarantined) cluster in ``data_dir`` on a free port for reading; stop it after."""
-    live = env.cluster
-    sock = Path(tempfile.mkdtemp(prefix="uinfra-side-"))
-    os.chmod(sock, 0o700)
-    if live.os_user:
-        shutil.chown(sock, live.os_user, live.os_user)
-    c = Cluster(live.install, data_dir, sock, _free_port(), sock / "side.log", live.os_user)
-    runner.run(side_start_argv(c.install, data_dir, c.port, sock, c.log_path), user=c.os_user, timeout=90)
-    try:
-        yield c
-    finally:
-        c.stop(mode="fast")
-        shutil.rmtree(sock, ignore_errors=True)
+def pgdata(env: Environment) -> PhysicalDataDir:
+    """The environment's physical data directory (the capability ``fs`` and ``cow`` require)."""
+    return env.capability(PhysicalDataDir)
 
 
 @register_strategy("fs")
 class FsStrategy(Strategy):
+    requires = frozenset({PhysicalDataDir})
+    alternative = "clone"
     needs_stopped_services = True
     reference_kept = False
     portable = True
 
     def estimate_bytes(self, env: Environment) -> int:
-        return fsutil.tree_bytes(env.cluster.data_dir)
+        return fsutil.tree_bytes(pgdata(env).data_dir)
 
     def capture(self, env: Environment, rp: RestorePoint, rp_dir: Path) -> None:
-        env.stop_database()
+        pg = pgdata(env)
+        pg.stop()
         try:
-            fsutil.copy_tree(env.cluster.data_dir, rp_dir / REL)
+            fsutil.copy_tree(pg.data_dir, rp_dir / REL)
         finally:
-            env.start_database()
+            pg.start()
         rp.files.update(checksum_tree(rp_dir, REL))
         rp.bytes += fsutil.tree_bytes(rp_dir / REL)
         rp.databases = {db: {"pgdata": REL} for db in env.manifest.postgres.databases}
@@ -97,7 +69,7 @@ class FsStrategy(Strategy):
     def stage(self, env: Environment, rp: RestorePoint, rp_dir: Path, op: str) -> dict[str, Any]:
         if self.has_spare(env, rp, rp_dir):
             return {"pgdata": str(rp_dir / SPARE / REL), "path": "spare"}
-        staged = env.cluster.data_dir.with_name(f"data.__r_{short(op)}")
+        staged = pgdata(env).data_dir.with_name(f"data.__r_{short(op)}")
         if not staged.exists():
             tmp = staged.with_name(staged.name + ".partial")
             env.state.remove(tmp, ignore_errors=True)
@@ -110,15 +82,16 @@ class FsStrategy(Strategy):
         import time
 
         t0 = time.monotonic()
-        live, src, q = env.cluster.data_dir, Path(staged["pgdata"]), qdir / REL
-        env.stop_database()
+        pg = pgdata(env)
+        live, src, q = pg.data_dir, Path(staged["pgdata"]), qdir / REL
+        pg.stop()
         q.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if live.exists() and not q.exists():
             os.rename(live, q)
         self.between_renames()
         if src.exists() and not live.exists():
             os.rename(src, live)
-        env.start_database()
+        pg.start()
         return {"quarantine": {db: "(cluster)" for db in env.manifest.postgres.databases},
                 "pgdata": str(q), "seconds": round(time.monotonic() - t0, 4)}
 
@@ -127,8 +100,8 @@ class FsStrategy(Strategy):
 
     @contextmanager
     def quarantined(self, env: Environment, quarantine: dict[str, Any]) -> Iterator[dict[str, str]]:
-        with side_cluster(env, Path(quarantine["pgdata"])) as c:
-            yield {db: c.admin_conninfo(db) for db in quarantine["databases"]}
+        with pgdata(env).side_server(Path(quarantine["pgdata"])) as conninfo:
+            yield {db: conninfo(db) for db in quarantine["databases"]}
 
     def verify(self, env: Environment, rp: RestorePoint, rp_dir: Path) -> list[str]:
         return verify_files(rp_dir, rp.files, REL + "/")

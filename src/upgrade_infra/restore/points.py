@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from upgrade_infra.backends.interface import MissingCapability
 from upgrade_infra.core import fsutil
 from upgrade_infra.core.errors import RestorePointError, UnknownName
 from upgrade_infra.core.state import StateDir
@@ -30,7 +31,7 @@ from upgrade_infra.restore.meta import (
     verify_files,
 )
 from upgrade_infra.restore.names import clone_name, spare_name
-from upgrade_infra.restore.registry import STRATEGIES, Strategy, get_strategy, register_strategy
+from upgrade_infra.restore.registry import STRATEGIES, Strategy, get_strategy, register_strategy, strategy_for
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -46,7 +47,7 @@ def strategy_choice(env: Environment, name: str | None = None) -> tuple[str, str
     from upgrade_infra.restore.cow import choose
 
     chosen, why = choose(env, name or env.manifest.policies.snapshot_strategy)
-    get_strategy(chosen)
+    strategy_for(env, chosen)  # unknown, or needing what the backend lacks: refused here (exit 2)
     return chosen, why
 
 
@@ -58,7 +59,7 @@ def strategy_status(env: Environment) -> dict:
     """For ``status``: the policy, what it picks now and why, and what the last restore point used."""
     try:
         chosen, why = strategy_choice(env)
-    except (UnknownName, OSError) as e:
+    except (UnknownName, MissingCapability, OSError) as e:
         chosen, why = None, str(e)
     pts = list_points(env.state, env.name)
     last = pts[-1] if pts else None
@@ -84,7 +85,7 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
     rp = RestorePoint(id=rp_id or new_id(), env=env.name, strategy=st.name, strategy_why=why or chosen_why,
                       created_at=time.time(), label=label,
                       op=op, versions=dict(env.record.versions), manifest_sha256=env.manifest.sha256,
-                      pg_major=env.cluster.install.major)
+                      pg_major=env.database.major)
     d = make_dir(env.state, rp.id)
     try:
         w0 = time.monotonic()
@@ -158,6 +159,7 @@ def require_valid(env: Environment, rp_id: str) -> RestorePoint:
     if rp.env != env.name:
         raise RestorePointError(f"restore point {rp_id} belongs to environment {rp.env!r}, not {env.name!r}",
                                 fix=f"build a new environment from it: `upgrade-infra env restore NAME --from {rp_id}`")
+    strategy_for(env, rp.strategy)
     problems = verify(env, rp)
     if problems:
         raise RestorePointError(f"restore point {rp_id} is damaged: {'; '.join(problems[:5])}",

@@ -44,15 +44,19 @@ ORDER BY 1, 2
 
 
 # -- where quarantines live ---------------------------------------------------------------------
-def qdir(state: StateDir, op: str) -> Path:
-    from upgrade_infra.backends.local.postgres import server_user
+def qdir(state: StateDir, op: str, env: Environment | None = None) -> Path:
+    """``<state>/quarantine/<op>``. With ``env`` on a backend with a physical data dir: a directory
+    its server can read (a quarantined data dir is started on a side port for the report)."""
+    from upgrade_infra.backends.interface import PhysicalDataDir
 
-    # the server user must reach a quarantined cluster data dir (fs): 0711 dirs, or the state's base
-    return state.server_dir(Path("quarantine") / check_name("operation", op), server_user())
+    rel = Path("quarantine") / check_name("operation", op)
+    if env is not None and env.has(PhysicalDataDir):
+        return env.capability(PhysicalDataDir).reachable_dir(rel)
+    return state.server_dir(rel, None)
 
 
 def record(env: Environment, op: str, rp_id: str, **fields: Any) -> dict[str, Any]:
-    path = qdir(env.state, op) / "meta.json"
+    path = qdir(env.state, op, env) / "meta.json"
     meta = read_json(path, {}) or {"op": op, "env": env.name, "restore_point": rp_id, "created_at": time.time()}
     meta.update(fields)
     atomic_write_json(path, meta)
@@ -166,9 +170,7 @@ def compare(qconns: dict[str, str], rconns: dict[str, str]) -> list[dict[str, An
 
 def commands(env: Environment, row: dict[str, Any], qdb: str, out_dir: Path) -> dict[str, str]:
     """psql commands to look at / export the rows of ``row`` in quarantined database ``qdb``."""
-    psql = env.cluster.install.bin("psql")
-    conn = f"host={env.cluster.socket_dir} port={env.cluster.port} user={env.cluster.superuser} dbname={qdb}"
-    base = [psql, conn, "-v", "ON_ERROR_STOP=1"]
+    base = env.database.tool_command("psql", [env.database.tool_conninfo(qdb), "-v", "ON_ERROR_STOP=1"])
     query = select_new(row["schema"], row["table_name"], row["pk"] if row["keys"] is not None else None)
     pre: list[str] = []
     if row["keys"] is not None:
@@ -186,7 +188,7 @@ def report(env: Environment, op: str, qconns: dict[str, str], rconns: dict[str, 
     """Compare quarantine and restore point; store and return the per-table report."""
     t0 = time.monotonic()
     meta = load(env.state, op) or {}
-    out_dir = qdir(env.state, op)
+    out_dir = qdir(env.state, op, env)
     rows = compare(qconns, rconns)
     for r in rows:
         r["bookkeeping"] = r["table_name"] in BOOKKEEPING

@@ -19,11 +19,17 @@ from upgrade_infra.core.errors import UnknownName
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
+    from upgrade_infra.backends.interface import Capability
     from upgrade_infra.restore.meta import RestorePoint
 
 
 class Strategy(ABC):
     name: ClassVar[str] = "?"
+    kind: ClassVar[str] = "restore-point strategy"
+    #: backend capabilities it needs (``backends.interface``); refused with exit 2 where missing
+    requires: ClassVar[frozenset[type[Capability]]] = frozenset()
+    #: what to use instead on a backend without them
+    alternative: ClassVar[str | None] = None
     #: the services must be stopped during capture (a consistent, quiescent copy)
     needs_stopped_services: ClassVar[bool] = True
     #: the restore point's databases stay readable after a rollback (quarantine report runs after
@@ -95,6 +101,15 @@ def register_strategy(name: str) -> Callable[[type[Strategy]], type[Strategy]]:
         return cls
 
     return deco
+
+
+def strategy_for(env: Environment, name: str) -> Strategy:
+    """The strategy ``name``, refused (``MissingCapability``, exit 2) when ``env``'s backend lacks what it needs."""
+    from upgrade_infra.backends.interface import require
+
+    st = get_strategy(name)
+    require(env, st)
+    return st
 
 
 def get_strategy(name: str) -> Strategy:

@@ -29,6 +29,7 @@ from upgrade_infra.validation.checks import CheckContext, Outcome, get_kind, par
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
+    from upgrade_infra.backends.health import ProbeResult
 
 HEALTH = "health"
 WORKERS = 4
@@ -150,6 +151,18 @@ def run_check(spec: CheckSpec, ctx: CheckContext) -> CheckResult:
 
 
 REPORT_NAME = re.compile(r"^(?P<env>.+)-(?P<stamp>\d{8}-\d{6}\.\d{3})$")
+
+
+def readiness_check(env: Environment, name: str) -> ProbeResult:
+    """Run the declared check ``name`` as a readiness probe of ``env`` (injected into environments by
+    the session: the backends cannot import validation)."""
+    from upgrade_infra.backends.health import ProbeResult
+
+    spec = next(c for c in env.manifest.checks if c.name == name)
+    rdir = env.dir / "reports" / "readiness"
+    rdir.mkdir(parents=True, exist_ok=True)
+    r = run_check(spec, CheckContext.for_env(env, rdir))
+    return ProbeResult(r.passed, f"check {name!r}: {r.message}", r.duration_s)
 
 
 def report_dirs(state: StateDir, env: str) -> list[Path]:

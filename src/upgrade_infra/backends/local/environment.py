@@ -1,4 +1,9 @@
-"""The embedded default backend: a local PostgreSQL cluster and services as supervised processes."""
+"""The embedded default backend: a local PostgreSQL cluster and services as supervised processes.
+
+Everything local lives here: the cluster (``postgres.Cluster``: data dir, socket dir, ``pg_ctl``), the
+services' processes and pids, the port block (``backend_state["port_base"]``), data dirs and logs
+under the environment's directory. The rest of the package sees the neutral interface only.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +14,41 @@ import pwd
 import shutil
 import stat
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from upgrade_infra.backends import health
-from upgrade_infra.backends.interface import Environment, EnvStatus, ServiceStatus
+from upgrade_infra.backends.interface import (
+    Database,
+    Endpoint,
+    Environment,
+    EnvStatus,
+    PhysicalDataDir,
+    ScratchServers,
+    ServerInfo,
+    ServiceData,
+    ServiceStatus,
+    ToolArg,
+)
 from upgrade_infra.backends.local import postgres as pglib
 from upgrade_infra.backends.local.postgres import Cluster
 from upgrade_infra.backends.registry import register_backend
 from upgrade_infra.core import runner, sql
 from upgrade_infra.core.errors import CommandFailed, ServiceNotReady, ServiceStillRunning
-from upgrade_infra.core.state import TRAVERSE, unreachable_for
+from upgrade_infra.core.state import TRAVERSE, StateDir, unreachable_for
 from upgrade_infra.stack import templates
-from upgrade_infra.stack.ports import POSTGRES, check_free, wait_free
+from upgrade_infra.stack.crosschecks import block_size
+from upgrade_infra.stack.manifest import Manifest
+from upgrade_infra.stack.ports import POSTGRES, allocate_block, check_free, env_ports, holder_of, wait_free
 
 log = logging.getLogger(__name__)
 
 INSTALL_MARKER = ".installed"
+#: where the tool reaches the cluster and the services, and where they reach each other: the same
+#: loopback address for local processes (a container backend separates them)
+TOOL_HOST = SERVICE_HOST = "127.0.0.1"
 
 
 STAGING_USER = "upgrade-infra-stg"
@@ -71,9 +94,261 @@ def private_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+# -- the database handle and the capabilities --------------------------------------------------------
+class LocalDatabase(Database):
+    """A local cluster: client tools from its install on the host, connections over its socket dir."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+
+    @property
+    def major(self) -> int:
+        return self.cluster.install.major
+
+    @property
+    def version(self) -> str:
+        return self.cluster.install.version
+
+    def conninfo(self, db: str = "postgres") -> str:
+        return self.cluster.admin_conninfo(db)
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(TOOL_HOST, self.cluster.port, "postgresql")
+
+    def service_endpoint(self) -> Endpoint:
+        return Endpoint(SERVICE_HOST, self.cluster.port, "postgresql")
+
+    def run_tool(self, tool: str, args: Sequence[ToolArg], *, stdout_path: Path | None = None,
+                 stdin_path: Path | None = None, env: dict[str, str] | None = None,
+                 timeout: float | None = None, check: bool = True) -> runner.Completed:
+        argv = [self.cluster.install.bin(tool), *(str(a) for a in args)]
+        full_env = runner.base_env(env) if env is not None else None
+        if stdout_path is None and stdin_path is None:
+            return runner.run(argv, env=full_env, timeout=timeout, check=check)
+        return _run_streamed(argv, full_env, timeout, check, stdout_path, stdin_path)
+
+    def attach_tool(self, tool: str, args: Sequence[str], *, env: dict[str, str] | None = None) -> int:
+        return runner.attached([self.cluster.install.bin(tool), *args], env=runner.base_env(env), cwd=Path.cwd())
+
+    def tool_command(self, tool: str, args: Sequence[str]) -> list[str]:
+        return [self.cluster.install.bin(tool), *args]
+
+    def backend_cpu_s(self, pids: Iterable[int]) -> float:
+        import psutil
+
+        total = 0.0
+        for pid in pids:
+            try:
+                t = psutil.Process(pid).cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                continue
+        return total
+
+
+def _run_streamed(argv: list[str], env: dict[str, str] | None, timeout: float | None, check: bool,
+                  stdout_path: Path | None, stdin_path: Path | None) -> runner.Completed:
+    """``argv`` with its stdout written to / its stdin read from files (a dump streamed to the host)."""
+    import subprocess
+
+    t0 = time.monotonic()
+    with open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb") as fin, \
+            open(stdout_path, "wb") if stdout_path else open(os.devnull, "wb") as fout:
+        if stdout_path:
+            os.chmod(stdout_path, 0o600)
+        try:
+            p = subprocess.run(argv, env=env, stdin=fin, stdout=fout if stdout_path else subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=timeout, check=False)
+        except FileNotFoundError as e:
+            raise CommandFailed(f"cannot run {argv[0]}: not found", argv=argv) from e
+        except subprocess.TimeoutExpired as e:
+            raise CommandFailed(f"{' '.join(argv[:3])}… timed out after {timeout}s", argv=argv) from e
+    out = (p.stdout or b"").decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    if check and p.returncode != 0:
+        tail = (err or out).strip().splitlines()[-5:]
+        raise CommandFailed(f"{' '.join(argv[:4])}… exited {p.returncode}: {' | '.join(tail)}", argv=argv,
+                            returncode=p.returncode, stderr=err[-2000:])
+    return runner.Completed(argv, p.returncode, out, err, time.monotonic() - t0)
+
+
+def side_start_argv(install: pglib.PgInstall, data_dir: Path, port: int, socket_dir: Path, log: Path) -> list[str]:
+    """Start a cluster copy on a side port, overriding the port/socket its config names."""
+    return [install.bin("pg_ctl"), "start", "-D", str(data_dir), "-w", "-t", "60", "-l", str(log),
+            "-o", f"-p {port} -k {socket_dir} -c listen_addresses=''"]
+
+
+def free_port(lo: int = 40000, hi: int = 60000) -> int:
+    import random
+
+    rng = random.Random(os.getpid() ^ time.time_ns())
+    for _ in range(500):
+        p = rng.randrange(lo, hi)
+        if holder_of(p) is None:
+            return p
+    raise RuntimeError("no free port for a side or scratch cluster")
+
+
+class LocalDataDir(PhysicalDataDir):
+    def __init__(self, env: LocalEnvironment) -> None:
+        self.env = env
+
+    @property
+    def data_dir(self) -> Path:
+        return self.env.cluster.data_dir
+
+    def initialized(self) -> bool:
+        return self.env.cluster.initialized()
+
+    def running(self) -> bool:
+        return self.env.cluster.running()
+
+    def stop(self) -> float:
+        return self.env.stop_database()
+
+    def start(self) -> float:
+        return self.env.start_database()
+
+    def prepare(self) -> None:
+        (self.env.dir / "pg").mkdir(parents=True, exist_ok=True)
+        os.chmod(self.env.dir / "pg", 0o711)
+        self.env.cluster.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def side_server(self, data_dir: Path) -> Iterator[Callable[[str], str]]:
+        """Run the cluster in ``data_dir`` on a free port for reading; stop it after."""
+        import tempfile
+
+        live = self.env.cluster
+        sock = Path(tempfile.mkdtemp(prefix="uinfra-side-"))
+        os.chmod(sock, 0o700)
+        if live.os_user:
+            shutil.chown(sock, live.os_user, live.os_user)
+        c = Cluster(live.install, data_dir, sock, free_port(), sock / "side.log", live.os_user)
+        runner.run(side_start_argv(c.install, data_dir, c.port, sock, c.log_path), user=c.os_user, timeout=90)
+        try:
+            yield c.admin_conninfo
+        finally:
+            c.stop(mode="fast")
+            shutil.rmtree(sock, ignore_errors=True)
+
+    def reachable_dir(self, rel: Path) -> Path:
+        """``<state>/<rel>``, a directory the server user can read (a quarantined data dir)."""
+        return self.env.state.server_dir(rel, pglib.server_user())
+
+
+class LocalServiceData(ServiceData):
+    def __init__(self, env: LocalEnvironment) -> None:
+        self.env = env
+
+    def path(self, service: str) -> Path:
+        return self.env.data_dir(service)
+
+
+class LocalScratch(ScratchServers):
+    """Scratch clusters of the PostgreSQL installs found on this machine, under ``<state>/scratch``."""
+
+    def __init__(self, env: LocalEnvironment) -> None:
+        self.env = env
+
+    def available(self) -> list[ServerInfo]:
+        installs = {i.major: i for i in reversed(pglib.find_installs())}  # first found wins per major
+        return [ServerInfo(i.major, i.version, i.source) for _, i in sorted(installs.items())]
+
+    @contextmanager
+    def scratch(self, major: int) -> Iterator[Database]:
+        import random
+
+        install = pglib.choose_install(major)
+        user = pglib.server_user()
+        root = self.env.state.server_dir("scratch", user)  # reachable by the server user
+        d = root / f"crossmajor-{install.major}-{os.getpid()}-{random.randrange(1 << 16):04x}"
+        d.mkdir()
+        os.chmod(d, 0o711)
+        c = Cluster(install, d / "data", pglib.socket_dir_for(d), free_port(20000), d / "postgres.log", user)
+        try:
+            c.init()
+            c.start()
+            yield LocalDatabase(c)
+        finally:
+            try:
+                c.stop(mode="immediate")
+            finally:
+                self.env.state.remove(d, ignore_errors=True)
+                if not c.socket_dir.is_relative_to(d):
+                    shutil.rmtree(c.socket_dir, ignore_errors=True)
+
+
+def _taken_bases(m: Manifest, state: StateDir) -> list[int]:
+    taken = [e.port_base for e in m.environments.values()]
+    for n in state.env_names():
+        rec = state.load_record(n)
+        if rec is not None and rec.backend_state.get("port_base") is not None:
+            taken.append(int(rec.backend_state["port_base"]))
+    return taken
+
+
 @register_backend("local")
 class LocalEnvironment(Environment):
+    capabilities = frozenset({PhysicalDataDir, ServiceData, ScratchServers})
     _cluster: Cluster | None = None
+    _database: LocalDatabase | None = None
+
+    @classmethod
+    def new_backend_state(cls, manifest: Manifest, state: StateDir, name: str, *, kind: str,
+                          requested: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The port block: the one asked for, the manifest's for its environments, else the first free
+        block of ``staging.port_range`` (no block of another environment, no port a process holds)."""
+        requested = requested or {}
+        if requested.get("port_base"):
+            return {"port_base": int(requested["port_base"])}
+        if name in manifest.environments:
+            return {"port_base": manifest.environments[name].port_base}
+        taken = _taken_bases(manifest, state)
+        while True:
+            base = allocate_block(manifest, taken)
+            if all(holder_of(p) is None for p in range(base, base + block_size(manifest))):
+                return {"port_base": base}
+            taken.append(base)  # a foreign process holds a port of this block: try the next one
+
+    def placement(self) -> dict[str, Any]:
+        return {"port_base": self.port_base}
+
+    @property
+    def port_base(self) -> int:
+        base = self.backend_state.get("port_base")
+        if base is None:  # a record made without one: the manifest's block for its environments
+            base = self.backend_state["port_base"] = self.manifest.environments[self.name].port_base
+        return int(base)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return env_ports(self.manifest, self.port_base)
+
+    def endpoint(self, service: str) -> Endpoint:
+        return Endpoint(TOOL_HOST, self.ports[service])
+
+    def service_address(self, service: str) -> Endpoint:
+        return Endpoint(SERVICE_HOST, self.ports[service])
+
+    def data_dir(self, service: str) -> Path:
+        return self.state.checked(self.dir / "data" / service)  # a planted symlink cannot lead out
+
+    def log_path(self, service: str) -> Path:
+        return self.state.checked(self.dir / "logs" / f"{service}.log")
+
+    def service_paths(self, service: str, version: str | None = None) -> dict[str, str]:
+        ver = version or self.record.versions[service]
+        return {"data_dir": str(self.data_dir(service)), "install_dir": str(self.state.installs_dir(service, ver)),
+                "log_dir": str(self.dir / "logs")}
+
+    @property
+    def processes(self) -> dict[str, dict]:
+        return self.backend_state.setdefault("processes", {})
+
+    def _capability(self, cap):  # type: ignore[no-untyped-def]
+        return {PhysicalDataDir: LocalDataDir, ServiceData: LocalServiceData, ScratchServers: LocalScratch}[cap](self)
 
     @property
     def cluster(self) -> Cluster:
@@ -86,6 +361,12 @@ class LocalEnvironment(Environment):
                                     socket_dir=pglib.socket_dir_for(home.parent), port=self.ports[POSTGRES],
                                     log_path=home / "postgres.log", os_user=user)
         return self._cluster
+
+    @property
+    def database(self) -> LocalDatabase:
+        if self._database is None:
+            self._database = LocalDatabase(self.cluster)
+        return self._database
 
     # -- database ---------------------------------------------------------------------------------
     def provision_database(self) -> bool:
@@ -107,6 +388,12 @@ class LocalEnvironment(Environment):
             if not sql.exists(admin, sql.DATABASE_EXISTS, db):
                 sql.execute(admin, sql.create_database(db, owner=info["user"]))
         return created
+
+    def database_exists(self) -> bool:
+        return self.cluster.initialized()
+
+    def database_running(self) -> bool:
+        return self.cluster.initialized() and self.cluster.running()
 
     def start_database(self) -> float:
         self.cluster.write_conf(self.manifest.postgres.settings)
@@ -152,7 +439,7 @@ class LocalEnvironment(Environment):
         return templates.build_argv(command, ctx), full_env, cwd
 
     def _handle(self, service: str) -> runner.ProcessHandle | None:
-        d = self.record.processes.get(service)
+        d = self.processes.get(service)
         return runner.ProcessHandle.from_dict(d) if d else None
 
     def start_services(self, names: list[str] | None = None, *, wait: bool = True,
@@ -176,7 +463,7 @@ class LocalEnvironment(Environment):
             private_file(self.log_path(n))  # service output can hold live tokens
             user = self._service_user(n, argv, cwd)
             handle = runner.spawn(argv, env=env, cwd=cwd, log_path=self.log_path(n), user=user)
-            self.record.processes[n] = handle.to_dict()
+            self.processes[n] = handle.to_dict()
             self.save()
             if wait:
                 self.wait_ready(n)
@@ -218,7 +505,7 @@ class LocalEnvironment(Environment):
         def died() -> str | None:
             return None if handle and handle.alive() else "process exited"
 
-        result, waited = health.wait_for(lambda: self.probe_ready(service), timeout, abort=died)
+        result, waited = health.wait_for(lambda: self.probe(service), timeout, abort=died)
         if not result.ok:
             tail = " | ".join(self.log_tail(service, 8))
             raise ServiceNotReady(f"{service} ({self.record.versions[service]}) in {self.name} not ready after "
@@ -226,7 +513,7 @@ class LocalEnvironment(Environment):
                                   fix=f"see {self.log_path(service)}", service=service)
         return waited
 
-    def probe_ready(self, service: str) -> health.ProbeResult:
+    def probe(self, service: str) -> health.ProbeResult:
         """One readiness probe: the http/command probe, then the declared readiness check (if any)."""
         spec = self.manifest.service(service)
         p = spec.readiness or spec.health
@@ -237,14 +524,10 @@ class LocalEnvironment(Environment):
         return self._readiness_check(p.check) if p.check else health.ProbeResult(False, "nothing to probe", 0.0)
 
     def _readiness_check(self, name: str) -> health.ProbeResult:
-        from upgrade_infra.validation.checks.base import CheckContext
-        from upgrade_infra.validation.engine import run_check
-
-        spec = next(c for c in self.manifest.checks if c.name == name)
-        rdir = self.dir / "reports" / "readiness"
-        rdir.mkdir(parents=True, exist_ok=True)
-        r = run_check(spec, CheckContext.for_env(self, rdir))
-        return health.ProbeResult(r.passed, f"check {name!r}: {r.message}", r.duration_s)
+        if self.readiness_check is None:
+            return health.ProbeResult(False, f"check {name!r}: no check runner was given to this environment "
+                                             "(open it through a session)", 0.0)
+        return self.readiness_check(self, name)
 
     def _probe(self, service: str, p) -> health.ProbeResult:
         argv = env = None
@@ -266,7 +549,7 @@ class LocalEnvironment(Environment):
         how = runner.stop_processes(list(running.values()), timeout)
         out = {n: "not running" for n in order} | dict(zip(running, how, strict=True))
         for n in order:
-            self.record.processes.pop(n, None)
+            self.processes.pop(n, None)
         self.save()
         # stopped means its ports are free too: a process may close its listening socket after its
         # main process exited (a thread or a child still holding it)
@@ -279,18 +562,42 @@ class LocalEnvironment(Environment):
                 fix="stop the process named, or raise policies.stop_timeout_s", busy=busy)
         return out
 
-    def run_service_command(self, service: str, which: str, version: str | None = None,
-                            timeout: float | None = None, **extra: Any) -> runner.Completed:
-        """Run a service's declared ``migrate``/``downgrade``/``sql`` command in this environment."""
-        template = getattr(self.manifest.service(service), which)
-        if not template:
-            raise CommandFailed(f"service {service!r} declares no {which} command",
-                                fix=f"add services.{service}.{which} to the manifest")
+    def job_runtime(self, service: str, version: str | None = None,
+                    **extra: Any) -> tuple[dict[str, str], Path, dict[str, Any]]:
+        """(env vars, cwd, template context) of ``service`` at ``version`` (default: the environment's),
+        its release installed first and its data dir made."""
+        self.manifest.service(service)
         ver = version or self.record.versions[service]
+        self.manifest.version_of(service, ver)
         self.ensure_installed(service, ver)
-        _, env, cwd = self._runtime(service, ver, **extra)
-        argv = templates.build_argv(template, self.service_context(service, ver, **extra))
-        return runner.run(argv, env=env, cwd=cwd, timeout=timeout, check=False)
+        self.data_dir(service).mkdir(parents=True, exist_ok=True, mode=0o700)
+        _, full_env, cwd = self._runtime(service, ver, **extra)
+        return full_env, cwd, self.service_context(service, ver, **extra)
+
+    def run_job(self, service: str, job: str | Sequence[str], version: str | None = None,
+                timeout: float | None = None, *, env: dict[str, str] | None = None, cwd: str | None = None,
+                **context: Any) -> runner.Completed:
+        """Run a service's declared ``migrate``/``downgrade``/``sql`` command (``job`` names it), or an
+        argv template (e.g. a seed), as a process with the service's env, cwd and installed version."""
+        if isinstance(job, str):
+            template = getattr(self.manifest.service(service), job)
+            if not template:
+                raise CommandFailed(f"service {service!r} declares no {job} command",
+                                    fix=f"add services.{service}.{job} to the manifest")
+        full_env, wd, ctx = self.job_runtime(service, version, **context)
+        argv = (templates.build_argv(template, ctx) if isinstance(job, str)
+                else [templates.render(a, ctx) for a in job])
+        if cwd:
+            wd = Path(templates.render(cwd, ctx))
+        if env:
+            full_env = {**full_env, **templates.render_env(env, ctx)}
+        return runner.run(argv, env=full_env, cwd=wd, timeout=timeout, check=False)
+
+    def exec_attached(self, service: str, argv: Sequence[str], version: str | None = None) -> int:
+        from upgrade_infra.backends.access import exec_env
+
+        base, cwd, ctx = self.job_runtime(service, version)
+        return runner.attached(list(argv), env=exec_env(base, ctx), cwd=cwd)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def up(self, *, seed: bool = True, seed_mb: float | None = None) -> dict[str, Any]:
@@ -298,6 +605,7 @@ class LocalEnvironment(Environment):
         self.state.ensure()
         first = self.state.load_record(self.name) is None and not self.dir.exists()
         had_secrets = self.state.secrets_dir(self.name).exists()
+        self.port_base  # noqa: B018 - a record made without a port block gets the manifest's
         self.cluster  # noqa: B018 - says at once when PostgreSQL's user cannot reach its files
         self.save()
         try:

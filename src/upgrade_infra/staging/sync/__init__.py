@@ -45,12 +45,15 @@ def names() -> list[str]:
 
 def choose(source, requested: str | None = None, *, stop_source: bool = False) -> SyncStrategy:
     """The strategy for copying ``source`` now: ``requested`` if given (and possible), else ``physical``
-    for a staging source (which may be stopped briefly) and ``dump`` for production, which is never
-    stopped unless asked (``--strategy physical --stop-source``).
+    for a staging source (which may be stopped briefly) on a backend with a physical data dir and
+    ``dump`` otherwise; production is never stopped unless asked (``--strategy physical --stop-source``).
     """
+    from upgrade_infra.backends.interface import PhysicalDataDir, require
+
     if requested is None:
-        requested = "physical" if source.kind == "staging" else "dump"
+        requested = "physical" if source.kind == "staging" and source.has(PhysicalDataDir) else "dump"
     strategy = get(requested)
+    require(source, strategy)  # a method needing what the backend lacks: exit 2 naming the alternative
     problem = strategy.unavailable(source, stop_source=stop_source)
     if problem:
         raise BadInput(problem[0], fix=problem[1], strategy=requested, source=source.name)

@@ -16,6 +16,7 @@ from upgrade_infra.core import fsutil, runner
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
+    from upgrade_infra.backends.interface import Capability
 
 # progress(phase, bytes_done, bytes_total_or_None): called a few times a second while copying
 Progress = Callable[[str, int, int | None], None]
@@ -54,6 +55,11 @@ class Copy:
 
 class SyncStrategy(ABC):
     name: ClassVar[str] = "?"
+    kind: ClassVar[str] = "sync method"
+    #: backend capabilities it needs (``backends.interface``); refused with exit 2 where missing
+    requires: ClassVar[frozenset[type[Capability]]] = frozenset()
+    #: what to use instead on a backend without them
+    alternative: ClassVar[str | None] = None
     #: the source's live schema can be read before copying (masking rules are checked first)
     reads_live_source: ClassVar[bool] = True
     #: the copy may change the source (``cow`` takes a restore point of it when it has none): the
@@ -73,11 +79,12 @@ class SyncStrategy(ABC):
              stop_source: bool = False) -> Copy: ...
 
 
-def run_watched(argv: Sequence[str], measure: Callable[[], int], phase: str, total: int | None,
-                progress: Progress, **run_kw: Any) -> runner.Completed:
-    """``runner.run`` in a worker thread while ``measure()`` (bytes so far) feeds ``progress``."""
+def run_watched(argv: Sequence[str] | Callable[[], runner.Completed], measure: Callable[[], int], phase: str,
+                total: int | None, progress: Progress, **run_kw: Any) -> runner.Completed:
+    """``runner.run`` of ``argv`` (or the call ``argv``, e.g. a client tool through the environment's
+    database handle) in a worker thread while ``measure()`` (bytes so far) feeds ``progress``."""
     with ThreadPoolExecutor(max_workers=1) as pool:
-        fut = pool.submit(runner.run, argv, **run_kw)
+        fut = pool.submit(argv) if callable(argv) else pool.submit(runner.run, argv, **run_kw)
         while True:
             try:
                 res = fut.result(timeout=POLL_S)
@@ -97,7 +104,10 @@ def _safe(measure: Callable[[], int]) -> int:
 
 
 def service_dirs(env: Environment) -> dict[str, Path]:
-    return {n: env.data_dir(n) for n, s in env.manifest.services.items() if s.data_dir}
+    """Where each service's live data is on the host (the backend's ``ServiceData``)."""
+    from upgrade_infra.restore.datadirs import live, services_with_data
+
+    return {n: live(env, n) for n in services_with_data(env)}
 
 
 def data_dirs_bytes(env: Environment) -> int:
@@ -109,8 +119,9 @@ def copy_data_dirs(source: Environment, target: Environment, copy: Copy, progres
     t0 = time.monotonic()
     total = data_dirs_bytes(source)
     done = 0
+    dst_dirs = service_dirs(target)
     for svc, src in service_dirs(source).items():
-        dst = target.data_dir(svc)
+        dst = dst_dirs[svc]
         prev = dst.with_name(f".{svc}.prev")
         target.state.remove(prev, ignore_errors=True)
         if dst.exists():

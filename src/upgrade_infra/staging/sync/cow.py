@@ -11,11 +11,11 @@ are closed for well under a second; its services keep running).
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from typing import TYPE_CHECKING
 
+from upgrade_infra.backends.interface import PhysicalDataDir, ServiceData
 from upgrade_infra.core import fsutil
 from upgrade_infra.core.errors import RestorePointError
 from upgrade_infra.restore import cow as cow_rp
@@ -40,11 +40,13 @@ def last_cow_point(source: Environment) -> RestorePoint | None:
 
 @register("cow")
 class CowSync(SyncStrategy):
+    requires = frozenset({PhysicalDataDir, ServiceData})
+    alternative = "dump"
     reads_live_source = False  # the copy is a snapshot: masking rules are checked against the copy
     changes_source = True  # takes a cow restore point of the source when it has none
 
     def unavailable(self, source: Environment, *, stop_source: bool = False) -> tuple[str, str] | None:
-        if not source.cluster.initialized():
+        if not source.capability(PhysicalDataDir).initialized():
             return (f"environment {source.name!r} has no PostgreSQL data dir to copy",
                     f"bring it up first: `upgrade-infra env up {source.name}`")
         why = cow_rp.problem(source)
@@ -74,19 +76,18 @@ class CowSync(SyncStrategy):
                                         "--strategy cow`")
         snap_s = time.monotonic() - t0
         copy = Copy(self.name, {db: db for db in source.manifest.postgres.databases})
-        dst = target.cluster.data_dir
+        dst_pg = target.capability(PhysicalDataDir)
+        dst = dst_pg.data_dir
         prev = dst.with_name("data.prev")
-        if target.cluster.initialized():
-            target.stop_database()
+        if dst_pg.initialized():
+            dst_pg.stop()
             shutil.rmtree(prev, ignore_errors=True)
             dst.rename(prev)
             copy.on_abort.append(lambda: _put_back(target, prev))
             copy.on_commit.append(lambda: shutil.rmtree(prev, ignore_errors=True))
         else:
-            copy.on_abort.append(lambda: (target.stop_database(), shutil.rmtree(dst, ignore_errors=True)))
-        (target.dir / "pg").mkdir(parents=True, exist_ok=True)
-        os.chmod(target.dir / "pg", 0o711)
-        target.cluster.log_path.parent.mkdir(parents=True, exist_ok=True)
+            copy.on_abort.append(lambda: (dst_pg.stop(), shutil.rmtree(dst, ignore_errors=True)))
+        dst_pg.prepare()
         t_cp = time.monotonic()
         dst.parent.mkdir(parents=True, exist_ok=True)
         fsutil.reflink_tree(base / REL, dst)
@@ -108,8 +109,9 @@ class CowSync(SyncStrategy):
     def _data_dirs(source: Environment, target: Environment, rp: RestorePoint, base, copy: Copy) -> dict:
         """The restore point's service data dirs, reflinked beside the target's current ones."""
         t0, done = time.monotonic(), 0
+        dst_dirs = service_dirs(target)
         for svc in service_dirs(source):
-            dst = target.data_dir(svc)
+            dst = dst_dirs[svc]
             prev = dst.with_name(f".{svc}.prev")
             shutil.rmtree(prev, ignore_errors=True)
             if dst.exists():

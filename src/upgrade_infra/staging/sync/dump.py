@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 
 from psycopg import sql as psql
 
-from upgrade_infra.backends.local.postgres import PgInstall
-from upgrade_infra.core import fsutil, runner, sql
+from upgrade_infra.backends import pgtools
+from upgrade_infra.core import fsutil, sql
 from upgrade_infra.core.errors import BadInput
 from upgrade_infra.staging.sync import register
 from upgrade_infra.staging.sync.base import Copy, Progress, SyncStrategy, data_dirs_bytes, run_watched
@@ -42,22 +42,18 @@ def jobs() -> int:
     return max(2, os.cpu_count() or 2)
 
 
-def pg_dump_argv(install: PgInstall, conninfo: str, out: Path, n_jobs: int) -> list[str]:
-    return [install.bin("pg_dump"), "-Fd", "-j", str(n_jobs), "-Z", "0", "--no-sync", "-f", str(out),
-            "-d", conninfo]
+def dump_args(conninfo: str, out: Path, n_jobs: int) -> list[pgtools.ToolArg]:
+    """Uncompressed, unsynced: a throwaway copy restored at once."""
+    return pgtools.dump_args(conninfo, out, n_jobs, compress=0, no_sync=True)
 
 
-def pg_restore_argv(install: PgInstall, conninfo: str, dump_dir: Path, n_jobs: int) -> list[str]:
-    return [install.bin("pg_restore"), "-j", str(n_jobs), "--exit-on-error", "-d", conninfo, str(dump_dir)]
-
-
-def client_install(source: Environment, target: Environment) -> PgInstall:
-    """pg_dump must be at least as new as the source server; pg_restore as new as the dump."""
-    src, dst = source.cluster.install, target.cluster.install
-    if dst.major < src.major:
-        raise BadInput(f"cannot copy PostgreSQL {src.major} ({source.name}) into PostgreSQL {dst.major} "
+def check_majors(source: Environment, target: Environment) -> None:
+    """The source's pg_dump (its server's major) writes the dump; the target's pg_restore, which must be
+    at least as new, reads it."""
+    src, dst = source.database.major, target.database.major
+    if dst < src:
+        raise BadInput(f"cannot copy PostgreSQL {src} ({source.name}) into PostgreSQL {dst} "
                        f"({target.name}) with a dump", fix="give staging the same or a newer PostgreSQL major")
-    return dst
 
 
 @register("dump")
@@ -65,7 +61,7 @@ class DumpSync(SyncStrategy):
     reads_live_source = True
 
     def unavailable(self, source: Environment, *, stop_source: bool = False) -> tuple[str, str] | None:
-        if not (source.cluster.initialized() and source.cluster.running()):
+        if not source.database_running():
             return (f"{source.kind} environment {source.name!r} is not running (its PostgreSQL is down); the dump "
                     "strategy copies a running source online",
                     f"start it with `upgrade-infra env up {source.name}`, or copy its stopped data dir with "
@@ -83,8 +79,8 @@ class DumpSync(SyncStrategy):
 
     def copy(self, source: Environment, target: Environment, progress: Progress, *,
              stop_source: bool = False) -> Copy:
-        tools = client_install(source, target)
-        fresh = not target.cluster.initialized()  # new cluster: restore straight into its empty databases
+        check_majors(source, target)
+        fresh = not target.database_exists()  # new server: restore straight into its empty databases
         copy = Copy(self.name, {})
         work = target.dir / "sync"
         target.state.remove(work, ignore_errors=True)
@@ -96,7 +92,7 @@ class DumpSync(SyncStrategy):
         with ThreadPoolExecutor(max_workers=2 * len(dbs)) as pool:
             # the dumps start at once; the target cluster is provisioned meanwhile; each database's
             # restore starts when its dump is done, side by side with the other database's dump
-            dumps = {db: pool.submit(self._dump, tools, source, db, work, progress) for db in dbs}
+            dumps = {db: pool.submit(self._dump, source, db, work, progress) for db in dbs}
             try:
                 target.provision_database()  # cluster, roles with staging's own passwords, empty databases
                 admin = target.conninfo()
@@ -113,29 +109,31 @@ class DumpSync(SyncStrategy):
                     f.cancel()
                 raise
             with bulk_load(admin):
-                restores = {db: pool.submit(self._restore, tools, target, db, copy.databases[db], dumps[db],
+                restores = {db: pool.submit(self._restore, target, db, copy.databases[db], dumps[db],
                                             sizes[db], progress) for db in dbs}
                 per_db = {db: f.result() for db, f in restores.items()}
         copy.stats.update(databases=per_db, bytes=sum(sizes.values()), seconds=round(time.monotonic() - t0, 3))
         return copy
 
-    def _dump(self, tools: PgInstall, source: Environment, db: str, work: Path, progress: Progress) -> dict:
+    def _dump(self, source: Environment, db: str, work: Path, progress: Progress) -> dict:
         out = work / db
         t0 = time.monotonic()
         table_bytes = int(sql.fetch_value(source.conninfo(db), TABLE_BYTES, read_only=True) or 0)
-        run_watched(pg_dump_argv(tools, source.conninfo(db), out, jobs()), lambda: fsutil.tree_bytes(out),
-                    f"dump {db}", table_bytes or None, progress, env=runner.base_env(READ_ONLY), timeout=7200)
+        args = dump_args(source.database.tool_conninfo(db), out, jobs())
+        run_watched(lambda: source.database.run_tool("pg_dump", args, env=READ_ONLY, timeout=7200),
+                    lambda: fsutil.tree_bytes(out), f"dump {db}", table_bytes or None, progress)
         return {"dir": out, "dump_bytes": fsutil.tree_bytes(out), "dump_s": round(time.monotonic() - t0, 3)}
 
-    def _restore(self, tools: PgInstall, target: Environment, db: str, tmp: str, dump: Future, size: int,
+    def _restore(self, target: Environment, db: str, tmp: str, dump: Future, size: int,
                  progress: Progress) -> dict:
         d = dump.result()
         t1 = time.monotonic()
         conn = target.conninfo(tmp)
         base = int(sql.fetch_value(conn, DB_BYTES, [tmp]) or 0)
-        run_watched(pg_restore_argv(tools, conn, d["dir"], jobs()),
+        args = pgtools.restore_args(target.database.tool_conninfo(tmp), d["dir"], jobs())
+        run_watched(lambda: target.database.run_tool("pg_restore", args, env={}, timeout=7200),
                     lambda: int(sql.fetch_value(conn, DB_BYTES, [tmp]) or 0) - base, f"restore {db}",
-                    size or None, progress, env=runner.base_env(), timeout=7200)
+                    size or None, progress)
         target.state.remove(d["dir"], ignore_errors=True)
         return {"bytes": size, "dump_bytes": d["dump_bytes"], "dump_s": d["dump_s"],
                 "restore_s": round(time.monotonic() - t1, 3)}

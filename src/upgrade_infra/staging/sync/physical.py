@@ -10,11 +10,11 @@ and is started again right after the copy.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from typing import TYPE_CHECKING
 
+from upgrade_infra.backends.interface import PhysicalDataDir, ServiceData
 from upgrade_infra.core import fsutil, sql
 from upgrade_infra.restore.names import is_ours
 from upgrade_infra.staging.sync import register
@@ -34,52 +34,54 @@ def unbind_auto_conf(text: str) -> str:
 
 @register("physical")
 class PhysicalSync(SyncStrategy):
+    requires = frozenset({PhysicalDataDir, ServiceData})
+    alternative = "dump"
     reads_live_source = False
 
     def unavailable(self, source: Environment, *, stop_source: bool = False) -> tuple[str, str] | None:
-        if not source.cluster.initialized():
+        pg = source.capability(PhysicalDataDir)
+        if not pg.initialized():
             return (f"environment {source.name!r} has no PostgreSQL data dir to copy",
                     f"bring it up first: `upgrade-infra env up {source.name}`")
-        if source.cluster.running() and source.kind != "staging" and not stop_source:
+        if pg.running() and source.kind != "staging" and not stop_source:
             return (f"the physical strategy copies a stopped cluster, and {source.kind} {source.name!r} is running",
                     "use --strategy dump (online), or add --stop-source to accept a short outage of the source")
         return None
 
     def bytes_needed(self, source: Environment) -> int:
-        return fsutil.tree_bytes(source.cluster.data_dir) + data_dirs_bytes(source)
+        return fsutil.tree_bytes(source.capability(PhysicalDataDir).data_dir) + data_dirs_bytes(source)
 
     def copy(self, source: Environment, target: Environment, progress: Progress, *,
              stop_source: bool = False) -> Copy:
         copy = Copy(self.name, {db: db for db in source.manifest.postgres.databases})
-        dst = target.cluster.data_dir
+        src_pg, dst_pg = source.capability(PhysicalDataDir), target.capability(PhysicalDataDir)
+        dst = dst_pg.data_dir
         prev = dst.with_name("data.prev")
-        if target.cluster.initialized():
-            target.stop_database()
+        if dst_pg.initialized():
+            dst_pg.stop()
             target.state.remove(prev, ignore_errors=True)
             dst.rename(prev)
             copy.on_abort.append(lambda: _put_back(target, prev))
             copy.on_commit.append(lambda: target.state.remove(prev, ignore_errors=True))
         else:
-            copy.on_abort.append(lambda: (target.stop_database(), target.state.remove(dst, ignore_errors=True)))
-        (target.dir / "pg").mkdir(parents=True, exist_ok=True)
-        os.chmod(target.dir / "pg", 0o711)
-        target.cluster.log_path.parent.mkdir(parents=True, exist_ok=True)
-        total = fsutil.tree_bytes(source.cluster.data_dir)
-        was_running = source.cluster.running()
+            copy.on_abort.append(lambda: (dst_pg.stop(), target.state.remove(dst, ignore_errors=True)))
+        dst_pg.prepare()
+        total = fsutil.tree_bytes(src_pg.data_dir)
+        was_running = src_pg.running()
         services = [s.name for s in source.status(probe=False).services if s.running] if was_running else []
         t0 = time.monotonic()
         if was_running:
             source.stop_services(services)
-            source.stop_database()
+            src_pg.stop()
         try:
             t_cp = time.monotonic()
-            run_watched(fsutil.cp_argv(source.cluster.data_dir, dst, reflink="auto"),
+            run_watched(fsutil.cp_argv(src_pg.data_dir, dst, reflink="auto"),
                         lambda: fsutil.tree_bytes(dst), "copy data dir", total, progress, timeout=7200)
             cp_s = time.monotonic() - t_cp
         finally:
             outage = time.monotonic() - t0
             if was_running:
-                source.start_database()
+                src_pg.start()
                 if services:
                     source.start_services(services)
         for junk in ("postmaster.pid", "postmaster.opts"):
@@ -104,6 +106,7 @@ def _drop_undeclared(target: Environment) -> list[str]:
 
 
 def _put_back(target: Environment, prev) -> None:
-    target.stop_database()
-    target.state.remove(target.cluster.data_dir, ignore_errors=True)
-    prev.rename(target.cluster.data_dir)
+    pg = target.capability(PhysicalDataDir)
+    pg.stop()
+    target.state.remove(pg.data_dir, ignore_errors=True)
+    prev.rename(pg.data_dir)
