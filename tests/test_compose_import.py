@@ -15,7 +15,6 @@ from ruamel.yaml import YAML
 
 from upgrade_infra.cli import main
 from upgrade_infra.core.errors import BadInput, ManifestError
-from upgrade_infra.stack.manifest import load_manifest
 from upgrade_infra.stack.compose_import import (
     COMPOSE_KEY,
     SECRET_NAME,
@@ -25,6 +24,7 @@ from upgrade_infra.stack.compose_import import (
     pg_major,
     read_dotenv,
 )
+from upgrade_infra.stack.manifest import load_manifest
 
 DATA = Path(__file__).parent / "data" / "compose"
 FILES = {"n8n": DATA / "n8n" / "docker-compose.yml", "openwebui": DATA / "openwebui" / "docker-compose.yml",

@@ -41,6 +41,9 @@ def backend(name: str, env: str | None = None) -> type[Environment]:
     """The backend class registered as ``name``."""
     from upgrade_infra.backends.local import environment as local  # noqa: F401 - registers the embedded default backend
 
+    if name == "compose" and name not in BACKENDS:
+        from upgrade_infra.backends.compose import environment as compose  # noqa: F401 - registers itself
+
     if name not in BACKENDS:
         raise UnknownName(f"environment {env!r} uses unknown backend {name!r}" if env else f"unknown backend {name!r}",
                           fix=f"use one of: {', '.join(BACKENDS)}")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
+from upgrade_infra.cli.app import console, emit, esc, sub
 from upgrade_infra.core.errors import BadInput
 from upgrade_infra.stack.compose_import import import_compose, write_stack
-from upgrade_infra.cli.app import console, emit, esc, sub
 
 import_app = sub("import", "Write a stack.yaml from what a stack is already deployed with.")
 

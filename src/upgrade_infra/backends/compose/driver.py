@@ -26,10 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from upgrade_infra.backends.compose.engine import Engine, docker_sdk
 from upgrade_infra.core import runner
 from upgrade_infra.core.errors import BadInput, CommandFailed, OperationFailed
-
-from upgrade_infra.backends.compose.engine import Engine, docker_sdk
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"

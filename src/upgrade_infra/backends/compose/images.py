@@ -42,10 +42,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from upgrade_infra.backends.compose.engine import Engine, find_engine
 from upgrade_infra.core import runner
 from upgrade_infra.core.errors import BadInput, OperationFailed
-
-from upgrade_infra.backends.compose.engine import Engine, find_engine
 
 LABEL_INPUTS = "org.upgrade-infra.inputs"
 LABEL_RELEASE = "org.upgrade-infra.release"
