@@ -45,8 +45,8 @@ def compose(file: Path = typer.Argument(..., metavar="FILE", help="the docker-co
                 console.print(f"- {esc(n['text'])}", highlight=False, soft_wrap=True)
         else:
             console.print("everything inferred", highlight=False)
-        console.print("the compose: section waits for the Compose backend's manifest fields; the rest is a "
-                      "valid manifest", style="dim", highlight=False, soft_wrap=True)
+        console.print("a valid manifest, compose: section included (`env up production` runs it as a Compose "
+                      "project)", style="dim", highlight=False, soft_wrap=True)
 
     emit(data, human)
 

@@ -1193,7 +1193,7 @@ class _Importer:
             comp["volumes"] = cv
         cm[COMPOSE_KEY] = comp
         cm.yaml_set_comment_before_after_key(
-            COMPOSE_KEY, before="\nWhat only the Compose backend needs (not in the manifest schema yet)")
+            COMPOSE_KEY, before="\nWhat only the Compose backend needs")
         cm.yaml_set_start_comment(
             f"Written by `upgrade-infra import compose {self.display}` from {self.display}.\n"
             f"Review every {TODO} line (the import prints them with the Compose line). Secrets are read from\n"
@@ -1234,7 +1234,7 @@ class _Importer:
                                                    "docs/reference/stack.reference.yaml")
 
     def _validate(self, plain: dict) -> None:
-        rest = {k: v for k, v in plain.items() if k != COMPOSE_KEY}
+        rest = plain  # the compose: section is part of the manifest schema (the compose backend reads it)
         with tempfile.TemporaryDirectory(prefix="import-compose-") as d:
             p = Path(d) / "stack.yaml"
             buf = io.StringIO()

@@ -41,6 +41,8 @@ from upgrade_infra.backends.interface import (
     Environment,
     EnvStatus,
     HostPath,
+    MissingCapability,
+    ServiceData,
     ServiceStatus,
     ToolArg,
 )
@@ -214,6 +216,36 @@ class ComposeDatabase(Database):
         return ["docker", "exec", "-i", "-u", PG_SUPERUSER, self.env.container_name(self.env.pg_service), tool, *args]
 
 
+class VolumeData(ServiceData):
+    """A service's data volume as the directory the engine keeps it in on this host (Docker Engine's
+    ``<data-root>/volumes/<name>/_data``): restore points copy it, rollbacks swap it by rename while the
+    service's container is removed. Needs the engine on the tool's host (not a remote or VM engine)."""
+
+    def __init__(self, env: ComposeEnvironment) -> None:
+        self.env = env
+
+    def path(self, service: str) -> Path:
+        vols = self.env.spec.services[service].volumes if service in self.env.spec.services else {}
+        if not vols:
+            return self.env.dir / "no-volume" / service  # nothing to capture: an empty copy
+        name = self.env.volume_name(next(iter(vols)))
+        client = self.env.driver.client
+        try:
+            mount = Path(client.volumes.get(name).attrs["Mountpoint"])
+        except self.env.driver.docker.errors.NotFound:
+            # not created yet: the engine puts it beside the pg volume, or it is created empty now
+            client.volumes.create(name=name, labels={"com.docker.compose.project": self.env.project,
+                                                     "com.docker.compose.volume": next(iter(vols)),
+                                                     ENV_LABEL: self.env.name})
+            mount = Path(client.volumes.get(name).attrs["Mountpoint"])
+        if not mount.parent.is_dir():
+            raise MissingCapability(
+                f"volume {name} of {self.env.name} lives at {mount}, which is not on this host (a remote engine)",
+                fix=f"run the tool where the engine runs, or set services.{service}.data_dir: false",
+                backend="compose", missing="ServiceData")
+        return mount
+
+
 def _taken_bases(m: Manifest, state: StateDir) -> list[int]:
     taken = [e.port_base for e in m.environments.values()]
     for n in state.env_names():
@@ -227,7 +259,7 @@ def _taken_bases(m: Manifest, state: StateDir) -> list[int]:
 class ComposeEnvironment(Environment):
     """One Compose project per environment (see the module's docstring)."""
 
-    capabilities = frozenset()
+    capabilities = frozenset({ServiceData})
     _engine: Any = None
     _cli: Any = None
     _driver: Any = None
@@ -346,10 +378,40 @@ class ComposeEnvironment(Environment):
         return self.state.checked(self.dir / "compose" / "docker-compose.yml")
 
     def image(self, service: str, version: str | None = None) -> str:
-        return image_for(self.spec.services[service], version or self.record.versions[service])
+        """The image reference to run ``service`` at ``version``: its tag (or digest), unless a rollback
+        pinned the image ID it ran at that version and the tag has moved since (then a tag of our own
+        on that very image)."""
+        ver = version or self.record.versions[service]
+        ref = image_for(self.spec.services[service], ver)
+        pin = self.backend_state.get("pins", {}).get(service)
+        if not pin or pin.get("version") != ver:
+            return ref
+        client = self.driver.client
+        try:
+            if client.images.get(ref).id == pin["image"]:
+                return ref
+        except self.driver.docker.errors.ImageNotFound:
+            pass
+        pinned = f"upgrade-infra-pin/{self.project}-{service}:{ver}"
+        try:
+            client.images.get(pin["image"]).tag(pinned)
+        except self.driver.docker.errors.ImageNotFound:
+            raise ImageMissing(f"image {pin['image'][:19]} that {service} {ver} ran at the restore point is gone "
+                               f"from the engine, and {ref} is now another image",
+                               fix=f"restore the image (docker load/pull) or re-tag {ref}") from None
+        return pinned
+
+    def pin_images(self, images: dict[str, str]) -> None:
+        """After a rollback: run each service at the image ID recorded with its version (tags move)."""
+        self.backend_state["pins"] = {s: {"version": self.record.versions[s], "image": i}
+                                      for s, i in images.items() if s in self.record.versions}
+        self.save()
 
     def admin_password(self) -> str:
         return secretlib.db_password(self.state, self.name, "_superuser")
+
+    def _capability(self, cap):  # type: ignore[no-untyped-def]
+        return {ServiceData: VolumeData}[cap](self)
 
     # -- endpoints and contexts --------------------------------------------------------------------
     def endpoint(self, service: str) -> Endpoint:
