@@ -83,7 +83,7 @@ def instrumented(env) -> dict:
     shaped = [(db, t) for db, ts in declared.items() for t in ts]
     before = fingerprint(env, shape_only=shaped)
     tables = {db: sorted(t for d, t in before.tables if d == db) for db in before.databases}
-    with LockSampler(cis) as smp, Canary(cis, tables, env.manifest.migration.timeout_s):
+    with LockSampler(cis, backend_cpu=env.database.backend_cpu_s) as smp, Canary(cis, tables, env.manifest.migration.timeout_s):
         res = execute.run_migration(env, TO, env.manifest.migration.timeout_s)
     assert res["status"] == "ok", res
     env.stop_services()

@@ -47,7 +47,7 @@ def test_a_proper_staging_env_passes_and_gets_the_overrides(stack):
 
 def test_refuses_production_ports(stack):
     prod = stack.env("production")
-    st = _staging(stack, port_base=prod.record.port_base)
+    st = _staging(stack, port_base=prod.port_base)
     with pytest.raises(RefusedToTouchProduction, match="belong to environment 'production'"):
         isolation.check(st, [prod])
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from upgrade_infra.backends.interface import HostPath
+from upgrade_infra.backends.local.environment import side_start_argv
 from upgrade_infra.backends.local.postgres import PgInstall
+from upgrade_infra.backends.pgtools import dump_args, restore_args
 from upgrade_infra.core.steps import step_names
 from upgrade_infra.operations.upgrade import upgrade_steps
 from upgrade_infra.restore import names, quarantine
-from upgrade_infra.restore.dump import pg_dump_argv, pg_restore_argv
-from upgrade_infra.restore.fs import side_start_argv
 from upgrade_infra.restore.meta import RestorePoint, checksum_tree, verify_files
 from upgrade_infra.restore.ops import prune_plan
 from upgrade_infra.stack.manifest import Retention
@@ -28,10 +29,12 @@ def test_names_fit_postgres_limit():
 
 
 def test_dump_and_restore_argv():
-    assert pg_dump_argv(PG, "host=/s dbname=a", Path("/rp/dump/a"), jobs=2) == [
-        "/pg/bin/pg_dump", "-Fd", "-j", "2", "-f", "/rp/dump/a", "-d", "host=/s dbname=a"]
-    assert pg_restore_argv(PG, "dbname=a__r_1", Path("/rp/dump/a"), jobs=2) == [
-        "/pg/bin/pg_restore", "-j", "2", "--exit-on-error", "-d", "dbname=a__r_1", "/rp/dump/a"]
+    # one builder for every pg_dump/pg_restore; the program comes from the database handle
+    assert dump_args("host=/s dbname=a", Path("/rp/dump/a"), jobs=2) == [
+        "-Fd", "-j", "2", "-f", HostPath(Path("/rp/dump/a"), "w"), "-d", "host=/s dbname=a"]
+    assert restore_args("dbname=a__r_1", Path("/rp/dump/a"), jobs=2) == [
+        "-j", "2", "--exit-on-error", "-d", "dbname=a__r_1", HostPath(Path("/rp/dump/a"), "r")]
+    assert [str(a) for a in dump_args("c", Path("/d"), 2)] == ["-Fd", "-j", "2", "-f", "/d", "-d", "c"]
     assert side_start_argv(PG, Path("/q/pgdata"), 45000, Path("/tmp/s"), Path("/tmp/s/l")) == [
         "/pg/bin/pg_ctl", "start", "-D", "/q/pgdata", "-w", "-t", "60", "-l", "/tmp/s/l",
         "-o", "-p 45000 -k /tmp/s -c listen_addresses=''"]

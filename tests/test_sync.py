@@ -6,27 +6,25 @@ from pathlib import Path
 
 import pytest
 
-from upgrade_infra.backends.local.postgres import PgInstall
+from upgrade_infra.backends.pgtools import restore_args
 from upgrade_infra.cli.stage_cmds import parse_versions
 from upgrade_infra.core.errors import BadInput, UnknownName
 from upgrade_infra.staging import sync
 from upgrade_infra.staging.sync.base import Copy
-from upgrade_infra.staging.sync.dump import READ_ONLY, pg_dump_argv, pg_restore_argv
+from upgrade_infra.staging.sync.dump import READ_ONLY, dump_args
 from upgrade_infra.staging.sync.physical import unbind_auto_conf
-
-PG = PgInstall(Path("/pg/bin"), 15, "15.8", "system")
 
 
 def test_pg_dump_argv_is_parallel_uncompressed_directory_format():
-    assert pg_dump_argv(PG, "host=/s port=5 user=postgres dbname=a", Path("/w/a"), 2) == [
-        "/pg/bin/pg_dump", "-Fd", "-j", "2", "-Z", "0", "--no-sync", "-f", "/w/a",
+    assert [str(a) for a in dump_args("host=/s port=5 user=postgres dbname=a", Path("/w/a"), 2)] == [
+        "-Fd", "-j", "2", "-Z", "0", "--no-sync", "-f", "/w/a",
         "-d", "host=/s port=5 user=postgres dbname=a"]
     assert READ_ONLY == {"PGOPTIONS": "-c default_transaction_read_only=on"}  # every source session read-only
 
 
 def test_pg_restore_argv():
-    assert pg_restore_argv(PG, "dbname=a__uinfra_sync", Path("/w/a"), 4) == [
-        "/pg/bin/pg_restore", "-j", "4", "--exit-on-error", "-d", "dbname=a__uinfra_sync", "/w/a"]
+    assert [str(a) for a in restore_args("dbname=a__uinfra_sync", Path("/w/a"), 4)] == [
+        "-j", "4", "--exit-on-error", "-d", "dbname=a__uinfra_sync", "/w/a"]
 
 
 def test_unbind_auto_conf_drops_listen_settings_only():

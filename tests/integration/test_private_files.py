@@ -180,9 +180,9 @@ def test_staging_services_cannot_reach_production():
         staging.create(s, "stg")
         stg = s.env("stg")
         assert stg.status().healthy
-        uid, gid, groups = _ids(stg.record.processes["web"]["pid"])
+        uid, gid, groups = _ids(stg.processes["web"]["pid"])
         assert uid != 0 and uid == pwd.getpwnam(STAGING_USER).pw_uid and groups == ""
-        assert _ids(prod.record.processes["web"]["pid"])[0] == 0  # production is untouched
+        assert _ids(prod.processes["web"]["pid"])[0] == 0  # production is untouched
         probe = (  # what a compromised staging service would try: read production's dirs, use its socket
             "import os, socket, sys\n"
             "bad = []\n"

@@ -119,6 +119,6 @@ def test_export_import_and_restore_a_new_environment(ledger, tmp_path):
     try:
         assert res["verified"]
         assert fingerprint(ledger.env("dr")).equal(before)
-        assert res["port_base"] != env.record.port_base
+        assert res["port_base"] != env.port_base
     finally:
         ledger.env("dr").destroy()

@@ -149,7 +149,7 @@ def test_staging_cannot_reach_production_database(created):
         with pytest.raises(Exception, match="read-only transaction"):
             c.execute("UPDATE users SET email = email")
     moved = open_environment(s.manifest, s.state, NAME,
-                                     st.record.model_copy(update={"port_base": prod.record.port_base}))
+                             st.record.model_copy(update={"backend_state": {"port_base": prod.port_base}}))
     with pytest.raises(RefusedToTouchProduction):
         isolation.check(moved, [prod])
 

@@ -15,25 +15,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from upgrade_infra.core import runner
 from upgrade_infra.core.errors import BadInput, UnknownName
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
-
-
-def service_runtime(env: Environment, service: str, version: str | None = None,
-                    **extra: Any) -> tuple[dict[str, str], Path, dict[str, Any]]:
-    """(env vars, cwd, template context) of ``service`` at ``version`` (default: the environment's),
-    its release installed first."""
-    env.manifest.service(service)
-    ver = version or env.record.versions[service]
-    env.manifest.version_of(service, ver)
-    env.ensure_installed(service, ver)
-    env.data_dir(service).mkdir(parents=True, exist_ok=True, mode=0o700)
-    _, full_env, cwd = env._runtime(service, ver, **extra)
-    ctx = env.service_context(service, ver, **extra)
-    return full_env, cwd, ctx
 
 
 def exec_env(base: dict[str, str], ctx: dict[str, Any]) -> dict[str, str]:
@@ -48,16 +33,18 @@ def exec_env(base: dict[str, str], ctx: dict[str, Any]) -> dict[str, str]:
 
 
 def exec_in(env: Environment, service: str, argv: list[str], *, version: str | None = None) -> int:
-    """Run ``argv`` attached to the terminal with ``service``'s settings; its exit code."""
+    """Run ``argv`` attached to the terminal with ``service``'s settings (the backend's); its exit code."""
     if not argv:
         raise BadInput("no command given", fix=f"write: upgrade-infra exec {env.name} {service} -- COMMAND [ARGS…]")
-    base, cwd, ctx = service_runtime(env, service, version)
-    return runner.attached(argv, env=exec_env(base, ctx), cwd=cwd)
+    env.manifest.service(service)
+    if version is not None:
+        env.manifest.version_of(service, version)
+    return env.exec_attached(service, argv, version)
 
 
 # -- databases ---------------------------------------------------------------------------------------
 def _db(env: Environment, db: str | None) -> dict[str, Any]:
-    dbs = env.db_info()
+    dbs = env.db_info(view="tool")  # the person at the tool's host connects as the tool does
     name = db or next(iter(dbs))
     if name not in dbs:
         raise UnknownName(f"no database {name!r} in {env.manifest.path}", fix=f"use one of: {', '.join(dbs)}")
@@ -97,5 +84,4 @@ def connection(env: Environment, db: str | None = None) -> dict[str, Any]:
 def psql(env: Environment, db: str | None = None, args: list[str] | None = None) -> int:
     """Open ``psql`` on the database (the password reaches it through PGPASSFILE); its exit code."""
     c = connection(env, db)
-    return runner.attached([env.cluster.install.bin("psql"), *(args or [])],
-                           env=runner.base_env(c["libpq_env"]), cwd=Path.cwd())
+    return env.database.attach_tool("psql", list(args or []), env=c["libpq_env"])

@@ -145,10 +145,18 @@ class PhysicalDataDir(Capability):
 
     title = "physical PostgreSQL data directory"
 
+    #: files of a running server that a copy of the directory must not carry
+    SERVER_FILES: ClassVar[tuple[str, ...]] = ("postmaster.pid", "postmaster.opts")
+
     @property
-    def data_dir(self) -> Path:
+    def path(self) -> Path:
         """The live data directory (renamed away and back by swaps while the server is stopped)."""
         raise NotImplementedError
+
+    def clean_copy(self, copy: Path) -> None:
+        """Make a copy of a data directory startable on its own (drop the running server's files)."""
+        for name in self.SERVER_FILES:
+            (copy / name).unlink(missing_ok=True)
 
     def initialized(self) -> bool:
         raise NotImplementedError
@@ -166,7 +174,7 @@ class PhysicalDataDir(Capability):
         """Make the data directory's parents (reachable by the server) before a copy is placed there."""
         raise NotImplementedError
 
-    def side_server(self, data_dir: Path) -> AbstractContextManager[Callable[[str], str]]:
+    def side_server(self, copy: Path) -> AbstractContextManager[Callable[[str], str]]:
         """Run a copy of a data directory on a side address for reading; yields ``conninfo(db)``.
         Stopped when the context ends."""
         raise NotImplementedError
@@ -477,6 +485,11 @@ class Environment(ABC):
                           requested: dict[str, Any] | None = None) -> dict[str, Any]:
         """``backend_state`` for a new environment ``name`` (e.g. a free port block for ``local``);
         ``requested`` carries what the user asked for (``--port-base``)."""
+
+    def owned_paths(self) -> dict[str, Path]:
+        """Host paths that are this environment's alone, by label (isolation checks that no other
+        environment's overlap and that no staging setting names them)."""
+        return {"directory": self.dir}
 
     def placement(self) -> dict[str, Any]:
         """What the backend reports about where this environment lives (e.g. ``port_base``)."""

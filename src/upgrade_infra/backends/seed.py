@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core import runner, sql
+from upgrade_infra.core.errors import CommandFailed
 from upgrade_infra.stack import templates
 
 if TYPE_CHECKING:
@@ -27,20 +29,28 @@ def before_start(env: Environment) -> bool:
 
 
 def seed_argv(env: Environment, size_mb: float) -> tuple[list[str], dict[str, str], str]:
+    """(argv, env vars, cwd) of a plain seed, run by the tool on its own host: addresses are the tool's."""
     spec = env.manifest.seed
-    assert spec is not None
-    if spec.service:
-        from upgrade_infra.backends.access import service_runtime
-
-        svc_env, cwd, ctx = service_runtime(env, spec.service, size_mb=f"{size_mb:g}")
-        argv = templates.build_argv(spec.command, ctx)
-        if spec.cwd:
-            cwd = templates.render(spec.cwd, ctx)
-        return argv, {**svc_env, **templates.render_env(spec.env, ctx)}, str(cwd)
-    ctx = {**env.base_context(), "size_mb": f"{size_mb:g}"}
+    assert spec is not None and not spec.service
+    ctx = {**env.base_context(view="tool"), "size_mb": f"{size_mb:g}"}
     argv = templates.build_argv(spec.command, ctx)
     cwd = templates.render(spec.cwd or "{stack_dir}", ctx)
     return argv, runner.base_env(templates.render_env(spec.env, ctx)), cwd
+
+
+def _seed(env: Environment, size_mb: float) -> runner.Completed:
+    spec = env.manifest.seed
+    assert spec is not None
+    if spec.service:  # the service's one-off job, wherever the backend runs its jobs
+        res = env.run_job(spec.service, shlex.split(spec.command), timeout=3600, env=spec.env, cwd=spec.cwd,
+                          size_mb=f"{size_mb:g}")
+        if res.returncode != 0:
+            tail = (res.stderr or res.stdout).strip().splitlines()[-5:]
+            raise CommandFailed(f"{' '.join(res.argv[:4])}… exited {res.returncode}: {' | '.join(tail)}",
+                                argv=res.argv, returncode=res.returncode, stderr=res.stderr[-2000:])
+        return res
+    argv, e, cwd = seed_argv(env, size_mb)
+    return runner.run(argv, env=e, cwd=cwd, timeout=3600)
 
 
 def run_seed(env: Environment, size_mb: float | None = None) -> dict[str, Any]:
@@ -48,9 +58,8 @@ def run_seed(env: Environment, size_mb: float | None = None) -> dict[str, Any]:
     assert spec is not None
     size = size_mb or float(os.environ.get("UPGRADE_INFRA_SEED_MB") or spec.size_mb)
     before = sum(sql.database_sizes(env.conninfo()).values())
-    argv, e, cwd = seed_argv(env, size)
     t0 = time.monotonic()
-    res = runner.run(argv, env=e, cwd=cwd, timeout=3600)
+    res = _seed(env, size)
     seconds = time.monotonic() - t0
     after = sum(sql.database_sizes(env.conninfo()).values())
     env.record.seeded = True

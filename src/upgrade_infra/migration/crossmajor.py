@@ -1,17 +1,16 @@
-"""PostgreSQL major compatibility: dump an environment's databases, restore them into a scratch cluster
+"""PostgreSQL major compatibility: dump an environment's databases, restore them into a scratch server
 of another available major (system 15, the ``pgserver`` wheel's 16, …), fingerprint and check there.
 
-The source is only read (``pg_dump`` runs in a read-only snapshot). For each target: initdb a scratch
-cluster under ``<state>/scratch/``, create the source's roles (NOLOGIN) and databases, ``pg_restore``,
-then compare fingerprints with the source's and re-check every constraint and invariant. The scratch
-cluster is stopped and removed whatever happens.
+The source is only read (``pg_dump`` runs in a read-only snapshot). For each target: a scratch server
+from the backend's :class:`ScratchServers` capability (``local``: a cluster under ``<state>/scratch/``),
+the source's roles (NOLOGIN) and databases, ``pg_restore``, then fingerprints compared with the source's
+and every constraint and invariant re-checked. The scratch server is removed whatever happens.
 """
 
 from __future__ import annotations
 
-import os
-import random
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from psycopg import sql as psql
 
-from upgrade_infra.backends.local import postgres as pglib
-from upgrade_infra.core import runner, sql
+from upgrade_infra.backends import pgtools
+from upgrade_infra.backends.interface import Database, ScratchServers, ServerInfo
+from upgrade_infra.core import sql
 from upgrade_infra.core.errors import PostgresNotFound
 from upgrade_infra.migration.integrity import check_constraints, check_invariants
-from upgrade_infra.restore.dump import pg_dump_argv, pg_restore_argv
 from upgrade_infra.restore.fingerprint import fingerprint, fingerprint_conninfos
-from upgrade_infra.stack.ports import holder_of
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -38,13 +36,13 @@ def create_role_nologin(name: str) -> psql.Composed:
     return psql.SQL("CREATE ROLE {} NOLOGIN").format(psql.Identifier(name))
 
 
-def tool_install(source: pglib.PgInstall, target: pglib.PgInstall) -> pglib.PgInstall:
+def tool_install(source: Database, target: Database) -> Database:
     """pg_dump/pg_restore of the newer major: it reads older servers and writes archives both restore."""
     return target if target.major >= source.major else source
 
 
-def targets_for(source_major: int, majors: list[int] | None) -> list[pglib.PgInstall]:
-    installs = {i.major: i for i in reversed(pglib.find_installs())}  # first found wins per major
+def targets_for(source_major: int, majors: list[int] | None, available: list[ServerInfo]) -> list[ServerInfo]:
+    installs = {i.major: i for i in available}
     wanted = majors if majors else [m for m in sorted(installs) if m != source_major]
     missing = [m for m in wanted if m not in installs]
     if missing or not wanted:
@@ -97,84 +95,67 @@ class CrossMajorResult:
                 "targets": [t.to_dict() for t in self.targets]}
 
 
-def free_port(lo: int = 20000, hi: int = 60000) -> int:
-    rng = random.Random(os.getpid() ^ time.time_ns())
-    for _ in range(500):
-        p = rng.randrange(lo, hi)
-        if holder_of(p) is None:
-            return p
-    raise RuntimeError("no free port for a scratch cluster")
-
-
-def scratch_cluster(env: Environment, install: pglib.PgInstall) -> tuple[pglib.Cluster, Path]:
-    root = env.state.server_dir("scratch", pglib.server_user())  # reachable by the server user
-    d = root / f"crossmajor-{install.major}-{os.getpid()}-{random.randrange(1 << 16):04x}"
-    d.mkdir()
-    os.chmod(d, 0o711)
-    c = pglib.Cluster(install, d / "data", pglib.socket_dir_for(d), free_port(), d / "postgres.log",
-                      pglib.server_user())
-    return c, d
-
-
 def cross_major(env: Environment, majors: list[int] | None = None, databases: list[str] | None = None) -> CrossMajorResult:
     dbs = list(databases or env.manifest.postgres.databases)
-    src = env.cluster.install
-    targets = targets_for(src.major, majors)
+    scratch = env.capability(ScratchServers)  # exit 2 on a backend that cannot run other majors
+    src = env.database
+    targets = targets_for(src.major, majors, scratch.available())
     before = fingerprint(env, dbs)
     res = CrossMajorResult(env.name, src.major, before.postgres, before.seconds)
     for target in targets:
         tr = TargetResult(target.major, target.version, target.source)
         res.targets.append(tr)
         try:
-            _one_target(env, target, dbs, before, tr)
+            _one_target(env, scratch, target, dbs, before, tr)
         except Exception as e:  # noqa: BLE001 - one target failing is a result, not a crash
             tr.error = str(e).strip().splitlines()[0][:500]
     return res
 
 
-def _one_target(env: Environment, target: pglib.PgInstall, dbs: list[str], before, tr: TargetResult) -> None:
-    cluster, d = scratch_cluster(env, target)
-    tools = tool_install(env.cluster.install, target)
-    try:
-        t = time.monotonic()
-        cluster.init()
-        cluster.start()
-        admin = cluster.admin_conninfo()
-        for r in sql.fetch(env.conninfo(), ROLES, read_only=True):
-            sql.execute(admin, create_role_nologin(r["name"]))
-        tr.seconds["scratch_cluster"] = round(time.monotonic() - t, 3)
-        dump_s = restore_s = 0.0
-        for db in dbs:
-            owner = sql.fetch_value(env.conninfo(), DB_OWNER, [db], read_only=True)
-            sql.execute(admin, sql.create_database(db, owner=owner))
-            out = d / f"dump-{db}"
-            t = time.monotonic()
-            runner.run(pg_dump_argv(tools, env.conninfo(db), out), timeout=7200)
-            dump_s += time.monotonic() - t
-            t = time.monotonic()
-            runner.run(pg_restore_argv(tools, cluster.admin_conninfo(db), out), timeout=7200)
-            restore_s += time.monotonic() - t
-            shutil.rmtree(out, ignore_errors=True)
-        tr.seconds.update(dump=round(dump_s, 3), restore=round(restore_s, 3))
-        t = time.monotonic()
-        conninfos = {db: cluster.admin_conninfo(db) for db in dbs}
-        after = fingerprint_conninfos(conninfos, f"{env.name}@pg{target.major}")
-        tr.seconds["fingerprint"] = round(time.monotonic() - t, 3)
-        tr.differences = [str(x) for x in before.diff(after)]
-        tr.tables, tr.rows = len(after.tables), after.total_rows()
-        t = time.monotonic()
-        for db in dbs:
-            tables = {tb for dd, tb in after.tables if dd == db}
-            tr.constraints_failed += [f"{c['db']}.{c['table']}: {c['constraint']}: {c['problem']}"
-                                      for c in check_constraints(conninfos[db], db, after, tables, True) if not c["ok"]]
-        tr.invariants_failed = [f"{i['name']}: {i['problem']}" for i in
-                                check_invariants(conninfos, [i for i in env.manifest.migration.invariants
-                                                             if i.database in dbs]) if not i["ok"]]
-        tr.seconds["checks"] = round(time.monotonic() - t, 3)
-    finally:
+def _one_target(env: Environment, scratch: ScratchServers, target: ServerInfo, dbs: list[str], before,
+                tr: TargetResult) -> None:
+    t = time.monotonic()
+    with scratch.scratch(target.major) as server:
+        d = Path(tempfile.mkdtemp(prefix=".crossmajor-", dir=env.dir))  # the dumps: the tool's own files
         try:
-            cluster.stop(mode="immediate")
+            _fill_and_check(env, server, d, dbs, before, tr, t)
         finally:
-            env.state.remove(d, ignore_errors=True)
-            if not cluster.socket_dir.is_relative_to(d):
-                shutil.rmtree(cluster.socket_dir, ignore_errors=True)
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def _fill_and_check(env: Environment, server: Database, d: Path, dbs: list[str], before, tr: TargetResult,
+                    t: float) -> None:
+    # the newer major's tools, on the tool's host: both servers are reached by their host addresses
+    tools = tool_install(env.database, server)
+    admin = server.conninfo()
+    for r in sql.fetch(env.conninfo(), ROLES, read_only=True):
+        sql.execute(admin, create_role_nologin(r["name"]))
+    tr.seconds["scratch_cluster"] = round(time.monotonic() - t, 3)
+    dump_s = restore_s = 0.0
+    for db in dbs:
+        owner = sql.fetch_value(env.conninfo(), DB_OWNER, [db], read_only=True)
+        sql.execute(admin, sql.create_database(db, owner=owner))
+        out = d / f"dump-{db}"
+        t = time.monotonic()
+        tools.run_tool("pg_dump", pgtools.dump_args(env.conninfo(db), out), timeout=7200)
+        dump_s += time.monotonic() - t
+        t = time.monotonic()
+        tools.run_tool("pg_restore", pgtools.restore_args(server.conninfo(db), out), timeout=7200)
+        restore_s += time.monotonic() - t
+        shutil.rmtree(out, ignore_errors=True)
+    tr.seconds.update(dump=round(dump_s, 3), restore=round(restore_s, 3))
+    t = time.monotonic()
+    conninfos = {db: server.conninfo(db) for db in dbs}
+    after = fingerprint_conninfos(conninfos, f"{env.name}@pg{server.major}")
+    tr.seconds["fingerprint"] = round(time.monotonic() - t, 3)
+    tr.differences = [str(x) for x in before.diff(after)]
+    tr.tables, tr.rows = len(after.tables), after.total_rows()
+    t = time.monotonic()
+    for db in dbs:
+        tables = {tb for dd, tb in after.tables if dd == db}
+        tr.constraints_failed += [f"{c['db']}.{c['table']}: {c['constraint']}: {c['problem']}"
+                                  for c in check_constraints(conninfos[db], db, after, tables, True) if not c["ok"]]
+    tr.invariants_failed = [f"{i['name']}: {i['problem']}" for i in
+                            check_invariants(conninfos, [i for i in env.manifest.migration.invariants
+                                                         if i.database in dbs]) if not i["ok"]]
+    tr.seconds["checks"] = round(time.monotonic() - t, 3)

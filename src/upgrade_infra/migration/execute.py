@@ -13,9 +13,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.backends import health
-from upgrade_infra.core import runner, sql
+from upgrade_infra.core import sql
 from upgrade_infra.core.errors import CommandFailed
-from upgrade_infra.stack import templates
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -31,12 +30,7 @@ def mode_for(env: Environment, service: str, requested: str | None = None) -> st
 
 
 def _ready(env: Environment, service: str) -> health.ProbeResult:
-    if hasattr(env, "probe_ready"):  # readiness with its declared check
-        return env.probe_ready(service)
-    spec = env.manifest.service(service)
-    p = spec.readiness or spec.health
-    argv = templates.build_argv(p.command, env.service_context(service)) if p.command else None
-    return health.probe(p, env.service_url(service), argv, runner.base_env() if argv else None)
+    return env.probe(service)  # readiness with its declared check
 
 
 def _running(env: Environment, service: str) -> bool:
@@ -44,10 +38,7 @@ def _running(env: Environment, service: str) -> bool:
 
 
 def _log_tail(env: Environment, service: str, n: int = 6) -> list[str]:
-    try:
-        return env.log_path(service).read_text(errors="replace").strip().splitlines()[-n:]
-    except OSError:
-        return []
+    return env.log_tail(service, n)
 
 
 def migrate_service(env: Environment, service: str, version: str, mode: str, deadline: float) -> dict[str, Any]:
@@ -57,8 +48,8 @@ def migrate_service(env: Environment, service: str, version: str, mode: str, dea
     env.save()
     if mode == "command":
         try:
-            res = env.run_service_command(service, "migrate", version=version,
-                                          timeout=max(1.0, deadline - time.monotonic()))
+            res = env.run_job(service, "migrate", version=version,
+                              timeout=max(1.0, deadline - time.monotonic()))
         except CommandFailed as e:  # the timeout of runner.run
             return {"status": "timeout", "seconds": round(time.monotonic() - t0, 3), "detail": e.message}
         if res.returncode != 0:

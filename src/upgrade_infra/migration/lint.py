@@ -116,8 +116,8 @@ def offline_sql(env: Environment, service: str, from_version: str, to_version: s
                        fix=f"add services.{service}.sql (e.g. alembic upgrade --sql) or skip the lint")
     for v in (from_version, to_version):
         env.manifest.version_of(service, v)
-    res = env.run_service_command(service, "sql", version=to_version, timeout=300,
-                                  **sql_command_context(from_version, to_version))
+    res = env.run_job(service, "sql", version=to_version, timeout=300,
+                      **sql_command_context(from_version, to_version))
     if res.returncode != 0:
         tail = " | ".join((res.stderr or res.stdout).strip().splitlines()[-3:])
         raise CommandFailed(f"{service} sql {from_version} -> {to_version} exited {res.returncode}: {tail}",
@@ -129,6 +129,6 @@ def lint(env: Environment, service: str, from_version: str, to_version: str,
          exclude: tuple[str, ...] = DEFAULT_EXCLUDE) -> LintResult:
     out = LintResult(service, from_version, to_version)
     out.sql = offline_sql(env, service, from_version, to_version)
-    major = env.cluster.install.major
+    major = env.database.major
     out.findings = lint_sql(out.sql, f"{service}-{from_version}-{to_version}.sql", f"{major}.0", exclude)
     return out

@@ -118,7 +118,7 @@ class Rehearsal(ReversibilitySteps):
         assert self.before is not None
         mg = self.env.manifest.migration
         tables = {db: sorted(t for d, t in self.before.tables if d == db) for db in self.before.databases}
-        sampler = LockSampler(self.conninfos(), self.interval_s)
+        sampler = LockSampler(self.conninfos(), self.interval_s, self.env.database.backend_cpu_s)
         canary = Canary(self.conninfos(), tables if self.canary else {}, mg.timeout_s)
         with sampler, canary:
             res = execute.run_migration(self.env, self.to, mg.timeout_s, self.mode)

@@ -51,8 +51,8 @@ class ReversibilitySteps:
         d: dict[str, Any] = {"declared": True, "services": svcs, "exact": False}
         t0 = time.monotonic()
         for svc in svcs:
-            r = env.run_service_command(svc, "downgrade", version=self.to[svc], timeout=env.manifest.migration.timeout_s,
-                                        to_version=frm[svc], from_version=self.to[svc])
+            r = env.run_job(svc, "downgrade", version=self.to[svc], timeout=env.manifest.migration.timeout_s,
+                            to_version=frm[svc], from_version=self.to[svc])
             if r.returncode != 0:
                 d.update(error=f"{svc} downgrade exited {r.returncode}: {(r.stderr or r.stdout).strip()[-300:]}",
                          verdict=f"downgrade of {svc} FAILED")

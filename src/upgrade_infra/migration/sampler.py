@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,30 +123,21 @@ class SamplerResult:
                 "blocked": [b.to_dict() for b in self.blocked], "errors": self.errors[:20]}
 
 
-def _backend_cpu(pids: list[int]) -> float:
-    """CPU seconds used so far by these server processes (0 when they cannot be read)."""
-    import psutil
-
-    total = 0.0
-    for pid in pids:
-        try:
-            t = psutil.Process(pid).cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            continue
-    return total
-
-
 KINDS = {"r": "table", "p": "table", "i": "index", "S": "sequence", "v": "view", "m": "view", "t": "other"}
 
 
 class LockSampler:
-    """``with LockSampler({db: conninfo}) as s: migrate()`` then ``s.result``."""
+    """``with LockSampler({db: conninfo}) as s: migrate()`` then ``s.result``.
 
-    def __init__(self, conninfos: dict[str, str], interval_s: float = 0.05) -> None:
+    ``backend_cpu(pids)``: CPU seconds the server has spent so far in the sampler's own backends (the
+    environment's ``database.backend_cpu_s``; the sampler's cost then includes them), else 0."""
+
+    def __init__(self, conninfos: dict[str, str], interval_s: float = 0.05,
+                 backend_cpu: Callable[[list[int]], float] | None = None) -> None:
         if not 0 < interval_s <= MAX_INTERVAL_S:
             raise BadInput(f"sampler interval {interval_s}s out of range", fix=f"use 0 < interval <= {MAX_INTERVAL_S}")
         self.conninfos = dict(conninfos)
+        self._backend_cpu = backend_cpu or (lambda pids: 0.0)
         self.result = SamplerResult(interval_s)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -189,7 +181,7 @@ class LockSampler:
                 self._ready.set()
                 return
             own = [c.execute(BACKEND_PID).fetchone()["pid"] for c in conns.values()]
-            cpu0 = time.thread_time() + _backend_cpu(own)
+            cpu0 = time.thread_time() + self._backend_cpu(own)
             first = next(iter(conns.values()))
             self._wal0 = first.execute(WAL_LSN).fetchone()["lsn"]
             self._t0 = time.monotonic()
@@ -208,7 +200,7 @@ class LockSampler:
             self._tick(conns, own, time.monotonic() - self._t0)
             r.samples += 1
             r.duration_s = time.monotonic() - self._t0
-            r.cpu_s = time.thread_time() + _backend_cpu(own) - cpu0
+            r.cpu_s = time.thread_time() + self._backend_cpu(own) - cpu0
             self._finish(conns, first)
 
     def _tick(self, conns: dict, own: list[int], now: float) -> None:

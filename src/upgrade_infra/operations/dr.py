@@ -6,7 +6,7 @@ point is converted to ``pg_dump -Fd`` dumps on the way (its databases live insid
 ``dump`` and ``fs`` ones are copied. Every file is checksummed in the metadata and listed in
 ``SHA256SUMS`` (``sha256sum -c SHA256SUMS`` works without this tool). ``import_`` verifies all of
 it before and after copying into the state dir. ``restore_env`` creates a new environment on its
-own port block from a portable restore point and verifies it with the smoke checks.
+own place (local: a port block) from a portable restore point and verifies it with the smoke checks.
 """
 
 from __future__ import annotations
@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.backends import open_environment
+from upgrade_infra.backends.interface import PhysicalDataDir
+from upgrade_infra.backends.registry import backend
 from upgrade_infra.core import fsutil
 from upgrade_infra.core.errors import BadInput, RestorePointError, UnknownName
 from upgrade_infra.core.lock import guard
 from upgrade_infra.core.state import EnvRecord, StateDir, atomic_write_json
 from upgrade_infra.operations import rollback
+from upgrade_infra.operations.session import readiness_check
+from upgrade_infra.restore import datadirs
 from upgrade_infra.restore import points as snapshots
 from upgrade_infra.restore.dump import dump_db, restore_db
 from upgrade_infra.restore.meta import (
@@ -36,7 +40,6 @@ from upgrade_infra.restore.meta import (
     save,
     verify_files,
 )
-from upgrade_infra.stack.ports import allocate_block
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -160,16 +163,6 @@ def import_(state: StateDir, src: Path) -> dict[str, Any]:
             "versions": rp.versions, "seconds": round(time.monotonic() - t0, 3)}
 
 
-def _port_base(m: Manifest, state: StateDir, name: str, port_base: int | None) -> int:
-    if port_base:
-        return port_base
-    if name in m.environments:
-        return m.environments[name].port_base
-    taken = [e.port_base for e in m.environments.values()]
-    taken += [r.port_base for n in state.env_names() if (r := state.load_record(n))]
-    return allocate_block(m, taken)
-
-
 def _copy_secrets(state: StateDir, m: Manifest, src_env: str, dst_env: str) -> list[str]:
     """Generated secrets of the source environment (keys that decrypt its data) for the new one."""
     copied = []
@@ -200,9 +193,14 @@ def restore_env(m: Manifest, state: StateDir, name: str, rp_id: str, *, port_bas
         raise BadInput(f"environment {name!r} already exists", fix="choose another name, or bring that one down "
                                                                      "and remove it first")
     state.ensure()
-    rec = EnvRecord(name=name, kind="production", port_base=_port_base(m, state, name, port_base),
-                    versions=dict(rp.versions), created_at=time.time(), seeded=True)
-    env = open_environment(m, state, name, rec)
+    spec = m.environments.get(name)
+    kind = spec.backend if spec else "local"
+    # where it goes is the backend's business (local: a port block); `--port-base` is asked of it
+    placed = backend(kind, name).new_backend_state(m, state, name, kind="production",
+                                                   requested={"port_base": port_base} if port_base else None)
+    rec = EnvRecord(name=name, kind="production", backend=kind, backend_state=placed, versions=dict(rp.versions),
+                    created_at=time.time(), seeded=True)
+    env = open_environment(m, state, name, rec, readiness_check=readiness_check)
     steps: list[dict[str, Any]] = []
 
     def step(label: str, fn) -> Any:
@@ -216,8 +214,9 @@ def restore_env(m: Manifest, state: StateDir, name: str, rp_id: str, *, port_bas
         env.save()
         secrets = _copy_secrets(state, m, rp.env, name)
         src = rp_dir(state, rp.id)
-        if rp.strategy == "fs":
-            step("place_cluster", lambda: fsutil.copy_tree(src / "pgdata", env.cluster.data_dir))
+        if "pgdata" in next(iter(rp.databases.values()), {}):  # a physical data dir (fs)
+            pg = env.capability(PhysicalDataDir)
+            step("place_cluster", lambda: (pg.prepare(), fsutil.copy_tree(src / "pgdata", pg.path)))
             step("place_data_dirs", lambda: _place_dirs(env, rp, src))
             step("up", lambda: env.up(seed=False))
         else:
@@ -228,14 +227,14 @@ def restore_env(m: Manifest, state: StateDir, name: str, rp_id: str, *, port_bas
             step("place_data_dirs", lambda: _place_dirs(env, rp, src))
             step("start_services", env.start_services)
         smoke = step("verify", lambda: rollback.smoke(env))
-    return {"environment": name, "port_base": rec.port_base, "restore_point": rp.id, "versions": rp.versions,
+    return {"environment": name, **env.placement(), "restore_point": rp.id, "versions": rp.versions,
             "secrets_copied": secrets, "steps": steps, "verified": smoke["passed"], "smoke": smoke,
             "total_s": round(time.monotonic() - t0, 3)}
 
 
 def _place_dirs(env: Environment, rp: RestorePoint, src: Path) -> None:
     for svc, rel in rp.data_dirs.items():
-        live = env.data_dir(svc)
-        if live.exists():
-            env.state.remove(live)
-        fsutil.copy_tree(src / rel, live)
+        cur = datadirs.live(env, svc)
+        if cur.exists():
+            env.state.remove(cur)
+        fsutil.copy_tree(src / rel, cur)

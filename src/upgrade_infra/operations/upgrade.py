@@ -117,8 +117,8 @@ def _downgrade(ctx: Ctx) -> dict[str, Any]:
         if not env.manifest.service(svc).downgrade:
             continue  # --allow-downgrade: the older release runs on the newer schema
         frm = ctx.data["from_versions"][svc]
-        r = env.run_service_command(svc, "downgrade", version=frm, timeout=env.manifest.migration.timeout_s,
-                                    to_version=d["to"], from_version=frm)
+        r = env.run_job(svc, "downgrade", version=frm, timeout=env.manifest.migration.timeout_s,
+                        to_version=d["to"], from_version=frm)
         if r.returncode != 0:
             raise CommandFailed(f"downgrade of {svc} {frm} -> {d['to']} exited {r.returncode}: "
                                 f"{(r.stderr or r.stdout).strip()[-300:]}")
@@ -245,7 +245,7 @@ def recover(env: Environment, *, command: str = "resume", prefer: str = "resume"
     done: list[dict[str, Any]] = []
     with env_lock(env.state, env.name, command):
         journal = Journal(env.state, env.name)
-        if env.cluster.initialized() or journal.incomplete() is None or journal.incomplete().kind != "rollback":
+        if env.database_exists() or journal.incomplete() is None or journal.incomplete().kind != "rollback":
             env.start_database()  # a rollback killed between its data-dir renames starts it itself
         while (inc := journal.incomplete()) is not None:
             if inc.kind == "rollback":

@@ -49,7 +49,7 @@ FAULT_WINDOW, FAULT_SWAP = "cow_window", "cow_swap"
 # -- detection -------------------------------------------------------------------------------------
 def _dirs(env: Environment) -> list[Path]:
     """Live directories a cow restore point copies and swaps (their parents must share the state dir's fs)."""
-    out = [pgdata(env).data_dir]
+    out = [pgdata(env).path]
     data = env.capability(ServiceData)
     out += [data.path(n) for n, s in env.manifest.services.items() if s.data_dir]
     return out
@@ -137,7 +137,7 @@ class CowStrategy(FsStrategy):
         pg = pgdata(env)
         if pg.running():  # flush now, while writes go on, so the pause has little left to write
             sql.execute(env.conninfo(), "CHECKPOINT")
-        fsutil.sync_fs(pg.data_dir)
+        fsutil.sync_fs(pg.path)
         self.pause_s = None
         t0 = time.monotonic()
         pg.stop()
@@ -149,10 +149,10 @@ class CowStrategy(FsStrategy):
 
     def capture(self, env: Environment, rp: RestorePoint, rp_dir_: Path) -> None:
         dst = rp_dir_ / REL
-        fsutil.reflink_tree(pgdata(env).data_dir, dst)
+        pg = pgdata(env)
+        fsutil.reflink_tree(pg.path, dst)
         faults.maybe_fail("snapshot", FAULT_WINDOW)  # tests: kill -9 while the cluster is down
-        for junk in ("postmaster.pid", "postmaster.opts"):
-            (dst / junk).unlink(missing_ok=True)
+        pg.clean_copy(dst)
         files = listing(dst)
         (rp_dir_ / LISTING).write_text(json.dumps(files, sort_keys=True))
         os.chmod(rp_dir_ / LISTING, 0o600)
@@ -179,7 +179,7 @@ class CowStrategy(FsStrategy):
             sql.execute(env.conninfo(), "CHECKPOINT")
         if self.has_spare(env, rp, rp_dir_):
             return {"pgdata": str(rp_dir_ / "spare" / REL), "path": "spare"}
-        staged = pg.data_dir.with_name(f"data.__r_{op.split('-', 1)[-1]}")
+        staged = pg.path.with_name(f"data.__r_{op.split('-', 1)[-1]}")
         self._reflink_once(rp_dir_ / REL, staged)
         return {"pgdata": str(staged), "path": "reflink"}
 
@@ -190,7 +190,7 @@ class CowStrategy(FsStrategy):
     def reference(self, env: Environment, rp: RestorePoint) -> Iterator[dict[str, str]]:
         """The restore point's databases, read from a throwaway reflink copy on a side port."""
         pg = pgdata(env)
-        tmp = pg.data_dir.with_name(f"data.__ref_{secrets.token_hex(3)}")
+        tmp = pg.path.with_name(f"data.__ref_{secrets.token_hex(3)}")
         fsutil.reflink_tree(rp_dir(env.state, rp.id) / REL, tmp)
         try:
             with pg.side_server(tmp) as conninfo:

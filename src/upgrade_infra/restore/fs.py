@@ -40,13 +40,13 @@ class FsStrategy(Strategy):
     portable = True
 
     def estimate_bytes(self, env: Environment) -> int:
-        return fsutil.tree_bytes(pgdata(env).data_dir)
+        return fsutil.tree_bytes(pgdata(env).path)
 
     def capture(self, env: Environment, rp: RestorePoint, rp_dir: Path) -> None:
         pg = pgdata(env)
         pg.stop()
         try:
-            fsutil.copy_tree(pg.data_dir, rp_dir / REL)
+            fsutil.copy_tree(pg.path, rp_dir / REL)
         finally:
             pg.start()
         rp.files.update(checksum_tree(rp_dir, REL))
@@ -69,7 +69,7 @@ class FsStrategy(Strategy):
     def stage(self, env: Environment, rp: RestorePoint, rp_dir: Path, op: str) -> dict[str, Any]:
         if self.has_spare(env, rp, rp_dir):
             return {"pgdata": str(rp_dir / SPARE / REL), "path": "spare"}
-        staged = pgdata(env).data_dir.with_name(f"data.__r_{short(op)}")
+        staged = pgdata(env).path.with_name(f"data.__r_{short(op)}")
         if not staged.exists():
             tmp = staged.with_name(staged.name + ".partial")
             env.state.remove(tmp, ignore_errors=True)
@@ -83,7 +83,7 @@ class FsStrategy(Strategy):
 
         t0 = time.monotonic()
         pg = pgdata(env)
-        live, src, q = pg.data_dir, Path(staged["pgdata"]), qdir / REL
+        live, src, q = pg.path, Path(staged["pgdata"]), qdir / REL
         pg.stop()
         q.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         if live.exists() and not q.exists():

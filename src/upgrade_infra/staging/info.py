@@ -57,7 +57,7 @@ def describe(env: Environment, *, probe: bool = True, now: float | None = None) 
         "expired": rec.expired(now), "versions": dict(rec.versions), "strategy": meta.get("strategy"),
         "masked": meta.get("mask"), "synced_at": rec.synced_at,
         "last_sync_age_s": round(now - rec.synced_at, 1) if rec.synced_at else None,
-        "bytes": fsutil.tree_bytes(env.dir), "databases": st.databases, "postgres_port": env.ports["postgres"],
+        "bytes": fsutil.tree_bytes(env.dir), "databases": st.databases, "postgres_port": env.database.endpoint().port,
         "healthy": st.healthy, "services": {x.name: x.detail for x in st.services},
         "restore_point": meta.get("restore_point"),
     }

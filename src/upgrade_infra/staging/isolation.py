@@ -2,7 +2,8 @@
 another environment, and nothing it is configured with points at production.
 
 :func:`check` runs before anything of a staging environment is created or started. It works on the
-backend-neutral interface only (ports, directories, the cluster's socket dir, template contexts), and
+backend-neutral interface only (ports, the paths the backend says are the environment's own, template
+contexts, the database endpoints), and
 renders each service's environment exactly as it will be started (manifest env, per-version env, the
 staging overrides) to look for another environment's ports and paths.
 """
@@ -15,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from upgrade_infra.core.errors import RefusedToTouchProduction
 from upgrade_infra.stack import templates
-from upgrade_infra.stack.ports import POSTGRES
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -37,8 +37,7 @@ def markers(other: Environment) -> list[tuple[str, re.Pattern[str]]]:
     """What would identify ``other`` inside a staging value: its ports and its directories."""
     out = [(f"{other.name}'s port {port} ({what})", re.compile(rf"(?<!\d){port}(?!\d)"))
            for what, port in other.ports.items()]
-    for label, path in (("directory", other.dir), ("socket dir", other.cluster.socket_dir),
-                        ("PostgreSQL data dir", other.cluster.data_dir)):
+    for label, path in other.owned_paths().items():
         out.append((f"{other.name}'s {label} {path}", re.compile(re.escape(str(path)) + r"(?![\w.-])")))
     return out
 
@@ -68,14 +67,15 @@ def check_layout(staging: Environment, others: list[Environment]) -> None:
         if shared:
             raise _refuse(staging, f"ports {shared} belong to environment {o.name!r}",
                           "destroy the staging env and create it again (a new port block is allocated)")
-        for label, mine_p, theirs in (("directory", staging.dir, o.dir),
-                                      ("socket dir", staging.cluster.socket_dir, o.cluster.socket_dir),
-                                      ("data dir", staging.cluster.data_dir, o.cluster.data_dir)):
-            if _overlap(mine_p, theirs):
+        theirs_paths = o.owned_paths()
+        for label, mine_p in staging.owned_paths().items():
+            theirs = theirs_paths.get(label)
+            if theirs is not None and _overlap(mine_p, theirs):
                 raise _refuse(staging, f"its {label} {mine_p} overlaps {o.name!r}'s {theirs}",
                               "every environment keeps its files under state_dir/envs/<name>")
-        theirs_db = {(i["host"], i["port"]) for i in o.db_info().values()}
-        for db, info in staging.db_info().items():
+        # as the tool reaches them (services' addresses may repeat across isolated networks)
+        theirs_db = {(i["host"], i["port"]) for i in o.db_info("tool").values()}
+        for db, info in staging.db_info("tool").items():
             if (info["host"], info["port"]) in theirs_db:
                 raise _refuse(staging, f"database {db!r} would be {o.name!r}'s ({info['host']}:{info['port']})",
                               "staging needs its own PostgreSQL cluster")
@@ -103,4 +103,4 @@ def check(staging: Environment, others: list[Environment]) -> dict[str, int | st
     check_layout(staging, others)
     check_services(staging, others)
     return {"environment": staging.name, "checked_against": ", ".join(o.name for o in others if o.name != staging.name),
-            "postgres_port": staging.ports[POSTGRES]}
+            "postgres_port": staging.database.endpoint().port}

@@ -21,7 +21,8 @@ import re
 import time
 from typing import Any
 
-from upgrade_infra.backends import Environment, open_environment
+from upgrade_infra.backends import Environment
+from upgrade_infra.backends import registry as backends
 from upgrade_infra.core.errors import BadInput, RefusedToTouchProduction, UnknownName
 from upgrade_infra.core.lock import guard, open_operation
 from upgrade_infra.core.state import EnvRecord
@@ -30,7 +31,6 @@ from upgrade_infra.operations.session import Session
 from upgrade_infra.restore import meta as rp_meta
 from upgrade_infra.restore import points as snapshots
 from upgrade_infra.stack.manifest import NAME, parse_duration
-from upgrade_infra.stack.ports import allocate_block, holder_of
 from upgrade_infra.staging import isolation, sync
 from upgrade_infra.staging.info import META, load_meta, save_meta
 from upgrade_infra.staging.steps import RP_LABEL, SyncRun, data_steps, others, prechecks, run_op
@@ -74,19 +74,6 @@ def _versions(s: Session, base: dict[str, str], override: dict[str, str] | None)
     return out
 
 
-def _port_base(s: Session) -> int:
-    m = s.manifest
-    taken = [e.port_base for e in m.environments.values()]
-    taken += [r.port_base for n in s.state.env_names() if (r := s.state.load_record(n))]
-    from upgrade_infra.stack.crosschecks import block_size
-
-    while True:
-        base = allocate_block(m, taken)
-        if all(holder_of(p) is None for p in range(base, base + block_size(m))):
-            return base
-        taken.append(base)  # a foreign process holds a port of this block: try the next one
-
-
 def _reading(s: Session, src: Environment, command: str, stop_source: bool, strat: Any = None):
     """The source is only read (shared lock: never during its upgrade, and no upgrade starts while it
     is copied), unless ``--stop-source`` stops its services for a physical copy, or the sync method
@@ -108,10 +95,11 @@ def create(s: Session, name: str | None = None, *, source: str = "production", v
     mask = s.manifest.staging.mask if mask is None else mask
     ttl_s = parse_duration(ttl or s.manifest.staging.ttl)
     strat = sync.choose(src, strategy, stop_source=stop_source)
-    rec = EnvRecord(name=name, kind="staging", backend=src.record.backend, port_base=_port_base(s),
+    placed = backends.backend(src.record.backend, name).new_backend_state(s.manifest, state, name, kind="staging")
+    rec = EnvRecord(name=name, kind="staging", backend=src.record.backend, backend_state=placed,
                     versions=_versions(s, src.record.versions, versions), created_at=time.time(),
                     source=source, ttl_s=ttl_s)
-    env = open_environment(s.manifest, state, name, rec)
+    env = s.open(name, rec)
     r = SyncRun(s, env, src, strat, mask, progress, stop_source)
     with guard(state, name, f"stage create {name}"), _reading(s, src, f"stage create {name} --from {source}",
                                                                stop_source, strat):
@@ -125,7 +113,7 @@ def create(s: Session, name: str | None = None, *, source: str = "production", v
         def reserve(ctx: Ctx) -> dict:
             env.save()
             save_meta(env, {"status": "creating", "strategy": strat.name, "mask": mask, "op": ctx.op})
-            return {"port_base": rec.port_base, "bytes_needed": needed}
+            return {**env.placement(), "bytes_needed": needed}
 
         def unreserve(ctx: Ctx) -> dict:
             for rp in snapshots.list_points(state, name):

@@ -194,7 +194,7 @@ class LocalDataDir(PhysicalDataDir):
         self.env = env
 
     @property
-    def data_dir(self) -> Path:
+    def path(self) -> Path:
         return self.env.cluster.data_dir
 
     def initialized(self) -> bool:
@@ -213,11 +213,11 @@ class LocalDataDir(PhysicalDataDir):
         (self.env.dir / "pg").mkdir(parents=True, exist_ok=True)
         os.chmod(self.env.dir / "pg", 0o711)
         self.env.cluster.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
 
     @contextmanager
-    def side_server(self, data_dir: Path) -> Iterator[Callable[[str], str]]:
-        """Run the cluster in ``data_dir`` on a free port for reading; stop it after."""
+    def side_server(self, copy: Path) -> Iterator[Callable[[str], str]]:
+        """Run the cluster in ``copy`` on a free port for reading; stop it after."""
         import tempfile
 
         live = self.env.cluster
@@ -225,8 +225,8 @@ class LocalDataDir(PhysicalDataDir):
         os.chmod(sock, 0o700)
         if live.os_user:
             shutil.chown(sock, live.os_user, live.os_user)
-        c = Cluster(live.install, data_dir, sock, free_port(), sock / "side.log", live.os_user)
-        runner.run(side_start_argv(c.install, data_dir, c.port, sock, c.log_path), user=c.os_user, timeout=90)
+        c = Cluster(live.install, copy, sock, free_port(), sock / "side.log", live.os_user)
+        runner.run(side_start_argv(c.install, copy, c.port, sock, c.log_path), user=c.os_user, timeout=90)
         try:
             yield c.admin_conninfo
         finally:
@@ -314,6 +314,10 @@ class LocalEnvironment(Environment):
 
     def placement(self) -> dict[str, Any]:
         return {"port_base": self.port_base}
+
+    def owned_paths(self) -> dict[str, Path]:
+        return {"directory": self.dir, "socket dir": self.cluster.socket_dir,
+                "PostgreSQL data dir": self.cluster.data_dir}
 
     @property
     def port_base(self) -> int:

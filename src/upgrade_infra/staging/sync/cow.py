@@ -77,7 +77,7 @@ class CowSync(SyncStrategy):
         snap_s = time.monotonic() - t0
         copy = Copy(self.name, {db: db for db in source.manifest.postgres.databases})
         dst_pg = target.capability(PhysicalDataDir)
-        dst = dst_pg.data_dir
+        dst = dst_pg.path
         prev = dst.with_name("data.prev")
         if dst_pg.initialized():
             dst_pg.stop()

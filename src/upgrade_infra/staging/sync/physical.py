@@ -49,13 +49,13 @@ class PhysicalSync(SyncStrategy):
         return None
 
     def bytes_needed(self, source: Environment) -> int:
-        return fsutil.tree_bytes(source.capability(PhysicalDataDir).data_dir) + data_dirs_bytes(source)
+        return fsutil.tree_bytes(source.capability(PhysicalDataDir).path) + data_dirs_bytes(source)
 
     def copy(self, source: Environment, target: Environment, progress: Progress, *,
              stop_source: bool = False) -> Copy:
         copy = Copy(self.name, {db: db for db in source.manifest.postgres.databases})
         src_pg, dst_pg = source.capability(PhysicalDataDir), target.capability(PhysicalDataDir)
-        dst = dst_pg.data_dir
+        dst = dst_pg.path
         prev = dst.with_name("data.prev")
         if dst_pg.initialized():
             dst_pg.stop()
@@ -66,7 +66,7 @@ class PhysicalSync(SyncStrategy):
         else:
             copy.on_abort.append(lambda: (dst_pg.stop(), target.state.remove(dst, ignore_errors=True)))
         dst_pg.prepare()
-        total = fsutil.tree_bytes(src_pg.data_dir)
+        total = fsutil.tree_bytes(src_pg.path)
         was_running = src_pg.running()
         services = [s.name for s in source.status(probe=False).services if s.running] if was_running else []
         t0 = time.monotonic()
@@ -75,7 +75,7 @@ class PhysicalSync(SyncStrategy):
             src_pg.stop()
         try:
             t_cp = time.monotonic()
-            run_watched(fsutil.cp_argv(src_pg.data_dir, dst, reflink="auto"),
+            run_watched(fsutil.cp_argv(src_pg.path, dst, reflink="auto"),
                         lambda: fsutil.tree_bytes(dst), "copy data dir", total, progress, timeout=7200)
             cp_s = time.monotonic() - t_cp
         finally:
@@ -84,8 +84,7 @@ class PhysicalSync(SyncStrategy):
                 src_pg.start()
                 if services:
                     source.start_services(services)
-        for junk in ("postmaster.pid", "postmaster.opts"):
-            (dst / junk).unlink(missing_ok=True)
+        dst_pg.clean_copy(dst)
         auto = dst / "postgresql.auto.conf"
         if auto.exists():
             auto.write_text(unbind_auto_conf(auto.read_text()))
@@ -108,5 +107,5 @@ def _drop_undeclared(target: Environment) -> list[str]:
 def _put_back(target: Environment, prev) -> None:
     pg = target.capability(PhysicalDataDir)
     pg.stop()
-    target.state.remove(pg.data_dir, ignore_errors=True)
-    prev.rename(pg.data_dir)
+    target.state.remove(pg.path, ignore_errors=True)
+    prev.rename(pg.path)
