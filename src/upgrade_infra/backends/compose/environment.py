@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import secrets as pysecrets
-import shlex
 import shutil
 import time
 from collections.abc import Sequence
@@ -796,41 +795,13 @@ class ComposeEnvironment(Environment):
                 "total_s": round(time.monotonic() - t0, 3), "seed": seeded}
 
     def _seed(self, size_mb: float | None) -> dict[str, Any]:
-        """The manifest's seed once the services are up: a one-off container of ``seed.service`` (the
-        image carries the seeder), else the command on the tool's host with the tool's addresses."""
-        import json
+        """The manifest's seed once the services are up (they migrate on start): ``seed.service`` runs as
+        a one-off container of that service's image (``run_job``), a plain seed on the tool's host."""
+        from upgrade_infra.backends.seed import run_seed
 
-        spec = self.manifest.seed
-        assert spec is not None
-        size = size_mb or float(os.environ.get("UPGRADE_INFRA_SEED_MB") or spec.size_mb)
-        before = sum(sql.database_sizes(self.conninfo()).values())
-        t0 = time.monotonic()
-        if spec.service:
-            res = self.run_job(spec.service, shlex.split(spec.command), env=spec.env, cwd=spec.cwd, timeout=3600,
-                               size_mb=f"{size:g}")
-            if res.returncode != 0:
-                raise CommandFailed(f"seed of {self.name} exited {res.returncode}: "
-                                    f"{' | '.join((res.stderr or res.stdout).strip().splitlines()[-5:])}")
-        else:
-            ctx = {**self.base_context(view="tool"), "size_mb": f"{size:g}"}
-            res = runner.run(templates.build_argv(spec.command, ctx),
-                             env=runner.base_env(templates.render_env(spec.env, ctx)),
-                             cwd=templates.render(spec.cwd or "{stack_dir}", ctx), timeout=3600)
-        seconds = time.monotonic() - t0
-        after = sum(sql.database_sizes(self.conninfo()).values())
-        self.record.seeded = True
-        self.save()
-        reported: dict = {}
-        for line in reversed(res.stdout.strip().splitlines()):
-            try:
-                reported = json.loads(line)
-                break
-            except ValueError:
-                continue
-        added = after - before
-        return {"size_mb_requested": size, "bytes_added": added, "seconds": round(seconds, 3),
-                "mb_per_s": round(added / 1e6 / seconds, 2) if seconds else None, "seeder": reported,
-                "service": spec.service, "before_start": False}
+        out = run_seed(self, size_mb)
+        out["before_start"] = False
+        return out
 
     def down(self) -> dict[str, Any]:
         t0 = time.monotonic()
