@@ -40,7 +40,6 @@ from upgrade_infra.backends.interface import (
     Environment,
     EnvStatus,
     HostPath,
-    MissingCapability,
     ServiceData,
     ServiceStatus,
     ToolArg,
@@ -216,33 +215,16 @@ class ComposeDatabase(Database):
 
 
 class VolumeData(ServiceData):
-    """A service's data volume as the directory the engine keeps it in on this host (Docker Engine's
-    ``<data-root>/volumes/<name>/_data``): restore points copy it, rollbacks swap it by rename while the
-    service's container is removed. Needs the engine on the tool's host (not a remote or VM engine)."""
+    """A service's data volume (the first of ``compose.services.<svc>.volumes``) is a named volume of the
+    project bound to ``<state>/envs/<env>/data/<svc>``: restore points copy that directory and rollbacks
+    swap it by rename while the service's container is removed, exactly as for the local backend (same
+    filesystem as the restore points and the quarantine)."""
 
     def __init__(self, env: ComposeEnvironment) -> None:
         self.env = env
 
     def path(self, service: str) -> Path:
-        vols = self.env.spec.services[service].volumes if service in self.env.spec.services else {}
-        if not vols:
-            return self.env.dir / "no-volume" / service  # nothing to capture: an empty copy
-        name = self.env.volume_name(next(iter(vols)))
-        client = self.env.driver.client
-        try:
-            mount = Path(client.volumes.get(name).attrs["Mountpoint"])
-        except self.env.driver.docker.errors.NotFound:
-            # not created yet: the engine puts it beside the pg volume, or it is created empty now
-            client.volumes.create(name=name, labels={"com.docker.compose.project": self.env.project,
-                                                     "com.docker.compose.volume": next(iter(vols)),
-                                                     ENV_LABEL: self.env.name})
-            mount = Path(client.volumes.get(name).attrs["Mountpoint"])
-        if not mount.parent.is_dir():
-            raise MissingCapability(
-                f"volume {name} of {self.env.name} lives at {mount}, which is not on this host (a remote engine)",
-                fix=f"run the tool where the engine runs, or set services.{service}.data_dir: false",
-                backend="compose", missing="ServiceData")
-        return mount
+        return self.env.data_dir(service)
 
 
 def _taken_bases(m: Manifest, state: StateDir) -> list[int]:
@@ -376,6 +358,37 @@ class ComposeEnvironment(Environment):
     def compose_file(self) -> Path:
         return self.state.checked(self.dir / "compose" / "docker-compose.yml")
 
+    def data_dir(self, service: str) -> Path:
+        return self.state.checked(self.dir / "data" / service)  # a planted symlink cannot lead out
+
+    def data_volume(self, service: str) -> str | None:
+        """The service's data volume (the first it mounts), bound to :meth:`data_dir`."""
+        vols = self.spec.services[service].volumes if service in self.spec.services else {}
+        return next(iter(vols), None)
+
+    def _prepare_data_dir(self, service: str, image: str) -> None:
+        """Create the service's data dir owned like the mount target in its image (the image's own user
+        writes there; a bind-backed volume does not take the image's ownership as a plain volume does)."""
+        vol = self.data_volume(service)
+        if vol is None:
+            return
+        d = self.data_dir(service)
+        if d.exists():
+            return
+        d.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = d.with_name(d.name + ".partial")
+        self.state.remove(tmp, ignore_errors=True)
+        tmp.mkdir(mode=0o700)
+        target = self.spec.services[service].volumes[vol]
+        try:
+            self.driver.client.containers.run(image, ["chown", "--reference", target, "/uix-data"], user="0",
+                                              entrypoint=[], remove=True, network_disabled=True,
+                                              volumes={str(tmp): {"bind": "/uix-data", "mode": "rw"}},
+                                              labels={"org.upgrade-infra.helper": "data-dir-owner"})
+        except Exception:  # noqa: BLE001 - an image without coreutils: root-owned, the service may still run as root
+            pass
+        os.replace(tmp, d)
+
     def image(self, service: str, version: str | None = None) -> str:
         """The image reference to run ``service`` at ``version``: its tag (or digest), unless a rollback
         pinned the image ID it ran at that version and the tag has moved since (then a tag of our own
@@ -496,6 +509,9 @@ class ComposeEnvironment(Environment):
                 svc["volumes"] = [f"{v}:{target}" for v, target in cs.volumes.items()]
                 for v in cs.volumes:
                     volumes.setdefault(v, {"labels": labels})
+                volumes[self.data_volume(name)] = {  # the data volume lives in the state dir (VolumeData)
+                    "labels": labels, "driver": "local",
+                    "driver_opts": {"type": "none", "o": "bind", "device": str(self.data_dir(name))}}
             hc = hcs.get(self.compose_service(name)) if cs.healthcheck else None
             if hc:
                 svc["healthcheck"] = hc
@@ -621,6 +637,7 @@ class ComposeEnvironment(Environment):
             if n in running:
                 continue
             t0 = time.monotonic()
+            self._prepare_data_dir(n, self.image(n))
             self._compose("up", "--detach", "--no-deps", "--pull", "never", "--no-build",
                           self.compose_service(n), timeout=300)
             if wait:
@@ -721,7 +738,9 @@ class ComposeEnvironment(Environment):
             full_env.update(templates.render_env(env, ctx))
         image = self.image(service, ver)
         self.require_images([image])
-        vols = {self.volume_name(v): {"bind": t, "mode": "rw"} for v, t in self.spec.services[service].volumes.items()}
+        self._prepare_data_dir(service, image)
+        vols = {(str(self.data_dir(service)) if v == self.data_volume(service) else self.volume_name(v)):
+                {"bind": t, "mode": "rw"} for v, t in self.spec.services[service].volumes.items()}
         client = self.driver.client
         t0 = time.monotonic()
         c = client.containers.create(
