@@ -175,7 +175,7 @@ def test_upgrade_then_rollback_fingerprints_equal(prod, compose_images):
     rb = rollback.rollback(env)
     print(f"rollback (compose, clone, seed {SEED_MB:g} MB): budgeted {rb['total_s']}s, wall {rb['wall_s']}s, "
           f"database step {rb['database_step_s']}s; steps "
-          + ", ".join(f"{t['step']} {t.get('seconds', t.get('s'))}" for t in rb["steps"] if isinstance(t, dict)))
+          + ", ".join(f"{t['step']} {t['duration_s']}" for t in rb["steps"]))
     assert rb["verified"] and not rb["over_budget"], rb
     env = s.env("production")
     assert env.record.versions == {"assistant": "1.0.0", "automations": "1.0.0"}

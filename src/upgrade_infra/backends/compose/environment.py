@@ -245,6 +245,7 @@ class ComposeEnvironment(Environment):
     _cli: Any = None
     _driver: Any = None
     _database: ComposeDatabase | None = None
+    _healthchecks: dict[str, dict] | None = None
 
     # -- identity and placement -------------------------------------------------------------------
     @classmethod
@@ -448,6 +449,11 @@ class ComposeEnvironment(Environment):
     # -- the generated Compose file ------------------------------------------------------------------
     def _user_healthchecks(self) -> dict[str, dict]:
         """Healthchecks the user's Compose file declares, by Compose service name (copied as written)."""
+        if self._healthchecks is None:
+            self._healthchecks = self._read_healthchecks()
+        return self._healthchecks
+
+    def _read_healthchecks(self) -> dict[str, dict]:
         if not self.spec.file:
             return {}
         path = (self.manifest.stack_dir / self.spec.file).resolve()
@@ -501,6 +507,7 @@ class ComposeEnvironment(Environment):
                 "ports": [f"{TOOL_HOST}:{self.ports[name]}:{self.container_port(name)}"],
                 "labels": {**labels, "org.upgrade-infra.version": version},
                 "depends_on": {pg: {"condition": "service_healthy"}},
+                "stop_grace_period": f"{int(self.manifest.policies.stop_timeout_s)}s",
             }
             cmd = self._service_command(name, version)
             if cmd:
@@ -655,9 +662,9 @@ class ComposeEnvironment(Environment):
             timeout = int(self.manifest.policies.stop_timeout_s)
             if not self.compose_file.exists():
                 self.write_compose_file()
-            self._compose("stop", "--timeout", str(timeout), *[self.compose_service(n) for n in present],
+            # one call: stop (each container's stop_grace_period is policies.stop_timeout_s) and remove
+            self._compose("rm", "--force", "--stop", *[self.compose_service(n) for n in present],
                           timeout=timeout + 120)
-            self._compose("rm", "--force", *[self.compose_service(n) for n in present], timeout=120)
         return out
 
     def _uses_healthcheck(self, service: str) -> bool:
