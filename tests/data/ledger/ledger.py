@@ -4,8 +4,9 @@ Releases: 1.0 (accounts), 2.0 (adds accounts.currency, rewrites every balance in
 table audit), broken (2.0's migration, then /healthz answers 500: never ready), halfway (commits the
 first half of 2.0's migration, then crashes), linger (2.0 that closes like some Node/Python apps: on
 SIGTERM its main thread exits while another thread keeps the listening socket open for
-LEDGER_LINGER_S seconds, default 0.3). `downgrade --to 1.0` takes schema 2 back to 1. Its data dir
-holds a file naming the schema version.
+LEDGER_LINGER_S seconds, default 0.3). `downgrade --to 1.0` takes schema 2 back to 1; `migrate
+--release R` runs R's migration as a one-off job (the service's migrate command). Its data dir holds a
+file naming the schema version.
 """
 
 import argparse
@@ -92,6 +93,13 @@ def downgrade(a) -> None:
     print(json.dumps({"from": current, "to": TARGET[a.to]}))
 
 
+def migrate_job(a) -> None:
+    """Run ``--release``'s migration and exit (a one-off job, not the server)."""
+    with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
+        schema = migrate(conn, a.release)
+    print(json.dumps({"release": a.release, "schema": schema}))
+
+
 def seed(a) -> None:
     with psycopg.connect(os.environ["DATABASE_URL"]) as conn:
         conn.execute("INSERT INTO accounts (name, balance) SELECT 'acct ' || g, g %% 997 FROM generate_series(1, %s) g",
@@ -110,6 +118,8 @@ if __name__ == "__main__":
     d.add_argument("--size-mb", default=None)
     g = sub.add_parser("downgrade")
     g.add_argument("--to", required=True)
+    m = sub.add_parser("migrate")
+    m.add_argument("--release", required=True)
     a = p.parse_args()
-    {"serve": serve, "seed": seed, "downgrade": downgrade}[a.cmd](a)
+    {"serve": serve, "seed": seed, "downgrade": downgrade, "migrate": migrate_job}[a.cmd](a)
     sys.exit(0)
