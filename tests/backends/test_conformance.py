@@ -72,13 +72,13 @@ def run_job(env, service: str, which: str, *, version: str | None = None, timeou
     """Run ``service``'s declared one-off command ``which`` (migrate, downgrade, sql) of ``version``
     in ``env``; returns the finished process (``returncode``, ``stdout``, ``stderr``).
     TODO(seam): the seam renames ``run_service_command`` to ``run_job``: change this one line."""
-    return env.run_service_command(service, which, version=version, timeout=timeout, **placeholders)
+    return env.run_job(service, which, version=version, timeout=timeout, **placeholders)
 
 
 def tool_db_info(env) -> dict[str, dict[str, Any]]:
     """Per database: user, password, host, port, url, as the tool (this test) reaches the server.
     TODO(seam): ``env.db_info("tool")`` once the seam lands (today one view serves both)."""
-    return env.db_info()
+    return env.db_info("tool")
 
 
 def as_dict(result: Any) -> dict[str, Any]:

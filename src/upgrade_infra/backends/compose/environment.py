@@ -761,7 +761,10 @@ class ComposeEnvironment(Environment):
                 status = c.wait(timeout=timeout or 3600)
             except Exception as e:  # noqa: BLE001 - the engine's read timeout: the job hangs
                 c.kill()
-                return runner.Completed(argv, 124, "", f"timed out after {timeout}s: {e}", time.monotonic() - t0)
+                tail = c.logs(tail=5).decode(errors="replace").strip().replace("\n", " | ")
+                raise CommandFailed(f"{' '.join(argv[:4])}… ({service} {ver}, one-off container) timed out after "
+                                    f"{timeout}s and was killed{': ' + tail if tail else ''}", argv=argv,
+                                    fix="raise the timeout, or see what it waits for") from e
             out = c.logs(stdout=True, stderr=False).decode(errors="replace")
             err = c.logs(stdout=False, stderr=True).decode(errors="replace")
         finally:
@@ -861,8 +864,9 @@ class ComposeEnvironment(Environment):
             alive = bool(c is not None and c.status == "running")
             res = self.probe(n) if (alive and probe) else None
             detail = res.detail if res else (self.driver.health(c) if c is not None else "stopped")
+            pid = (c.attrs.get("State") or {}).get("Pid") if alive else None  # the container's main process
             st.services.append(ServiceStatus(n, self.record.versions[n], self.ports[n], alive, bool(res and res.ok),
-                                             detail, None))
+                                             detail, pid or None))
         return st
 
     def _remove_project(self) -> None:
