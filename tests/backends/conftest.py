@@ -84,7 +84,10 @@ COMPOSE_LEDGER_IMAGE = "upgrade-infra/conform-ledger:1"
 
 
 def _compose_stack(dest: Path) -> Path:
-    return stack_copy(dest, HERE / "stacks" / "compose" / "stack.yaml", LEDGER_APP)
+    """Also a stack name of its own: Compose projects are ``<stack>-<env>`` on one shared engine."""
+    out = stack_copy(dest, HERE / "stacks" / "compose" / "stack.yaml", LEDGER_APP)
+    out.write_text(out.read_text().replace("\nname: conform\n", f"\nname: conform-{os.urandom(3).hex()}\n", 1))
+    return out
 
 
 def _compose_unavailable() -> str | None:

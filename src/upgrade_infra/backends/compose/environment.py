@@ -59,11 +59,16 @@ PG_PORT = 5432
 PG_SUPERUSER = "postgres"
 PG_DATA = "/var/lib/postgresql/data"
 ENV_LABEL = "org.upgrade-infra.env"
+STATE_LABEL = "org.upgrade-infra.state"  # which state dir a project belongs to (a digest of its path)
 DEFAULT_CONTAINER_PORT = 8000
 
 
 class ProjectRenamed(BadInput):
     """The environment's recorded Compose project differs from the one computed now."""
+
+
+class ProjectTaken(BadInput):
+    """The Compose project exists on the engine but belongs to another state dir."""
 
 
 class ImageMissing(BadInput):
@@ -482,10 +487,30 @@ class ComposeEnvironment(Environment):
             return None
         return templates.build_argv(command, self.service_context(service, version))
 
+    @property
+    def state_mark(self) -> str:
+        import hashlib
+
+        return hashlib.sha256(str(self.state.root).encode()).hexdigest()[:16]
+
+    def require_own_project(self) -> None:
+        """Refuse a project of the same name made from another state dir (another copy of the stack):
+        starting it here would take over that one's containers and volumes."""
+        try:
+            labels = self.driver.volume_labels(self.pg_volume)
+        except self.driver.docker.errors.NotFound:
+            return
+        theirs = labels.get(STATE_LABEL)
+        if theirs is not None and theirs != self.state_mark:
+            raise ProjectTaken(f"Compose project {self.project!r} on {self.engine.host} belongs to another state dir "
+                               f"(another copy of stack {self.manifest.name!r}); {self.name} was not started",
+                               fix="give this stack copy another name: (projects are <stack>-<env>), or use the "
+                                   "state dir that made it", project=self.project)
+
     def compose_model(self) -> dict[str, Any]:
         hcs = self._user_healthchecks()
         pg = self.pg_service
-        labels = {ENV_LABEL: self.name}
+        labels = {ENV_LABEL: self.name, STATE_LABEL: self.state_mark}
         pg_cmd = ["postgres", *[x for k, v in self.manifest.postgres.settings.items() for x in ("-c", f"{k}={v}")]]
         services: dict[str, Any] = {pg: {
             "image": self.pg_image,
@@ -579,6 +604,7 @@ class ComposeEnvironment(Environment):
     def start_database(self) -> float:
         t0 = time.monotonic()
         self.project  # noqa: B018 - the rename guard, before anything is created
+        self.require_own_project()
         self.write_compose_file()
         if self._health(self.pg_service) != "healthy":
             self.require_images([self.pg_image])
