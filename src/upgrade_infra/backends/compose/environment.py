@@ -533,6 +533,9 @@ class ComposeEnvironment(Environment):
                 "labels": {**labels, "org.upgrade-infra.version": version},
                 "depends_on": {pg: {"condition": "service_healthy"}},
                 "stop_grace_period": f"{int(self.manifest.policies.stop_timeout_s)}s",
+                # an init as PID 1 passes SIGTERM on: a process without a handler of its own (Python's
+                # default) is otherwise immune to it as PID 1 and every stop waits the whole grace period
+                "init": True,
             }
             cmd = self._service_command(name, version)
             if cmd:
