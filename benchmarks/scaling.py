@@ -49,6 +49,8 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 from ruamel.yaml import YAML  # noqa: E402
 
+from upgrade_infra.backends import pgtools  # noqa: E402
+from upgrade_infra.backends.interface import PhysicalDataDir  # noqa: E402
 from upgrade_infra.core import fsutil, sql  # noqa: E402
 from upgrade_infra.operations import rollback  # noqa: E402
 from upgrade_infra.operations.session import Session, stop_everything  # noqa: E402
@@ -152,8 +154,8 @@ def naive(env, row: dict) -> None:
         t0 = time.monotonic()
         env.stop_services()
         for db in env.manifest.postgres.databases:
-            env.cluster.run_tool("pg_dump", "-Fd", "-j", "2", "-Z", "0", "-f", str(tmp / db), "-d",
-                                 env.conninfo(db), timeout=7200)
+            env.database.run_tool("pg_dump", pgtools.dump_args(env.database.tool_conninfo(db), tmp / db, 2,
+                                                                compress=0), timeout=7200)
         env.start_services()
         row["naive_capture_s"] = row["naive_downtime_s"] = round(time.monotonic() - t0, 3)
         row["naive_disk_mb"] = round(max(0, used_bytes(env.state.root) - u0) / 1e6, 1)
@@ -228,7 +230,7 @@ def measure(size_mb: float, strategies: tuple[str, ...], base: Path, dump_max_mb
         row["seed_s"] = round(time.monotonic() - t0, 1)
         sizes = sql.database_sizes(env.conninfo())
         row["db_mb"] = round(sum(sizes[d] for d in s.manifest.postgres.databases) / 1e6, 1)
-        row["pgdata_mb"] = round(fsutil.tree_bytes(env.cluster.data_dir) / 1e6, 1)
+        row["pgdata_mb"] = round(fsutil.tree_bytes(env.capability(PhysicalDataDir).path) / 1e6, 1)
         row["seed"] = up.get("seed")
         for st in strategies:
             t = time.monotonic()

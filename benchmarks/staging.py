@@ -27,7 +27,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 from tests.conftest import write_stack  # noqa: E402  (a private copy of the reference stack on free ports)
-from upgrade_infra.core import runner, sql  # noqa: E402
+from upgrade_infra.core import sql  # noqa: E402
 from upgrade_infra.operations.session import Session, stop_everything  # noqa: E402
 from upgrade_infra.staging import lifecycle as staging  # noqa: E402
 
@@ -65,9 +65,9 @@ def naive_row(s: Session, target: str) -> dict:
             name = f"naive_{db}"
             sql.execute(st.conninfo(), sql.drop_database(name), sql.create_database(name, owner=db))
             out = tmp / f"{db}.dump"
-            runner.run([prod.cluster.install.bin("pg_dump"), "-Fc", "-f", str(out), "-d", prod.conninfo(db)],
-                       timeout=7200)
-            runner.run([st.cluster.install.bin("pg_restore"), "-d", st.conninfo(name), str(out)], timeout=7200)
+            prod.database.run_tool("pg_dump", ["-Fc", "-d", prod.database.tool_conninfo(db)], stdout_path=out,
+                                   timeout=7200)
+            st.database.run_tool("pg_restore", ["-d", st.database.tool_conninfo(name)], stdin_path=out, timeout=7200)
             total += sql.database_sizes(prod.conninfo()).get(db, 0)
             sql.execute(st.conninfo(), sql.drop_database(name))
     finally:

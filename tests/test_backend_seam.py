@@ -153,3 +153,26 @@ def test_an_old_record_opens_on_its_port_block(stack):
     env = open_environment(stack.manifest, stack.state, "production", rec)
     assert env.ports["postgres"] == 27300 and env.placement() == {"port_base": 27300}
     assert env.ports["assistant"] == 27300 + stack.manifest.services["assistant"].port
+
+
+# -- client tools through the database handle ---------------------------------------------------------
+def test_client_tools_run_through_the_database_handle(pg_cluster, tmp_path):
+    """The one argv builder, a directory dump and restore, and a dump streamed to a host file and back."""
+    from upgrade_infra.backends import pgtools
+    from upgrade_infra.backends.local.environment import LocalDatabase
+    from upgrade_infra.core import sql
+
+    db = LocalDatabase(pg_cluster.cluster)
+    pg_cluster.create_database("seam_src")
+    sql.execute(db.conninfo("seam_src"), "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 500) g")
+    pgtools.dump(db, "seam_src", tmp_path / "d")
+    pg_cluster.create_database("seam_dir")
+    pgtools.restore(db, "seam_dir", tmp_path / "d")
+    assert sql.fetch_value(db.conninfo("seam_dir"), "SELECT count(*) FROM t") == 500
+    out = tmp_path / "s.dump"
+    db.run_tool("pg_dump", ["-Fc", "-d", db.tool_conninfo("seam_src")], stdout_path=out)
+    assert out.stat().st_size > 0 and oct(out.stat().st_mode & 0o777) == "0o600"
+    pg_cluster.create_database("seam_stream")
+    db.run_tool("pg_restore", ["-d", db.tool_conninfo("seam_stream")], stdin_path=out)
+    assert sql.fetch_value(db.conninfo("seam_stream"), "SELECT count(*) FROM t") == 500
+    assert db.major == pg_cluster.cluster.install.major and db.tool_command("psql", ["x"])[-1] == "x"

@@ -133,7 +133,7 @@ class Database(ABC):
 
 
 # -- capabilities ------------------------------------------------------------------------------------
-class Capability:
+class Capability(ABC):  # noqa: B024 - a marker base: subclasses define the calls
     """Something a backend may or may not offer. Subclasses name it (``title``) and define the calls."""
 
     title: ClassVar[str] = "?"
@@ -149,39 +149,43 @@ class PhysicalDataDir(Capability):
     SERVER_FILES: ClassVar[tuple[str, ...]] = ("postmaster.pid", "postmaster.opts")
 
     @property
+    @abstractmethod
     def path(self) -> Path:
         """The live data directory (renamed away and back by swaps while the server is stopped)."""
-        raise NotImplementedError
 
     def clean_copy(self, copy: Path) -> None:
         """Make a copy of a data directory startable on its own (drop the running server's files)."""
         for name in self.SERVER_FILES:
             (copy / name).unlink(missing_ok=True)
 
+    @abstractmethod
     def initialized(self) -> bool:
-        raise NotImplementedError
+        """Whether the data directory holds a cluster."""
 
+    @abstractmethod
     def running(self) -> bool:
-        raise NotImplementedError
+        """Whether the server of this data directory runs."""
 
+    @abstractmethod
     def stop(self) -> float:
-        raise NotImplementedError
+        """Stop the server (seconds taken; 0 when it was not running)."""
 
+    @abstractmethod
     def start(self) -> float:
-        raise NotImplementedError
+        """Start the server on the live data directory (seconds taken)."""
 
+    @abstractmethod
     def prepare(self) -> None:
         """Make the data directory's parents (reachable by the server) before a copy is placed there."""
-        raise NotImplementedError
 
+    @abstractmethod
     def side_server(self, copy: Path) -> AbstractContextManager[Callable[[str], str]]:
         """Run a copy of a data directory on a side address for reading; yields ``conninfo(db)``.
         Stopped when the context ends."""
-        raise NotImplementedError
 
+    @abstractmethod
     def reachable_dir(self, rel: Path) -> Path:
         """``<state>/<rel>`` made as a directory the server can read (a quarantined data dir)."""
-        raise NotImplementedError
 
 
 class ServiceData(Capability):
@@ -190,9 +194,9 @@ class ServiceData(Capability):
 
     title = "service data on the host"
 
+    @abstractmethod
     def path(self, service: str) -> Path:
         """Where ``service``'s live data is on the tool's host."""
-        raise NotImplementedError
 
 
 @dataclass(frozen=True)
@@ -207,12 +211,13 @@ class ScratchServers(Capability):
 
     title = "scratch PostgreSQL servers of other majors"
 
+    @abstractmethod
     def available(self) -> list[ServerInfo]:
-        raise NotImplementedError
+        """The majors a scratch server can be made of."""
 
+    @abstractmethod
     def scratch(self, major: int) -> AbstractContextManager[Database]:
         """A fresh, empty server of ``major``, stopped and removed when the context ends."""
-        raise NotImplementedError
 
 
 C = TypeVar("C", bound=Capability)
@@ -492,5 +497,5 @@ class Environment(ABC):
         return {"directory": self.dir}
 
     def placement(self) -> dict[str, Any]:
-        """What the backend reports about where this environment lives (e.g. ``port_base``)."""
+        """What the backend reports about where this environment lives (local: its port block)."""
         return {}

@@ -63,8 +63,9 @@ def _existing(p: Path) -> Path:
 
 def problem(env: Environment) -> str | None:
     """Why a cow restore point of ``env`` cannot be taken here; None when it can."""
-    if not env.has(PhysicalDataDir):
-        return f"the {env.backend_name!r} backend of {env.name!r} offers no {PhysicalDataDir.title}"
+    for cap in CowStrategy.requires:
+        if not env.has(cap):
+            return f"the {env.backend_name!r} backend of {env.name!r} offers no {cap.title}"
     root = env.state.root
     root.mkdir(parents=True, exist_ok=True)
     why = fsutil.reflink_problem(root)
