@@ -41,7 +41,7 @@ from upgrade_infra.errors import BadInput, OperationFailed
 DEFAULT_SOCKET = "/var/run/docker.sock"
 RUN_DIR = Path("/run/upgrade-infra-docker")
 DEFAULT_ROOT = Path("/var/lib/upgrade-infra-docker")
-START_HINT = ("start one: `sudo systemctl start docker` (Docker Engine), or as root "
+START_HINT = ("start one: `sudo systemctl start docker` (Docker Engine; or `sudo dockerd &`), or as root "
               "`apt-get install -y docker.io` then `python -m upgrade_infra.backends.compose.engine start "
               "--name NAME --bip 172.31.X.1/24` and export the DOCKER_HOST it prints; or point DOCKER_HOST "
               "at a running engine (a Podman socket works where it honours the Docker API)")
