@@ -315,7 +315,17 @@ def stop_private_engine(root: Path | str = DEFAULT_ROOT, name: str = "tests", *,
     _delete_bridge(paths.bridge)
     for f in (paths.socket, paths.pidfile):
         f.unlink(missing_ok=True)
+    if not _mounted_under(paths.exec_root):  # runtime state only (containerd sockets, netns dir)
+        shutil.rmtree(paths.exec_root, ignore_errors=True)
     return how
+
+
+def _mounted_under(path: Path) -> bool:
+    try:
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return True
+    return any(m == str(path) or m.startswith(f"{path}/") for m in mounts)
 
 
 def _remove_containers(host: str) -> None:
