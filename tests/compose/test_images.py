@@ -9,6 +9,7 @@ import pytest
 from upgrade_infra.backends.compose.images import (
     BASE_TAG,
     LABEL_INPUTS,
+    LABEL_PGVECTOR,
     LABEL_RELEASE,
     LABEL_VERSION,
     build_all,
@@ -72,6 +73,12 @@ def test_postgres_image_initialises_like_the_official_one(engine, images, major)
         assert code == 0 and out.startswith(str(major)), out
         code, out = psql("CREATE EXTENSION vector; SELECT '[1,2]'::vector <-> '[2,3]'")
         assert code == 0 and out.strip().endswith("1.4142135623730951"), out
+        code, out = psql("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        assert out.strip() == client.images.get(f"upgrade-infra/postgres:{major}").labels[LABEL_PGVECTOR], out
+        # an HNSW index (pgvector >= 0.5) and halfvec (>= 0.7): both majors have the same, current pgvector
+        code, out = psql("CREATE TABLE t (v vector(2)); CREATE INDEX ON t USING hnsw (v vector_l2_ops); "
+                         "SELECT '[1,2]'::halfvec(2)")
+        assert code == 0, out
         code, out = psql("SHOW listen_addresses")
         assert out.strip() == "*"
         code, out = psql("SELECT 1", env={"PGPASSWORD": "wrong"})
@@ -91,3 +98,14 @@ def test_postgres_image_refuses_an_empty_password(engine, images):
         assert "POSTGRES_PASSWORD is not set" in c.logs().decode()
     finally:
         c.remove(force=True, v=True)
+
+
+def test_both_postgres_images_carry_the_same_pgvector(engine, images):
+    """The major-upgrade extension check compares them: 15 -> 16 must not change pgvector's version."""
+    client = engine.client()
+    versions = {m: client.images.get(f"upgrade-infra/postgres:{m}").labels.get(LABEL_PGVECTOR) for m in (15, 16)}
+    assert versions[15] and versions[15] == versions[16], versions
+    for major in (15, 16):
+        out = client.containers.run(f"upgrade-infra/postgres:{major}", ["sh", "-c", "cat $(find /usr -name vector.control "
+                                    "-path '*extension*')"], remove=True).decode()
+        assert f"default_version = '{versions[major]}'" in out, (major, out)
