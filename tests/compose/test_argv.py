@@ -114,3 +114,51 @@ def test_debian_mirror_and_debootstrap(tmp_path):
     assert debootstrap_argv(Path("/r"), "http://m/debian") == [
         "debootstrap", "--variant=minbase", "--include=python3", "bookworm", "/r", "http://m/debian"]
     assert "URIs: http://m/debian-security" in apt_sources("http://m/debian")
+
+
+def test_generated_healthchecks_are_fast():
+    hc = d.postgres_healthcheck("pa", "automations")
+    assert hc["test"] == ["CMD", "pg_isready", "-h", "127.0.0.1", "-U", "pa", "-d", "automations"]
+    assert (hc["interval"], hc["start_period"]) == ("1s", "60s")
+    assert d.healthcheck("true")["test"] == ["CMD-SHELL", "true"]
+    assert d.http_healthcheck(8000)["test"][:2] == ["CMD", "python3"]
+    assert d.healthcheck(["CMD", "x"], interval="2s")["interval"] == "2s"
+    with pytest.raises(BadInput):
+        d.healthcheck(["pg_isready"])
+    assert d.POSTGRES_STOP["stop_signal"] == "SIGINT"
+
+
+@pytest.mark.parametrize("value,seconds", [("1s", 1.0), ("1m0s", 60.0), ("1m30s", 90.0), ("500ms", 0.5),
+                                           ("1h", 3600.0), (2_000_000_000, 2.0), (None, None), ("soon", None),
+                                           ("5", None)])
+def test_duration_s(value, seconds):
+    assert d.duration_s(value) == seconds
+
+
+def test_fast_health_overrides_only_touch_slow_or_default_intervals():
+    model = {"services": {
+        "default": {"healthcheck": {"test": ["CMD", "true"]}},
+        "slow": {"healthcheck": {"test": ["CMD", "true"], "interval": "30s", "start_period": "2m0s"}},
+        "fast": {"healthcheck": {"test": ["CMD", "true"], "interval": "2s"}},
+        "off": {"healthcheck": {"disable": True}},
+        "none": {"image": "x"}}}
+    assert d.fast_health_overrides(model) == {"services": {
+        "default": {"healthcheck": {"interval": "1s", "start_period": "120s"}},
+        "slow": {"healthcheck": {"interval": "1s", "start_period": "2m0s"}}}}
+    assert d.fast_health_overrides({"services": {"fast": model["services"]["fast"]}}) == {}
+
+
+def test_example_compose_file_is_fast_to_start_and_stop():
+    """Every healthcheck of the example probes every second (dockerd 20.10 waits `interval` before the first
+    probe); the apps start together once PostgreSQL is healthy. `config` needs no engine."""
+    from upgrade_infra.backends.compose.engine import Engine
+
+    from .conftest import COMPOSE_FILE, stack_env
+
+    model = d.ComposeCLI(Engine(host="unix:///nonexistent.sock")).config("uixt-fast", [COMPOSE_FILE],
+                                                                           env=stack_env())
+    assert d.fast_health_overrides(model) == {}
+    assert {s: d.duration_s(svc["healthcheck"]["interval"]) for s, svc in model["services"].items()} == \
+        {"postgres": 1.0, "assistant": 1.0, "automations": 1.0}
+    deps = model["services"]["automations"]["depends_on"]
+    assert (deps["postgres"]["condition"], deps["assistant"]["condition"]) == ("service_healthy", "service_started")
