@@ -72,7 +72,7 @@ def engine():
         import docker  # noqa: F401  (the compose extra)
 
         from upgrade_infra.backends.compose.engine import start_private_engine
-        from upgrade_infra.errors import BadInput, OperationFailed
+        from upgrade_infra.core.errors import BadInput, OperationFailed
     except ImportError as e:
         no_engine(f"{e.name} is not installed (pip install -e '.[compose]')")
     dockerd = shutil.which("dockerd") or (Path("/usr/sbin/dockerd").exists() and "/usr/sbin/dockerd")

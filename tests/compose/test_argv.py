@@ -10,7 +10,7 @@ import pytest
 from upgrade_infra.backends.compose import driver as d
 from upgrade_infra.backends.compose.engine import default_pool, dockerd_argv, private_paths
 from upgrade_infra.backends.compose.images import apt_sources, debian_mirror, debootstrap_argv
-from upgrade_infra.errors import BadInput
+from upgrade_infra.core.errors import BadInput
 
 BIN = ("docker-compose",)
 

@@ -7,7 +7,6 @@ import time
 
 import pytest
 
-from upgrade_infra import runner
 from upgrade_infra.backends.compose.engine import (
     DEFAULT_SOCKET,
     EngineUnreachable,
@@ -16,6 +15,7 @@ from upgrade_infra.backends.compose.engine import (
     private_paths,
     start_private_engine,
 )
+from upgrade_infra.core import runner
 
 
 def test_no_engine_names_how_to_start_one(tmp_path):

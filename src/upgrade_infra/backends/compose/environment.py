@@ -251,6 +251,7 @@ class ComposeEnvironment(Environment):
     _driver: Any = None
     _database: ComposeDatabase | None = None
     _healthchecks: dict[str, dict] | None = None
+    _user_data: dict[str, Any] | None = None
 
     # -- identity and placement -------------------------------------------------------------------
     @classmethod
@@ -458,18 +459,30 @@ class ComposeEnvironment(Environment):
             self._healthchecks = self._read_healthchecks()
         return self._healthchecks
 
-    def _read_healthchecks(self) -> dict[str, dict]:
-        if not self.spec.file:
-            return {}
-        path = (self.manifest.stack_dir / self.spec.file).resolve()
-        if not path.is_file():
-            return {}
-        from ruamel.yaml import YAML
+    def _user_file(self) -> dict[str, Any]:
+        if self._user_data is None:
+            self._user_data = {}
+            path = (self.manifest.stack_dir / self.spec.file).resolve() if self.spec.file else None
+            if path is not None and path.is_file():
+                from ruamel.yaml import YAML
 
-        data = YAML(typ="safe", pure=True).load(path.read_text()) or {}
+                self._user_data = YAML(typ="safe", pure=True).load(path.read_text()) or {}
+        return self._user_data
+
+    def _read_healthchecks(self) -> dict[str, dict]:
+        data = self._user_file()
         return {n: s["healthcheck"] for n, s in (data.get("services") or {}).items()
                 if isinstance(s, dict) and isinstance(s.get("healthcheck"), dict)
                 and not s["healthcheck"].get("disable")}
+
+    def _user_depends(self) -> dict[str, dict[str, str]]:
+        """service -> dependency -> condition, as the user's Compose file writes them (long form only)."""
+        out: dict[str, dict[str, str]] = {}
+        for n, svc in (self._user_file().get("services") or {}).items():
+            deps = svc.get("depends_on") if isinstance(svc, dict) else None
+            if isinstance(deps, dict):
+                out[n] = {d: str((v or {}).get("condition", "service_started")) for d, v in deps.items()}
+        return out
 
     def _service_env(self, service: str, version: str, **extra: Any) -> dict[str, str]:
         spec = self.manifest.service(service)
@@ -552,8 +565,9 @@ class ComposeEnvironment(Environment):
                 svc["healthcheck"] = hc
             for dep in self.manifest.services[name].depends_on:
                 dep_hc = self.spec.services[dep].healthcheck and self.compose_service(dep) in hcs
+                wanted = self._dep_condition(name, dep)
                 svc["depends_on"][self.compose_service(dep)] = {
-                    "condition": "service_healthy" if dep_hc else "service_started"}
+                    "condition": wanted if (dep_hc or wanted != "service_healthy") else "service_started"}
             services[self.compose_service(name)] = svc
         return {"name": self.project, "services": services, "volumes": volumes}
 
@@ -669,17 +683,34 @@ class ComposeEnvironment(Environment):
 
             wait_free(wanted, port_wait_s)
         check_free(wanted, self.name)
-        for n in order:
-            if n in running:
-                continue
+        for wave in self._waves([n for n in order if n not in running]):
             t0 = time.monotonic()
-            self._prepare_data_dir(n, self.image(n))
+            for n in wave:
+                self._prepare_data_dir(n, self.image(n))
             self._compose("up", "--detach", "--no-deps", "--pull", "never", "--no-build",
-                          self.compose_service(n), timeout=300)
-            if wait:
-                self.wait_ready(n)
-            timings[n] = time.monotonic() - t0
+                          *[self.compose_service(n) for n in wave], timeout=300)
+            for n in wave:
+                if wait:
+                    self.wait_ready(n)
+                timings[n] = time.monotonic() - t0
         return timings
+
+    def _waves(self, order: list[str]) -> list[list[str]]:
+        """Services started together: one joins the current wave unless it needs a dependency of that
+        wave healthy first (the user's Compose file says ``condition: service_started`` where it does not;
+        without a word from it, dependencies are waited for, as the local backend does)."""
+        waves: list[list[str]] = []
+        for n in order:
+            deps = set(self.manifest.services[n].depends_on)
+            if waves and not any(d in waves[-1] and self._dep_condition(n, d) != "service_started" for d in deps):
+                waves[-1].append(n)
+            else:
+                waves.append([n])
+        return waves
+
+    def _dep_condition(self, service: str, dep: str) -> str:
+        cond = (self._user_depends().get(self.compose_service(service)) or {}).get(self.compose_service(dep))
+        return cond or "service_healthy"
 
     def stop_services(self, names: list[str] | None = None) -> dict[str, str]:
         order = [n for n in reversed(self.manifest.start_order()) if names is None or n in names]
