@@ -1,4 +1,5 @@
-"""nox sessions: ``tests`` (pytest + nbval over runbooks), ``lint`` (ruff, import-linter), ``site`` (the main job).
+"""nox sessions: ``tests`` (pytest + nbval over runbooks), ``lint`` (ruff, import-linter), ``site`` (the main job),
+``compose`` (the Compose backend's tests on a private Docker engine).
 
 Each session installs what it needs itself: Python packages into its virtualenv, and system
 packages (Debian's chromium for browser checks) through apt when run as root; otherwise it
@@ -16,14 +17,17 @@ import nox
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
-EXTRAS = ".[examples,pg16,browser,docs,test]"
+EXTRAS = ".[examples,pg16,browser,docs,test,compose]"
 # package -> a file it provides (fonts-liberation: chromium only recommends it, and pages need fonts)
 # npm: the site ships Mermaid from the npm registry instead of loading it from a CDN
 # prometheus: its promtool loads and evaluates the example alert rules (tests/test_alerts.py)
 # xfsprogs: the copy-on-write (`cow`) tests format an XFS image with reflink=1 on a loop device
 # jq: the learning-path exercises' checks use it (tests/integration/test_exercises.py runs them)
-APT_PACKAGES = {"jq": "/usr/bin/jq", "chromium": "/usr/bin/chromium", "fonts-liberation": "/usr/share/fonts/truetype/liberation",
-                "npm": "/usr/bin/npm", "prometheus": "/usr/bin/promtool", "xfsprogs": "/usr/sbin/mkfs.xfs"}
+# docker.io, debootstrap: the Compose backend's tests start a private dockerd and build a Debian base image
+APT_PACKAGES = {"jq": "/usr/bin/jq", "chromium": "/usr/bin/chromium",
+                "fonts-liberation": "/usr/share/fonts/truetype/liberation",
+                "npm": "/usr/bin/npm", "prometheus": "/usr/bin/promtool", "xfsprogs": "/usr/sbin/mkfs.xfs",
+                "docker.io": "/usr/sbin/dockerd", "debootstrap": "/usr/sbin/debootstrap"}
 ROOT = Path(__file__).parent
 
 
@@ -54,11 +58,44 @@ def lint(session: nox.Session) -> None:
     session.run("lint-imports", "--no-cache", env={"PYTHONPATH": str(ROOT / "src")})
 
 
+# as root a session that installed docker.io must run the Compose tests, never skip them (tests/compose/conftest.py)
+def compose_env() -> dict[str, str]:
+    return {"UPGRADE_INFRA_REQUIRE_ENGINE": "1"} if os.geteuid() == 0 else {}
+
+
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Unit, integration and end-to-end tests on real PostgreSQL and real services, then nbval over runbooks."""
+    """Unit, integration and end-to-end tests on real PostgreSQL and real services, then nbval over runbooks.
+
+    As root this includes tests/compose on a private dockerd (started and stopped by its fixture); otherwise
+    those tests skip, saying why."""
     install(session)
-    session.run("pytest", "tests", "--nbval-lax", "runbooks", "-p", "no:cacheprovider", *session.posargs)
+    session.run("pytest", "tests", "--nbval-lax", "runbooks", "-p", "no:cacheprovider", *session.posargs,
+                env=compose_env())
+
+
+# the private engine of `nox -s compose`: its own name, bridge and address pool (never the default docker0)
+COMPOSE_ENGINE = {"name": "nox", "bip": "172.31.252.1/24", "root": "/var/lib/upgrade-infra-docker"}
+
+
+@nox.session
+def compose(session: nox.Session) -> None:
+    """The Compose backend: start a private dockerd (own data root, socket, bridge), build the local images
+    (cached: rootfs tarball, pip deps and compiled pgvector in ~/.cache/upgrade-infra/images, images in the
+    engine's data root), run tests/compose, stop the engine by its pid file. Needs root (dockerd)."""
+    if os.geteuid() != 0:
+        session.skip("the Compose tests start a private dockerd, which needs root")
+    install(session)
+    e = COMPOSE_ENGINE
+    engine = ["python", "-m", "upgrade_infra.backends.compose.engine"]
+    env = {"DOCKER_HOST": f"unix:///run/upgrade-infra-docker/{e['name']}.sock", "UPGRADE_INFRA_TEST_ENGINE": e["name"],
+           "UPGRADE_INFRA_TEST_BIP": e["bip"], "UPGRADE_INFRA_TEST_ENGINE_ROOT": e["root"], **compose_env()}
+    session.run(*engine, "start", "--root", e["root"], "--name", e["name"], "--bip", e["bip"])
+    try:
+        session.run("python", "-m", "upgrade_infra.backends.compose.images", "build", env=env)
+        session.run("pytest", "tests/compose", "-p", "no:cacheprovider", *session.posargs, env=env)
+    finally:
+        session.run(*engine, "stop", "--root", e["root"], "--name", e["name"])
 
 
 @nox.session

@@ -79,9 +79,63 @@ def _local_stack(dest: Path) -> Path:
     return stack_copy(dest, HERE / "stacks" / "local" / "stack.yaml", LEDGER_APP)
 
 
+# -- compose --------------------------------------------------------------------------------------
+COMPOSE_LEDGER_IMAGE = "upgrade-infra/conform-ledger:1"
+
+
+def _compose_stack(dest: Path) -> Path:
+    """Also a stack name of its own: Compose projects are ``<stack>-<env>`` on one shared engine."""
+    out = stack_copy(dest, HERE / "stacks" / "compose" / "stack.yaml", LEDGER_APP)
+    out.write_text(out.read_text().replace("\nname: conform\n", f"\nname: conform-{os.urandom(3).hex()}\n", 1))
+    return out
+
+
+def _compose_unavailable() -> str | None:
+    if os.geteuid() != 0:
+        return "it starts a private dockerd, which needs root"
+    if not (shutil.which("dockerd") or Path("/usr/sbin/dockerd").exists()):
+        return "dockerd is not installed (apt-get install docker.io; nox -s tests installs it)"
+    return None
+
+
+@contextmanager
+def _compose_engine() -> Iterator[object]:
+    """A private dockerd (``UPGRADE_INFRA_TEST_ENGINE``/``_BIP``, as tests/compose; one already answering is
+    reused and left running) with the images: the Debian base, PostgreSQL 15 and the ledger app on the
+    reference apps' Python runtime (built once, then found up to date). DOCKER_HOST points at it."""
+    from upgrade_infra.backends.compose import images
+    from upgrade_infra.backends.compose.engine import start_private_engine
+
+    e = start_private_engine(os.environ.get("UPGRADE_INFRA_TEST_ENGINE_ROOT", "/var/lib/upgrade-infra-docker"),
+                             os.environ.get("UPGRADE_INFRA_TEST_ENGINE", "tests"),
+                             os.environ.get("UPGRADE_INFRA_TEST_BIP", "172.31.251.1/24"))
+    old = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = e.host
+    try:
+        built = images.build_all(e, REPO / "examples" / "pa-stack-compose", majors=(15,))
+        runtime = next(b for b in built if b.tag.startswith("upgrade-infra/pa-runtime:"))
+        dockerfile = f"FROM {runtime.tag}\nCOPY ledger.py /app/ledger.py\nRUN mkdir -p /data\nWORKDIR /app\n"
+        inputs = images.digest("conform-ledger", runtime.image_id, dockerfile, LEDGER_APP.read_bytes())
+        ctx = images._context({"Dockerfile": dockerfile, "ledger.py": LEDGER_APP})
+        try:
+            images.build_context(e.client(timeout=600), COMPOSE_LEDGER_IMAGE, ctx, labels={}, inputs=inputs)
+        finally:
+            shutil.rmtree(ctx, ignore_errors=True)
+        yield e
+    finally:
+        if old is None:
+            os.environ.pop("DOCKER_HOST", None)
+        else:
+            os.environ["DOCKER_HOST"] = old
+        if not e.reused:
+            e.stop()
+
+
 SETUPS: dict[str, BackendSetup] = {
     "local": BackendSetup(write_stack=_local_stack,
                           strategies={"clone": None, "dump": None, "fs": None, "cow": "xfs"}),
+    "compose": BackendSetup(write_stack=_compose_stack, strategies={"clone": None, "dump": None},
+                            context=_compose_engine, unavailable=_compose_unavailable),
 }
 
 #: the backends the suite runs, by name (``UPGRADE_INFRA_BACKENDS=local,compose`` picks some)

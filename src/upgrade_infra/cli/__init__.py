@@ -28,6 +28,7 @@ from upgrade_infra.cli import stage_cmds  # noqa: E402,F401  isort: skip
 from upgrade_infra.cli import migrate_cmds  # noqa: E402,F401  isort: skip
 from upgrade_infra.cli import quarantine_cmds  # noqa: E402,F401  isort: skip
 from upgrade_infra.cli import access_cmds  # noqa: E402,F401  isort: skip
+from upgrade_infra.cli import import_cmds  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> int:

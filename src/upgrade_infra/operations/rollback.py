@@ -121,8 +121,11 @@ def _swap_dirs(ctx: Ctx) -> dict[str, Any]:
 def _versions(ctx: Ctx) -> dict[str, Any]:
     rp = _rp(ctx)
     ctx.env.record.versions = dict(rp.versions)
+    pin = getattr(ctx.env, "pin_images", None)  # container backends: start the very images recorded
+    if pin is not None and rp.images:
+        pin(rp.images)
     ctx.env.save()
-    return {"versions": rp.versions}
+    return {"versions": rp.versions, **({"images": rp.images} if rp.images else {})}
 
 
 def _advance(ctx: Ctx) -> dict[str, Any]:

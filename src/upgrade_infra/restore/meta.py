@@ -39,6 +39,7 @@ class RestorePoint(BaseModel):
     versions: dict[str, str]
     manifest_sha256: str
     pg_major: int
+    images: dict[str, str] = {}  # service -> image ID it ran (container backends: tags move, IDs do not)
     databases: dict[str, dict[str, Any]] = {}
     data_dirs: dict[str, str] = {}
     files: dict[str, str] = {}  # path relative to the restore point dir -> sha256

@@ -86,6 +86,9 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
                       created_at=time.time(), label=label,
                       op=op, versions=dict(env.record.versions), manifest_sha256=env.manifest.sha256,
                       pg_major=env.database.major)
+    image_ids = getattr(env, "image_ids", None)
+    if image_ids is not None:
+        rp.images = image_ids()
     d = make_dir(env.state, rp.id)
     try:
         w0 = time.monotonic()

@@ -27,6 +27,31 @@ def semantic_issues(m: Manifest) -> list[Issue]:
     return out
 
 
+def _backend_issues(m: Manifest) -> list[Issue]:
+    """A service needs a command where it runs as a process (``local``), an image where it runs as a
+    container (``compose``: ``compose.services.<svc>.image``)."""
+    out: list[Issue] = []
+    backends = {e.backend for e in m.environments.values()}
+    if "local" in backends:
+        for name, s in m.services.items():
+            if not s.command.strip():
+                out.append((("services", name, "command"), "empty: the local backend runs the service as a process",
+                            "write the command that starts it (an empty command is for the compose backend)"))
+    if "compose" in backends:
+        images = (m.compose.services if m.compose else {})
+        for name in m.services:
+            if name not in images:
+                out.append((("compose", "services") if m.compose else ("environments",),
+                            f"service {name!r} has no image for the compose backend",
+                            f"add compose.services.{name}.image, e.g. 'registry/{name}:{{version}}'"))
+    if m.compose:
+        for name in m.compose.services:
+            if name not in m.services:
+                out.append((("compose", "services", name), f"unknown service {name!r}",
+                            f"use one of: {', '.join(sorted(m.services))}"))
+    return out
+
+
 def _references(m: Manifest) -> list[Issue]:
     out: list[Issue] = []
     svcs = set(m.services)
@@ -57,6 +82,7 @@ def _references(m: Manifest) -> list[Issue]:
         if db not in m.postgres.databases:
             out.append((("staging", "masking", db), f"unknown database {db!r}",
                         f"use one of: {', '.join(m.postgres.databases)}"))
+    out += _backend_issues(m)
     if m.seed and m.seed.service and m.seed.service not in svcs:
         out.append((("seed", "service"), f"unknown service {m.seed.service!r}", f"use one of: {', '.join(sorted(svcs))}"))
     checks = {c.name for c in m.checks}

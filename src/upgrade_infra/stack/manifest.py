@@ -59,7 +59,7 @@ class VersionSpec(Strict):
 
 class ServiceSpec(Strict):
     port: int = Field(..., ge=1, le=99, description="offset of the service port inside the environment's port block")
-    command: str
+    command: str = Field("", description="how to start it; empty under the compose backend: the image's own command")
     cwd: str | None = None
     install: str | None = Field(None, description="run once per version, cached under state_dir/installs")
     env: dict[str, str] = {}
@@ -108,6 +108,49 @@ class EnvironmentSpec(Strict):
     versions: dict[Name, Version] = {}
     backend: str = "local"
     disposable: bool = Field(False, description="may be destroyed and re-created from scratch (acceptance runs)")
+
+
+# -- the Compose backend's view of the stack (``compose:``, written by `upgrade-infra import compose`) -------
+class ComposePostgresSpec(Strict):
+    service: str = Field("postgres", description="the Compose service name of the PostgreSQL container")
+    image: str | None = Field(None, description="its image (default upgrade-infra/postgres:<postgres.major>)")
+    volume: str | None = Field("pgdata", description="the named volume holding its data")
+    user: str | None = Field(None, description="the superuser role of the user's own Compose file")
+    password_secret: Name | None = None
+    healthcheck: bool = True
+
+
+class ComposeDatabaseSpec(Strict):
+    users: list[str] = []
+    password_secret: Name | None = None
+
+
+class ComposeServiceSpec(Strict):
+    service: str | None = Field(None, description="the Compose service name (default: the manifest's)")
+    image: str = Field(..., description="image reference with {version} (or a digest per version in digests)")
+    digests: dict[Version, str] = {}
+    build: bool = False
+    volumes: dict[str, str] = Field({}, description="named volume -> mount path in the container")
+    ports: list[str] = Field([], description="what the user's file publishes (the backend publishes its own)")
+    container_port: int | None = Field(None, ge=1, le=65535, description="the port the service listens on inside")
+    healthcheck: bool = Field(False, description="the Compose file declares a healthcheck for it (readiness from it)")
+    env_file: list[str] = []
+
+
+class ComposeVolumeSpec(Strict):
+    name: str | None = None
+    external: bool = False
+
+
+class ComposeSpec(Strict):
+    """What only the ``compose`` backend needs: the user's Compose file, images and volumes."""
+
+    file: str | None = Field(None, description="the Compose file, relative to stack.yaml (healthchecks come from it)")
+    project: str | None = Field(None, description="the user's own project name (import); environments run as <stack>-<env>")
+    postgres: ComposePostgresSpec = ComposePostgresSpec()
+    databases: dict[Name, ComposeDatabaseSpec] = {}
+    services: dict[Name, ComposeServiceSpec] = {}
+    volumes: dict[str, ComposeVolumeSpec] = {}
 
 
 class SeedSpec(Strict):
@@ -215,6 +258,7 @@ class Manifest(Strict):
     migration: MigrationSpec = MigrationSpec()
     checks: list[CheckSpec] = []
     notifications: list[NotificationSpec] = []
+    compose: ComposeSpec | None = None
 
     # set by load_manifest, not part of the YAML
     _path: Path | None = None

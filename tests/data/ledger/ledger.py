@@ -64,7 +64,7 @@ def serve(a) -> None:
             pass
 
     print(f"ledger {a.release} (schema {schema}) on {a.port}", flush=True)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", a.port), H)
+    server = http.server.ThreadingHTTPServer((a.host, a.port), H)
     if a.release == "linger":
         signal.signal(signal.SIGTERM, lambda *_: linger(server))
     server.serve_forever()
@@ -113,6 +113,7 @@ if __name__ == "__main__":
     s = sub.add_parser("serve")
     s.add_argument("--release", required=True)
     s.add_argument("--port", type=int, required=True)
+    s.add_argument("--host", default="127.0.0.1", help="0.0.0.0 in a container (published ports)")
     d = sub.add_parser("seed")
     d.add_argument("--rows", type=int, default=2000)
     d.add_argument("--size-mb", default=None)

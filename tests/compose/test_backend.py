@@ -1,0 +1,242 @@
+"""The ``compose`` backend on a real private Docker engine with the locally built images: the reference
+Compose stack (its stack.yaml made by `import compose`) up, status, a clone restore point, an upgrade
+1.0.0 -> 1.1.0 rolled back with fingerprints equal, down and destroy leaving nothing, the rename guard.
+
+Engine: ``UPGRADE_INFRA_TEST_ENGINE`` (default ``tests``) / ``UPGRADE_INFRA_TEST_BIP``, as the other
+Compose tests; an engine of that name already answering is reused. Ports come from the test port window.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from ruamel.yaml import YAML
+
+from ..conftest import free_base
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "examples" / "pa-stack-compose"
+SEED_MB = float(os.environ.get("UPGRADE_INFRA_TEST_SEED_MB", "4"))
+PROJECT = "com.docker.compose.project"
+
+
+@pytest.fixture(scope="session")
+def compose_engine(engine):
+    """The private engine of tests/compose/conftest.py; the backend finds it as a user's client would."""
+    old = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = engine.host
+    yield engine
+    if old is None:
+        os.environ.pop("DOCKER_HOST", None)
+    else:
+        os.environ["DOCKER_HOST"] = old
+
+
+@pytest.fixture(scope="session")
+def compose_images(images, compose_engine):
+    return images
+
+
+def write_compose_stack(dest: Path, edit=None) -> Path:
+    """A copy of the example's stack.yaml with a unique stack name (so a unique Compose project) and a
+    free port block of the test window; the Compose file beside it."""
+    yaml = YAML()
+    data = yaml.load((EXAMPLE / "stack.yaml").read_text())
+    data["name"] = f"uixbe-{secrets.token_hex(3)}"
+    base = free_base(70)
+    data["environments"]["production"]["port_base"] = base
+    data.setdefault("staging", {})["port_range"] = [base + 10, base + 69]
+    if edit:
+        edit(data)
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in EXAMPLE.iterdir():
+        if entry.name not in ("stack.yaml", ".env") and not entry.name.startswith("."):
+            (dest / entry.name).symlink_to(entry)
+    out = dest / "stack.yaml"
+    with open(out, "w") as f:
+        yaml.dump(data, f)
+    return out
+
+
+def new_session(edit=None):
+    from upgrade_infra.operations.session import Session
+
+    root = Path(tempfile.mkdtemp(prefix="uixbe-"))
+    os.chmod(root, 0o711)
+    return Session(write_compose_stack(root / "stack", edit), root / "state"), root
+
+
+def leftovers(engine, project: str) -> dict[str, list[str]]:
+    c = engine.client()
+    label = {"label": f"{PROJECT}={project}"}
+    return {"containers": [x.name for x in c.containers.list(all=True, filters=label)],
+            "volumes": [v.name for v in c.volumes.list(filters=label)],
+            "networks": [n.name for n in c.networks.list(filters=label)]}
+
+
+@pytest.fixture(scope="module")
+def prod(compose_images, compose_engine):
+    """The reference Compose stack's production, up and seeded; destroyed at the end."""
+    s, root = new_session()
+    env = s.env("production")
+    t0 = time.monotonic()
+    res = env.up(seed_mb=SEED_MB)
+    res["wall_s"] = round(time.monotonic() - t0, 2)
+    print(f"\nenv up (compose, from nothing, seed {SEED_MB:g} MB): {res}")
+    try:
+        yield s, res
+    finally:
+        try:
+            s.env("production").destroy()
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def test_env_up_status(prod, compose_engine, compose_images):
+    s, res = prod
+    env = s.env("production")
+    assert res["created"] and res["seed"]["bytes_added"] > 0
+    assert env.project == f"{s.manifest.name}-production"
+    st = env.status()
+    assert st.healthy, st.to_dict()
+    assert st.backend == "compose" and st.postgres["running"] and st.postgres["major"] == 15
+    assert set(st.databases) == {"assistant", "automations"}
+    for svc in ("assistant", "automations"):
+        r = httpx.get(env.endpoint(svc).url + "/readyz", timeout=5)
+        assert r.status_code == 200 and r.json()["status"] == "ready"
+        assert env.endpoint(svc).host == "127.0.0.1"
+    # the tool's connection goes through the loopback-published port
+    from upgrade_infra.core import sql
+
+    assert sql.fetch_value(env.conninfo("assistant"), "SELECT count(*) FROM agents") > 0
+    assert env.database.endpoint().port == env.ports["postgres"]
+    ids = env.image_ids()
+    assert ids["assistant"] == compose_images["upgrade-infra/pa-assistant:1.0.0"].image_id
+    left = leftovers(compose_engine, env.project)
+    assert sorted(left["containers"]) == sorted(f"{env.project}-{n}-1" for n in ("postgres", "assistant",
+                                                                                 "automations"))
+    assert f"{env.project}_pgdata" in left["volumes"]
+
+
+def test_clone_restore_point_records_images(prod):
+    from upgrade_infra.restore import points as snapshots
+
+    s, _ = prod
+    env = s.env("production")
+    res = snapshots.create(env, "clone", label="compose test")
+    rp = snapshots.get(env.state, res["restore_point"]["id"])
+    assert rp.strategy == "clone" and rp.pg_major == 15
+    assert set(rp.images) == {"assistant", "automations"} and all(i.startswith("sha256:") for i in rp.images.values())
+    assert set(rp.data_dirs) == {"assistant", "automations"}  # the services' data volumes, copied
+    assert snapshots.verify(env, rp) == []
+    snapshots.delete(env, rp.id)
+
+
+def test_upgrade_then_rollback_fingerprints_equal(prod, compose_images):
+    from upgrade_infra.operations import rollback, upgrade
+    from upgrade_infra.restore.fingerprint import fingerprint
+
+    s, _ = prod
+    env = s.env("production")
+    before = fingerprint(env)
+    ids_before = env.image_ids()
+    (env.capability(__import__("upgrade_infra.backends.interface", fromlist=["ServiceData"]).ServiceData)
+     .path("assistant") / "marker.txt").write_text("before the upgrade")
+    t0 = time.monotonic()
+    up = upgrade.upgrade(env, {"assistant": "1.1.0", "automations": "1.1.0"}, strategy="clone", watch_s=0)
+    print(f"\nupgrade 1.0.0 -> 1.1.0 (compose): {time.monotonic() - t0:.1f}s, outcome {up['outcome']}")
+    assert up["outcome"] == "succeeded", up
+    env = s.env("production")
+    assert env.record.versions == {"assistant": "1.1.0", "automations": "1.1.0"}
+    assert env.image_ids()["assistant"] == compose_images["upgrade-infra/pa-assistant:1.1.0"].image_id
+    assert not fingerprint(env).equal(before)  # 1.1.0 migrated the schema
+    rb = rollback.rollback(env)
+    print(f"rollback (compose, clone, seed {SEED_MB:g} MB): budgeted {rb['total_s']}s, wall {rb['wall_s']}s, "
+          f"database step {rb['database_step_s']}s; steps "
+          + ", ".join(f"{t['step']} {t['duration_s']}" for t in rb["steps"]))
+    assert rb["verified"] and not rb["over_budget"], rb
+    env = s.env("production")
+    assert env.record.versions == {"assistant": "1.0.0", "automations": "1.0.0"}
+    assert fingerprint(env).equal(before)
+    assert env.image_ids() == ids_before
+    from upgrade_infra.backends.interface import ServiceData
+
+    assert (env.capability(ServiceData).path("assistant") / "marker.txt").read_text() == "before the upgrade"
+    assert env.status().healthy
+
+
+def test_down_stops_everything_and_up_keeps_data(prod, compose_engine):
+    from upgrade_infra.restore.fingerprint import fingerprint
+
+    s, _ = prod
+    env = s.env("production")
+    before = fingerprint(env)
+    res = env.down()
+    print(f"\nenv down (compose): {res['total_s']}s")
+    c = compose_engine.client()
+    assert c.containers.list(filters={"label": f"{PROJECT}={env.project}"}) == []  # nothing running
+    assert leftovers(compose_engine, env.project)["networks"] == []
+    assert f"{env.project}_pgdata" in leftovers(compose_engine, env.project)["volumes"]
+    assert not env.status().postgres["running"]
+    t0 = time.monotonic()
+    again = env.up()
+    print(f"env up (compose, existing volumes): {time.monotonic() - t0:.1f}s")
+    assert not again["created"] and again["seed"] is None
+    assert fingerprint(env).equal(before)
+
+
+def test_renamed_project_is_refused(prod, compose_engine):
+    from upgrade_infra.backends.compose.environment import ProjectRenamed
+
+    s, _ = prod
+    env = s.env("production")
+    env.backend_state["project"] = "someone-else"
+    with pytest.raises(ProjectRenamed) as e:
+        env.up()
+    assert e.value.exit_code == 2 and "new, empty volumes" in e.value.message
+    assert leftovers(compose_engine, "someone-else") == {"containers": [], "volumes": [], "networks": []}
+    assert s.env("production").status().healthy  # the real one was not touched
+
+
+def test_destroy_removes_only_this_project(compose_images, compose_engine):
+    s, root = new_session(lambda d: d.update(seed=None))
+    other = compose_engine.client().volumes.create(name=f"uixbe-other-{secrets.token_hex(3)}",
+                                                   labels={PROJECT: "uixbe-other"})
+    try:
+        env = s.env("production")
+        env.up()
+        project = env.project
+        assert leftovers(compose_engine, project)["containers"]
+        env.destroy()
+        assert leftovers(compose_engine, project) == {"containers": [], "volumes": [], "networks": []}
+        assert compose_engine.client().volumes.get(other.name)  # another project's volume stays
+        assert not env.dir.exists()
+    finally:
+        other.remove(force=True)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_missing_image_first_up_leaves_nothing(compose_images, compose_engine):
+    from upgrade_infra.backends.compose.environment import ImageMissing
+
+    def edit(d):
+        d["compose"]["services"]["automations"]["image"] = "upgrade-infra/no-such-image:{version}"
+        d["seed"] = None
+
+    s, root = new_session(edit)
+    try:
+        env = s.env("production")
+        with pytest.raises(ImageMissing) as e:
+            env.up()
+        assert e.value.exit_code == 2 and "upgrade-infra/no-such-image:1.0.0" in e.value.message
+        assert leftovers(compose_engine, env.project) == {"containers": [], "volumes": [], "networks": []}
+        assert s.state.load_record("production") is None
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
