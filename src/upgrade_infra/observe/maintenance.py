@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from upgrade_infra.operations.session import Session
-from upgrade_infra.restore.ops import prune
-from upgrade_infra.restore.points import list_points
+from upgrade_infra.restore.points import list_points, prune  # points first: it completes restore.ops
 from upgrade_infra.staging import lifecycle as staging
 from upgrade_infra.validation.engine import prune_reports
 
