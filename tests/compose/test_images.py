@@ -106,6 +106,12 @@ def test_both_postgres_images_carry_the_same_pgvector(engine, images):
     versions = {m: client.images.get(f"upgrade-infra/postgres:{m}").labels.get(LABEL_PGVECTOR) for m in (15, 16)}
     assert versions[15] and versions[15] == versions[16], versions
     for major in (15, 16):
-        out = client.containers.run(f"upgrade-infra/postgres:{major}", ["sh", "-c", "cat $(find /usr -name vector.control "
-                                    "-path '*extension*')"], remove=True).decode()
+        c = client.containers.create(f"upgrade-infra/postgres:{major}",
+                                     ["sh", "-c", "cat $(find /usr -name vector.control -path '*extension*')"])
+        try:  # created and removed with its anonymous data volume (remove=True of run() would keep it)
+            c.start()
+            assert c.wait(timeout=60)["StatusCode"] == 0
+            out = c.logs().decode()
+        finally:
+            c.remove(force=True, v=True)
         assert f"default_version = '{versions[major]}'" in out, (major, out)

@@ -283,7 +283,8 @@ def _pgserver() -> tuple[Path, str]:
     try:
         import pgserver
     except ImportError:
-        raise BadInput("the PostgreSQL 16 image is made from the pgserver wheel, which is not installed",
+        raise BadInput("the PostgreSQL images need the pgserver wheel (the PostgreSQL 16 build, and its headers "
+                       "for the pgvector both images share), which is not installed",
                        fix="pip install 'upgrade-infra[pg16]'") from None
     return Path(pgserver.__file__).parent, importlib.metadata.version("pgserver")
 
