@@ -44,15 +44,15 @@ from upgrade_infra.backends.interface import (
     ServiceStatus,
     ToolArg,
 )
+from upgrade_infra.backends.placement import PortBlock, new_port_base
 from upgrade_infra.backends.registry import register_backend
 from upgrade_infra.core import runner, sql
 from upgrade_infra.core.errors import BadInput, CommandFailed, OperationFailed, ServiceNotReady
 from upgrade_infra.core.state import StateDir
 from upgrade_infra.stack import secrets as secretlib
 from upgrade_infra.stack import templates
-from upgrade_infra.stack.crosschecks import block_size
 from upgrade_infra.stack.manifest import ComposeServiceSpec, Manifest
-from upgrade_infra.stack.ports import POSTGRES, allocate_block, check_free, env_ports, holder_of
+from upgrade_infra.stack.ports import POSTGRES, check_free
 
 TOOL_HOST = "127.0.0.1"
 PG_PORT = 5432
@@ -232,17 +232,8 @@ class VolumeData(ServiceData):
         return self.env.data_dir(service)
 
 
-def _taken_bases(m: Manifest, state: StateDir) -> list[int]:
-    taken = [e.port_base for e in m.environments.values()]
-    for n in state.env_names():
-        rec = state.load_record(n)
-        if rec is not None and rec.backend_state.get("port_base") is not None:
-            taken.append(int(rec.backend_state["port_base"]))
-    return taken
-
-
 @register_backend("compose")
-class ComposeEnvironment(Environment):
+class ComposeEnvironment(PortBlock, Environment):
     """One Compose project per environment (see the module's docstring)."""
 
     capabilities = frozenset({ServiceData})
@@ -259,33 +250,11 @@ class ComposeEnvironment(Environment):
                           requested: dict[str, Any] | None = None) -> dict[str, Any]:
         requested = requested or {}
         out: dict[str, Any] = {"project": project_name(manifest, name)}
-        if requested.get("port_base"):
-            out["port_base"] = int(requested["port_base"])
-        elif name in manifest.environments:
-            out["port_base"] = manifest.environments[name].port_base
-        else:
-            taken = _taken_bases(manifest, state)
-            while True:
-                base = allocate_block(manifest, taken)
-                if all(holder_of(p) is None for p in range(base, base + block_size(manifest))):
-                    out["port_base"] = base
-                    break
-                taken.append(base)
+        out["port_base"] = new_port_base(manifest, state, name, requested)
         return out
 
     def placement(self) -> dict[str, Any]:
         return {"port_base": self.port_base, "project": self.project}
-
-    @property
-    def port_base(self) -> int:
-        base = self.backend_state.get("port_base")
-        if base is None:
-            base = self.backend_state["port_base"] = self.manifest.environments[self.name].port_base
-        return int(base)
-
-    @property
-    def ports(self) -> dict[str, int]:
-        return env_ports(self.manifest, self.port_base)
 
     @property
     def project(self) -> str:

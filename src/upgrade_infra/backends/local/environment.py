@@ -34,21 +34,18 @@ from upgrade_infra.backends.interface import (
 )
 from upgrade_infra.backends.local import postgres as pglib
 from upgrade_infra.backends.local.postgres import Cluster
+from upgrade_infra.backends.placement import PortBlock, new_port_base
 from upgrade_infra.backends.registry import register_backend
 from upgrade_infra.backends.results import EnvDown, EnvUp
 from upgrade_infra.core import runner, sql
 from upgrade_infra.core.errors import CommandFailed, ServiceNotReady, ServiceStillRunning
 from upgrade_infra.core.state import TRAVERSE, StateDir, unreachable_for
 from upgrade_infra.stack import templates
-from upgrade_infra.stack.crosschecks import block_size
 from upgrade_infra.stack.manifest import Manifest
 from upgrade_infra.stack.ports import (
     POSTGRES,
-    allocate_block,
     check_free,
-    env_ports,
     free_port,
-    holder_of,
     wait_free,
 )
 
@@ -278,17 +275,8 @@ class LocalScratch(ScratchServers):
                     shutil.rmtree(c.socket_dir, ignore_errors=True)
 
 
-def _taken_bases(m: Manifest, state: StateDir) -> list[int]:
-    taken = [e.port_base for e in m.environments.values()]
-    for n in state.env_names():
-        rec = state.load_record(n)
-        if rec is not None and rec.backend_state.get("port_base") is not None:
-            taken.append(int(rec.backend_state["port_base"]))
-    return taken
-
-
 @register_backend("local")
-class LocalEnvironment(Environment):
+class LocalEnvironment(PortBlock, Environment):
     capabilities = frozenset({PhysicalDataDir, ServiceData, ScratchServers})
     _cluster: Cluster | None = None
     _database: LocalDatabase | None = None
@@ -296,19 +284,8 @@ class LocalEnvironment(Environment):
     @classmethod
     def new_backend_state(cls, manifest: Manifest, state: StateDir, name: str, *, kind: str,
                           requested: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The port block: the one asked for, the manifest's for its environments, else the first free
-        block of ``staging.port_range`` (no block of another environment, no port a process holds)."""
-        requested = requested or {}
-        if requested.get("port_base"):
-            return {"port_base": int(requested["port_base"])}
-        if name in manifest.environments:
-            return {"port_base": manifest.environments[name].port_base}
-        taken = _taken_bases(manifest, state)
-        while True:
-            base = allocate_block(manifest, taken)
-            if all(holder_of(p) is None for p in range(base, base + block_size(manifest))):
-                return {"port_base": base}
-            taken.append(base)  # a foreign process holds a port of this block: try the next one
+        """The port block (see :func:`upgrade_infra.backends.placement.new_port_base`)."""
+        return {"port_base": new_port_base(manifest, state, name, requested)}
 
     def placement(self) -> dict[str, Any]:
         return {"port_base": self.port_base}
@@ -316,17 +293,6 @@ class LocalEnvironment(Environment):
     def owned_paths(self) -> dict[str, Path]:
         return {"directory": self.dir, "socket dir": self.cluster.socket_dir,
                 "PostgreSQL data dir": self.cluster.data_dir}
-
-    @property
-    def port_base(self) -> int:
-        base = self.backend_state.get("port_base")
-        if base is None:  # a record made without one: the manifest's block for its environments
-            base = self.backend_state["port_base"] = self.manifest.environments[self.name].port_base
-        return int(base)
-
-    @property
-    def ports(self) -> dict[str, int]:
-        return env_ports(self.manifest, self.port_base)
 
     def endpoint(self, service: str) -> Endpoint:
         return Endpoint(TOOL_HOST, self.ports[service])
