@@ -23,16 +23,17 @@ EXTRAS = ".[examples,pg16,browser,docs,test,compose]"
 # prometheus: its promtool loads and evaluates the example alert rules (tests/test_alerts.py)
 # xfsprogs: the copy-on-write (`cow`) tests format an XFS image with reflink=1 on a loop device
 # jq: the learning-path exercises' checks use it (tests/integration/test_exercises.py runs them)
-# docker.io, debootstrap: the Compose backend's tests start a private dockerd and build a Debian base image
 APT_PACKAGES = {"jq": "/usr/bin/jq", "chromium": "/usr/bin/chromium",
                 "fonts-liberation": "/usr/share/fonts/truetype/liberation",
-                "npm": "/usr/bin/npm", "prometheus": "/usr/bin/promtool", "xfsprogs": "/usr/sbin/mkfs.xfs",
-                "docker.io": "/usr/sbin/dockerd", "debootstrap": "/usr/sbin/debootstrap"}
+                "npm": "/usr/bin/npm", "prometheus": "/usr/bin/promtool", "xfsprogs": "/usr/sbin/mkfs.xfs"}
+# docker.io, debootstrap: the Compose backend's tests (`nox -s compose`) start a private dockerd and build
+# a Debian base image
+COMPOSE_APT_PACKAGES = {"docker.io": "/usr/sbin/dockerd", "debootstrap": "/usr/sbin/debootstrap"}
 ROOT = Path(__file__).parent
 
 
-def ensure_system_packages(session: nox.Session) -> None:
-    missing = [pkg for pkg, path in APT_PACKAGES.items() if not Path(path).exists()]
+def ensure_system_packages(session: nox.Session, extra: dict[str, str] | None = None) -> None:
+    missing = [pkg for pkg, path in {**APT_PACKAGES, **(extra or {})}.items() if not Path(path).exists()]
     if not missing:
         return
     if os.geteuid() != 0:
@@ -44,8 +45,8 @@ def ensure_system_packages(session: nox.Session) -> None:
     subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], check=True, env=env)
 
 
-def install(session: nox.Session) -> None:
-    ensure_system_packages(session)
+def install(session: nox.Session, extra: dict[str, str] | None = None) -> None:
+    ensure_system_packages(session, extra)
     session.install("--quiet", "-e", EXTRAS)
 
 
@@ -58,20 +59,15 @@ def lint(session: nox.Session) -> None:
     session.run("lint-imports", "--no-cache", env={"PYTHONPATH": str(ROOT / "src")})
 
 
-# as root a session that installed docker.io must run the Compose tests, never skip them (tests/compose/conftest.py)
-def compose_env() -> dict[str, str]:
-    return {"UPGRADE_INFRA_REQUIRE_ENGINE": "1"} if os.geteuid() == 0 else {}
-
-
 @nox.session
 def tests(session: nox.Session) -> None:
     """Unit, integration and end-to-end tests on real PostgreSQL and real services, then nbval over runbooks.
 
-    As root this includes tests/compose on a private dockerd (started and stopped by its fixture); otherwise
-    those tests skip, saying why."""
+    The conformance suite runs for the ``local`` backend here; the Compose backend's tests (its own and the
+    conformance suite for ``compose``) need a private dockerd and locally built images: ``nox -s compose``."""
     install(session)
-    session.run("pytest", "tests", "--nbval-lax", "runbooks", "-p", "no:cacheprovider", *session.posargs,
-                env=compose_env())
+    session.run("pytest", "tests", "--ignore=tests/compose", "--nbval-lax", "runbooks", "-p", "no:cacheprovider",
+                *session.posargs, env={"UPGRADE_INFRA_BACKENDS": "local"})
 
 
 # the private engine of `nox -s compose`: its own name, bridge and address pool (never the default docker0)
@@ -82,18 +78,20 @@ COMPOSE_ENGINE = {"name": "nox", "bip": "172.31.252.1/24", "root": "/var/lib/upg
 def compose(session: nox.Session) -> None:
     """The Compose backend: start a private dockerd (own data root, socket, bridge), build the local images
     (cached: rootfs tarball, pip deps and compiled pgvector in ~/.cache/upgrade-infra/images, images in the
-    engine's data root), run tests/compose, stop the engine by its pid file. Needs root (dockerd)."""
+    engine's data root), run tests/compose and the conformance suite for ``compose``, stop the engine by
+    its pid file. Needs root (dockerd)."""
     if os.geteuid() != 0:
         session.skip("the Compose tests start a private dockerd, which needs root")
-    install(session)
+    install(session, COMPOSE_APT_PACKAGES)
     e = COMPOSE_ENGINE
     engine = ["python", "-m", "upgrade_infra.backends.compose.engine"]
     env = {"DOCKER_HOST": f"unix:///run/upgrade-infra-docker/{e['name']}.sock", "UPGRADE_INFRA_TEST_ENGINE": e["name"],
-           "UPGRADE_INFRA_TEST_BIP": e["bip"], "UPGRADE_INFRA_TEST_ENGINE_ROOT": e["root"], **compose_env()}
+           "UPGRADE_INFRA_TEST_BIP": e["bip"], "UPGRADE_INFRA_TEST_ENGINE_ROOT": e["root"],
+           "UPGRADE_INFRA_REQUIRE_ENGINE": "1", "UPGRADE_INFRA_BACKENDS": "compose"}
     session.run(*engine, "start", "--root", e["root"], "--name", e["name"], "--bip", e["bip"])
     try:
         session.run("python", "-m", "upgrade_infra.backends.compose.images", "build", env=env)
-        session.run("pytest", "tests/compose", "-p", "no:cacheprovider", *session.posargs, env=env)
+        session.run("pytest", "tests/compose", "tests/backends", "-p", "no:cacheprovider", *session.posargs, env=env)
     finally:
         session.run(*engine, "stop", "--root", e["root"], "--name", e["name"])
 
