@@ -68,7 +68,7 @@ def test_killed_during_env_restore_then_resume_removes_it(ledger, strategy, step
     assert r.returncode == -signal.SIGKILL, r.stderr
     inc = Journal(s.state, NEW).incomplete()
     assert inc.kind == "env-restore" and inc.steps[-1].name == step and inc.steps[-1].status == "interrupted"
-    port_base = inc.data["port_base"]
+    port_base = inc.data["placement"]["port_base"]  # local: its port block
     blocked = cli(s, "env", "up", NEW)  # half-built: refused, naming resume
     assert blocked.returncode == 2 and f"resume {NEW}" in blocked.stderr
     rec = cli(s, "resume", NEW)
