@@ -435,6 +435,20 @@ class Environment(ABC):
     def provision_database(self) -> bool:
         """Create the server, roles and databases if missing (and start it); True when newly created."""
 
+    def ensure_roles_and_databases(self) -> None:
+        """On the running server: each database's role, created or given the environment's password,
+        and the database owned by it where missing (the common part of :meth:`provision_database`)."""
+        from upgrade_infra.core import sql
+
+        admin = self.conninfo()
+        for db, info in self.db_info().items():
+            if not sql.exists(admin, sql.ROLE_EXISTS, info["user"]):
+                sql.execute(admin, sql.create_role(info["user"], info["password"]))
+            else:
+                sql.execute(admin, sql.alter_role_password(info["user"], info["password"]))
+            if not sql.exists(admin, sql.DATABASE_EXISTS, db):
+                sql.execute(admin, sql.create_database(db, owner=info["user"]))
+
     @abstractmethod
     def database_exists(self) -> bool:
         """Whether the server has been created (it may be stopped)."""

@@ -626,14 +626,7 @@ class ComposeEnvironment(PortBlock, Environment):
     def provision_database(self) -> bool:
         created = not self.database_exists()
         self.start_database()
-        admin = self.conninfo()
-        for db, info in self.db_info().items():
-            if not sql.exists(admin, sql.ROLE_EXISTS, info["user"]):
-                sql.execute(admin, sql.create_role(info["user"], info["password"]))
-            else:
-                sql.execute(admin, sql.alter_role_password(info["user"], info["password"]))
-            if not sql.exists(admin, sql.DATABASE_EXISTS, db):
-                sql.execute(admin, sql.create_database(db, owner=info["user"]))
+        self.ensure_roles_and_databases()
         return created
 
     # -- services ----------------------------------------------------------------------------------

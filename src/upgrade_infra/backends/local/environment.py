@@ -347,14 +347,7 @@ class LocalEnvironment(PortBlock, Environment):
             c.init(self.manifest.postgres.settings)
             created = True
         self.start_database()
-        admin = c.admin_conninfo()
-        for db, info in self.db_info().items():
-            if not sql.exists(admin, sql.ROLE_EXISTS, info["user"]):
-                sql.execute(admin, sql.create_role(info["user"], info["password"]))
-            else:
-                sql.execute(admin, sql.alter_role_password(info["user"], info["password"]))
-            if not sql.exists(admin, sql.DATABASE_EXISTS, db):
-                sql.execute(admin, sql.create_database(db, owner=info["user"]))
+        self.ensure_roles_and_databases()
         return created
 
     def database_exists(self) -> bool:
