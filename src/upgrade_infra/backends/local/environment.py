@@ -564,12 +564,11 @@ class LocalEnvironment(PortBlock, Environment):
     def up(self, *, seed: bool = True, seed_mb: float | None = None) -> dict[str, Any]:
         t0 = time.monotonic()
         self.state.ensure()
-        first = self.state.load_record(self.name) is None and not self.dir.exists()
-        had_secrets = self.state.secrets_dir(self.name).exists()
+        first = self._first_up()  # a first `env up` that fails leaves nothing behind: no record, no half-made cluster
         self.port_base  # noqa: B018 - a record made without a port block gets the manifest's
         self.cluster  # noqa: B018 - says at once when PostgreSQL's user cannot reach its files
         self.save()
-        try:
+        with first:
             if not self.cluster.running():
                 check_free({POSTGRES: self.ports[POSTGRES]}, self.name)
             created = self.provision_database()
@@ -582,10 +581,6 @@ class LocalEnvironment(PortBlock, Environment):
             timings = self.start_services()
             if seeding and seeded is None:
                 seeded = run_seed(self, seed_mb)
-        except BaseException:
-            if first:  # a first `env up` that fails leaves nothing behind: no record, no half-made cluster
-                self._undo_first_up(had_secrets)
-            raise
         return EnvUp(self.name, created, round(t_db, 3), {k: round(v, 3) for k, v in timings.items()},
                      round(time.monotonic() - t0, 3), seeded)
 
@@ -619,18 +614,20 @@ class LocalEnvironment(PortBlock, Environment):
                                              ("running" if alive else "stopped"), h.pid if h and alive else None))
         return st
 
-    def _undo_first_up(self, had_secrets: bool) -> None:
+    def _discard_first_up(self) -> None:
         try:
             self.down()
         except Exception:  # noqa: BLE001 - best effort: the cluster may never have started
             pass
+        self._remove_cluster_home()
+
+    def _remove_cluster_home(self) -> None:
+        """The cluster's home where it lives outside the environment's directory (in the base) and its
+        socket dir outside the state dir; the environment's directory itself goes after."""
         sock = self.cluster.socket_dir
         self.state.remove_pg_home(self.name)  # the cluster's home in the base, when it lives there
-        self.state.remove(self.dir, ignore_errors=True)
         if not self.state.owns(sock):
             shutil.rmtree(sock, ignore_errors=True)
-        if not had_secrets:
-            self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)
 
     def destroy(self) -> None:
         try:
@@ -638,9 +635,6 @@ class LocalEnvironment(PortBlock, Environment):
         except ServiceStillRunning:  # its processes are gone; a port some other process holds is no reason to keep the env
             if self.cluster.initialized():
                 self.stop_database()
-        sock = self.cluster.socket_dir
-        self.state.remove_pg_home(self.name)  # the cluster's home in the base, when it lives there
+        self._remove_cluster_home()
         self.state.remove(self.dir, ignore_errors=True)
-        if not self.state.owns(sock):
-            shutil.rmtree(sock, ignore_errors=True)
         self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)
