@@ -36,13 +36,13 @@ from upgrade_infra.restore import points as snapshots
 from upgrade_infra.restore.meta import (
     META,
     RestorePoint,
-    checksum_of,
     new_id,
     private_files,
     rp_dir,
     save,
     verify_files,
 )
+from upgrade_infra.restore.meta import read as read_meta
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -128,23 +128,14 @@ def _recover_export(env: Environment, inc: OpSummary, command: str, *, prefer: s
 
 
 def read_export(src: Path) -> RestorePoint:
+    """The restore point exported to ``src``: its metadata checked as every restore point's is
+    (:func:`upgrade_infra.restore.meta.read`), then every file against its checksum."""
     src = Path(src)
     meta = src / META
     if not meta.is_file():
         raise BadInput(f"{src} is not an exported restore point (no {META})",
                        fix="pass the directory `snapshot export` wrote (DIR/<id>)")
-    import json
-
-    from pydantic import ValidationError
-
-    raw = json.loads(meta.read_text())
-    try:
-        rp = RestorePoint.model_validate(raw)
-    except ValidationError as e:
-        raise BadInput(f"{meta} is not a valid restore point: {e.errors()[0]['msg']}",
-                       fix="use the directory `snapshot export` wrote, unmodified") from None
-    if raw.get("checksum") != checksum_of(raw):
-        raise RestorePointError(f"{meta}: metadata checksum mismatch", fix="the export is damaged; use another copy")
+    rp = read_meta(meta, f"export {src}", fix="use another copy of the export, unmodified", invalid=BadInput)
     bad = verify_files(src, rp.files)
     if bad:
         raise RestorePointError(f"export {src} is damaged: {'; '.join(bad[:3])}" + (" …" if len(bad) > 3 else ""),
