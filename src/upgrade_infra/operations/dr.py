@@ -58,6 +58,13 @@ def _seal(rp: RestorePoint, d: Path) -> None:
     private_files(d)
 
 
+def _require_checksums(base: Path, files: dict[str, str], what: str, *, fix: str) -> None:
+    """A copy just made (an export, an import) must match the checksums of the restore point's files."""
+    bad = verify_files(base, files)
+    if bad:
+        raise RestorePointError(f"{what} does not match its checksums: {'; '.join(bad[:3])}", fix=fix)
+
+
 EXPORT_KIND, IMPORT_KIND, RESTORE_KIND = "snapshot-export", "snapshot-import", "env-restore"
 
 
@@ -102,10 +109,7 @@ def _export_steps(env: Environment, rp: RestorePoint, new: RestorePoint, src: Pa
         return {"removed": str(out)}
 
     def seal(ctx: Ctx) -> dict[str, Any]:
-        bad = verify_files(out, new.files)
-        if bad:
-            raise RestorePointError(f"export of {rp.id} does not match its checksums: {'; '.join(bad[:3])}",
-                                    fix="check the destination disk and export again")
+        _require_checksums(out, new.files, f"export of {rp.id}", fix="check the destination disk and export again")
         _seal(new, out)
         return {"files": len(new.files), "bytes": new.bytes}
 
@@ -183,10 +187,7 @@ def _import_steps(state: StateDir, rp: RestorePoint, src: Path, tmp: Path, dst: 
         return {"removed": str(tmp)}
 
     def verify(ctx: Ctx) -> dict[str, Any]:
-        bad = verify_files(tmp, rp.files)
-        if bad:
-            raise RestorePointError(f"copy of {rp.id} does not match its checksums: {'; '.join(bad[:3])}",
-                                    fix="check the disk and import again")
+        _require_checksums(tmp, rp.files, f"copy of {rp.id}", fix="check the disk and import again")
         return {"files": len(rp.files)}
 
     def commit(ctx: Ctx) -> dict[str, Any]:
