@@ -431,6 +431,20 @@ class Environment(ABC):
     @abstractmethod
     def status(self, probe: bool = True) -> EnvStatus: ...
 
+    def _database_sizes(self, st: EnvStatus) -> None:
+        """Into ``st`` (of a running server): the live databases' sizes and the bytes the server keeps
+        besides them (restore-point clones, spares and quarantines live in the same server); an error is
+        reported in it, never raised (status never fails)."""
+        from upgrade_infra.core import sql
+
+        try:
+            sizes = sql.database_sizes(self.conninfo())
+            live = self.manifest.postgres.databases
+            st.databases = {k: v for k, v in sizes.items() if k in live}
+            st.postgres["kept_databases_bytes"] = sum(v for k, v in sizes.items() if k not in live and k != "postgres")
+        except Exception as e:  # noqa: BLE001 - status reports, never fails
+            st.postgres["error"] = str(e)
+
     @abstractmethod
     def provision_database(self) -> bool:
         """Create the server, roles and databases if missing (and start it); True when newly created."""

@@ -868,14 +868,7 @@ class ComposeEnvironment(PortBlock, Environment):
                         "container": pg_health, "image": self.pg_image, "volume": self.pg_volume,
                         "project": self.project})
         if running:
-            try:
-                sizes = sql.database_sizes(self.conninfo())
-                live = self.manifest.postgres.databases
-                st.databases = {k: v for k, v in sizes.items() if k in live}
-                st.postgres["kept_databases_bytes"] = sum(v for k, v in sizes.items()
-                                                          if k not in live and k != "postgres")
-            except Exception as e:  # noqa: BLE001 - status reports, never fails
-                st.postgres["error"] = str(e)
+            self._database_sizes(st)
         for n in self.manifest.start_order():
             c = self._container(self.compose_service(n))
             alive = bool(c is not None and c.status == "running")

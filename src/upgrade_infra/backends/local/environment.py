@@ -37,7 +37,7 @@ from upgrade_infra.backends.local.postgres import Cluster
 from upgrade_infra.backends.placement import PortBlock, new_port_base
 from upgrade_infra.backends.registry import register_backend
 from upgrade_infra.backends.results import EnvDown, EnvUp
-from upgrade_infra.core import runner, sql
+from upgrade_infra.core import runner
 from upgrade_infra.core.errors import CommandFailed, ServiceNotReady, ServiceStillRunning
 from upgrade_infra.core.state import TRAVERSE, StateDir, unreachable_for
 from upgrade_infra.stack import templates
@@ -596,15 +596,7 @@ class LocalEnvironment(PortBlock, Environment):
         st = EnvStatus(self.name, self.kind, self.backend_name,
                        {"running": running, "port": c.port, "major": c.install.major, "data_dir": str(c.data_dir)})
         if running:
-            try:
-                sizes = sql.database_sizes(c.admin_conninfo())
-                live = self.manifest.postgres.databases
-                st.databases = {k: v for k, v in sizes.items() if k in live}
-                # restore-point clones, spares and quarantines live in the same cluster
-                st.postgres["kept_databases_bytes"] = sum(v for k, v in sizes.items()
-                                                          if k not in live and k != "postgres")
-            except Exception as e:  # noqa: BLE001 - status reports, never fails
-                st.postgres["error"] = str(e)
+            self._database_sizes(st)
         for n in self.manifest.start_order():
             h = self._handle(n)
             alive = bool(h and h.alive())
