@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+
+import pytest
 
 from upgrade_infra.backends.interface import HostPath
 from upgrade_infra.backends.local.environment import side_start_argv
 from upgrade_infra.backends.local.postgres import PgInstall
 from upgrade_infra.backends.pgtools import dump_args, restore_args
+from upgrade_infra.core.errors import BadInput, RestorePointError
 from upgrade_infra.core.steps import step_names
+from upgrade_infra.operations.dr import read_export
 from upgrade_infra.operations.upgrade import upgrade_steps
 from upgrade_infra.restore import names, quarantine
 from upgrade_infra.restore.meta import RestorePoint, checksum_tree, verify_files
@@ -98,3 +103,24 @@ def test_release_order_for_the_downgrade_guard():
     assert not is_older(m, "ledger", "2.0", "2.0.0")  # 2.0 == 2.0.0
     assert not is_older(m, "ledger", "linger", "2.0")  # not numbers: declaration order (linger after 2.0)
     assert is_older(m, "ledger", "2.0", "linger")
+
+
+def test_an_exports_metadata_is_checked_as_every_restore_points_is(tmp_path):
+    exp = tmp_path / "rp-1a2b3c4d"
+    exp.mkdir()
+    with pytest.raises(BadInput, match="not an exported restore point"):
+        read_export(exp)
+    (exp / "meta.json").write_text("{not json")
+    with pytest.raises(RestorePointError, match="not JSON"):  # was a JSONDecodeError traceback
+        read_export(exp)
+    rp = RestorePoint(id=exp.name, env="production", strategy="dump", created_at=time.time(), versions={},
+                      manifest_sha256="0" * 64, pg_major=15)
+    rp.checksum = rp.compute_checksum()
+    (exp / "meta.json").write_text(json.dumps({**rp.model_dump(), "data_dirs": {"svc": "../out"}}))
+    with pytest.raises(BadInput, match="is invalid"):  # a path outside the restore point: bad input
+        read_export(exp)
+    (exp / "meta.json").write_text(json.dumps({**rp.model_dump(), "env": "staging"}))
+    with pytest.raises(RestorePointError, match="checksum mismatch"):
+        read_export(exp)
+    (exp / "meta.json").write_text(json.dumps(rp.model_dump()))
+    assert read_export(exp) == rp

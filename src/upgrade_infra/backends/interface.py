@@ -431,9 +431,37 @@ class Environment(ABC):
     @abstractmethod
     def status(self, probe: bool = True) -> EnvStatus: ...
 
+    def _database_sizes(self, st: EnvStatus) -> None:
+        """Into ``st`` (of a running server): the live databases' sizes and the bytes the server keeps
+        besides them (restore-point clones, spares and quarantines live in the same server); an error is
+        reported in it, never raised (status never fails)."""
+        from upgrade_infra.core import sql
+
+        try:
+            sizes = sql.database_sizes(self.conninfo())
+            live = self.manifest.postgres.databases
+            st.databases = {k: v for k, v in sizes.items() if k in live}
+            st.postgres["kept_databases_bytes"] = sum(v for k, v in sizes.items() if k not in live and k != "postgres")
+        except Exception as e:  # noqa: BLE001 - status reports, never fails
+            st.postgres["error"] = str(e)
+
     @abstractmethod
     def provision_database(self) -> bool:
         """Create the server, roles and databases if missing (and start it); True when newly created."""
+
+    def ensure_roles_and_databases(self) -> None:
+        """On the running server: each database's role, created or given the environment's password,
+        and the database owned by it where missing (the common part of :meth:`provision_database`)."""
+        from upgrade_infra.core import sql
+
+        admin = self.conninfo()
+        for db, info in self.db_info().items():
+            if not sql.exists(admin, sql.ROLE_EXISTS, info["user"]):
+                sql.execute(admin, sql.create_role(info["user"], info["password"]))
+            else:
+                sql.execute(admin, sql.alter_role_password(info["user"], info["password"]))
+            if not sql.exists(admin, sql.DATABASE_EXISTS, db):
+                sql.execute(admin, sql.create_database(db, owner=info["user"]))
 
     @abstractmethod
     def database_exists(self) -> bool:
@@ -491,6 +519,23 @@ class Environment(ABC):
         """``backend_state`` for a new environment ``name`` (e.g. a free port block for ``local``);
         ``requested`` carries what the user asked for (``--port-base``)."""
 
+    # -- a first ``up`` that fails (shared) ----------------------------------------------------------
+    def _first_up(self) -> FirstUp:
+        """Taken in ``up`` before anything is created; ``with`` it around what creates things."""
+        return FirstUp(self)
+
+    def _undo_first_up(self, had_secrets: bool) -> None:
+        """A first ``up`` that failed leaves nothing behind: what the backend made, the environment's
+        directory (its record with it) and the secrets it generated."""
+        self._discard_first_up()
+        self.state.remove(self.dir, ignore_errors=True)
+        if not had_secrets:
+            self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)
+
+    @abstractmethod
+    def _discard_first_up(self) -> None:
+        """What the backend made for a first ``up`` that failed (best effort; its directory goes after)."""
+
     def owned_paths(self) -> dict[str, Path]:
         """Host paths that are this environment's alone, by label (isolation checks that no other
         environment's overlap and that no staging setting names them)."""
@@ -499,3 +544,22 @@ class Environment(ABC):
     def placement(self) -> dict[str, Any]:
         """What the backend reports about where this environment lives (local: its port block)."""
         return {}
+
+
+class FirstUp:
+    """Whether an ``up`` is the environment's first (no record, no directory yet), taken before it
+    creates anything. Used as ``with`` around what ``up`` creates: when it is the first and fails
+    (an error or Ctrl-C), :meth:`Environment._undo_first_up` removes it all, then the error goes on."""
+
+    def __init__(self, env: Environment) -> None:
+        self.env = env
+        self.first = env.state.load_record(env.name) is None and not env.dir.exists()
+        self.had_secrets = env.state.secrets_dir(env.name).exists()
+
+    def __enter__(self) -> FirstUp:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+        if exc_type is not None and self.first:
+            self.env._undo_first_up(self.had_secrets)
+        return False

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -36,13 +37,13 @@ from upgrade_infra.restore import points as snapshots
 from upgrade_infra.restore.meta import (
     META,
     RestorePoint,
-    checksum_of,
     new_id,
     private_files,
     rp_dir,
     save,
     verify_files,
 )
+from upgrade_infra.restore.meta import read as read_meta
 
 if TYPE_CHECKING:
     from upgrade_infra.backends import Environment
@@ -55,6 +56,13 @@ def _seal(rp: RestorePoint, d: Path) -> None:
     lines = [f"{fsutil.sha256_file(d / rel)}  {rel}\n" for rel in [*sorted(rp.files), META]]
     (d / "SHA256SUMS").write_text("".join(lines))
     private_files(d)
+
+
+def _require_checksums(base: Path, files: dict[str, str], what: str, *, fix: str) -> None:
+    """A copy just made (an export, an import) must match the checksums of the restore point's files."""
+    bad = verify_files(base, files)
+    if bad:
+        raise RestorePointError(f"{what} does not match its checksums: {'; '.join(bad[:3])}", fix=fix)
 
 
 EXPORT_KIND, IMPORT_KIND, RESTORE_KIND = "snapshot-export", "snapshot-import", "env-restore"
@@ -101,10 +109,7 @@ def _export_steps(env: Environment, rp: RestorePoint, new: RestorePoint, src: Pa
         return {"removed": str(out)}
 
     def seal(ctx: Ctx) -> dict[str, Any]:
-        bad = verify_files(out, new.files)
-        if bad:
-            raise RestorePointError(f"export of {rp.id} does not match its checksums: {'; '.join(bad[:3])}",
-                                    fix="check the destination disk and export again")
+        _require_checksums(out, new.files, f"export of {rp.id}", fix="check the destination disk and export again")
         _seal(new, out)
         return {"files": len(new.files), "bytes": new.bytes}
 
@@ -114,37 +119,15 @@ def _export_steps(env: Environment, rp: RestorePoint, new: RestorePoint, src: Pa
     return [Step("prepare", prepare, unprepare), *middle, Step("seal", seal)]
 
 
-@register_recovery(EXPORT_KIND)
-def _recover_export(env: Environment, inc: OpSummary, command: str, *, prefer: str = "resume") -> dict[str, Any]:
-    """An export that was killed: its partial directory is removed (a sealed one is kept)."""
-    ctx = resume_ctx(env, inc)
-    if "seal" in ctx.results:
-        end_op(ctx, "succeeded", error=None)
-        return {"action": f"the export {inc.data['path']} was complete"}
-    if "prepare" in ctx.results:
-        shutil.rmtree(inc.data["path"], ignore_errors=True)
-    end_op(ctx, "recovered", error="interrupted; the partial export was removed")
-    return {"action": f"removed the partial export {inc.data['path']}: export again"}
-
-
 def read_export(src: Path) -> RestorePoint:
+    """The restore point exported to ``src``: its metadata checked as every restore point's is
+    (:func:`upgrade_infra.restore.meta.read`), then every file against its checksum."""
     src = Path(src)
     meta = src / META
     if not meta.is_file():
         raise BadInput(f"{src} is not an exported restore point (no {META})",
                        fix="pass the directory `snapshot export` wrote (DIR/<id>)")
-    import json
-
-    from pydantic import ValidationError
-
-    raw = json.loads(meta.read_text())
-    try:
-        rp = RestorePoint.model_validate(raw)
-    except ValidationError as e:
-        raise BadInput(f"{meta} is not a valid restore point: {e.errors()[0]['msg']}",
-                       fix="use the directory `snapshot export` wrote, unmodified") from None
-    if raw.get("checksum") != checksum_of(raw):
-        raise RestorePointError(f"{meta}: metadata checksum mismatch", fix="the export is damaged; use another copy")
+    rp = read_meta(meta, f"export {src}", fix="use another copy of the export, unmodified", invalid=BadInput)
     bad = verify_files(src, rp.files)
     if bad:
         raise RestorePointError(f"export {src} is damaged: {'; '.join(bad[:3])}" + (" …" if len(bad) > 3 else ""),
@@ -204,10 +187,7 @@ def _import_steps(state: StateDir, rp: RestorePoint, src: Path, tmp: Path, dst: 
         return {"removed": str(tmp)}
 
     def verify(ctx: Ctx) -> dict[str, Any]:
-        bad = verify_files(tmp, rp.files)
-        if bad:
-            raise RestorePointError(f"copy of {rp.id} does not match its checksums: {'; '.join(bad[:3])}",
-                                    fix="check the disk and import again")
+        _require_checksums(tmp, rp.files, f"copy of {rp.id}", fix="check the disk and import again")
         return {"files": len(rp.files)}
 
     def commit(ctx: Ctx) -> dict[str, Any]:
@@ -218,18 +198,6 @@ def _import_steps(state: StateDir, rp: RestorePoint, src: Path, tmp: Path, dst: 
         return {"restore_point": rp.id}
 
     return [Step("copy", copy, uncopy), Step("verify", verify), Step("commit", commit)]
-
-
-@register_recovery(IMPORT_KIND)
-def _recover_import(env: Environment, inc: OpSummary, command: str, *, prefer: str = "resume") -> dict[str, Any]:
-    """An import that was killed: the temporary copy is removed (a committed one is kept)."""
-    ctx = resume_ctx(env, inc)
-    if "commit" in ctx.results:
-        end_op(ctx, "succeeded", error=None)
-        return {"action": f"restore point {inc.data['rp']} was imported"}
-    env.state.remove(Path(inc.data["tmp"]), ignore_errors=True)
-    end_op(ctx, "recovered", error="interrupted; the partial copy was removed")
-    return {"action": "removed the partial copy of the import: import again"}
 
 
 def _copy_secrets(state: StateDir, m: Manifest, src_env: str, dst_env: str) -> list[str]:
@@ -309,10 +277,39 @@ def restore_env(m: Manifest, state: StateDir, name: str, rp_id: str, *, port_bas
             "verified": smoke["passed"], "smoke": smoke, "total_s": round(time.monotonic() - t0, 3)}
 
 
-@register_recovery(RESTORE_KIND)
-def _recover_restore(env: Environment, inc: OpSummary, command: str, *, prefer: str = "resume") -> dict[str, Any]:
-    """An ``env restore`` that was killed: the half-built environment is removed (run it again)."""
-    ctx = resume_ctx(env, inc)
+# -- recovery (``upgrade-infra resume ENV`` after a kill) ---------------------------------------------
+def _recovery(kind: str, *, complete_after: str | None, complete: str = "",
+              cleanup: Callable[[Environment, Ctx, OpSummary], dict[str, Any]], error: str, action: str) -> None:
+    """Register how an interrupted operation of ``kind`` is recovered: when its step ``complete_after``
+    ran it was complete and only its journal is closed (saying ``complete``); otherwise ``cleanup``
+    removes what it left (what it returns goes into the answer) and the journal closes as recovered with
+    ``error``, the answer saying ``action``. ``complete`` and ``action`` are formatted with the journal's
+    data and ``name``, the environment's."""
+    def recover(env: Environment, inc: OpSummary, command: str, *, prefer: str = "resume") -> dict[str, Any]:
+        ctx = resume_ctx(env, inc)
+        words = {**inc.data, "name": env.name}
+        if complete_after is not None and complete_after in ctx.results:
+            end_op(ctx, "succeeded", error=None)
+            return {"action": complete.format(**words)}
+        extra = cleanup(env, ctx, inc)
+        end_op(ctx, "recovered", error=error)
+        return {"action": action.format(**words), **extra}
+
+    register_recovery(kind)(recover)
+
+
+def _remove_partial_export(env: Environment, ctx: Ctx, inc: OpSummary) -> dict[str, Any]:
+    if "prepare" in ctx.results:  # made by the export (never a directory that was there before)
+        shutil.rmtree(inc.data["path"], ignore_errors=True)
+    return {}
+
+
+def _remove_partial_import(env: Environment, ctx: Ctx, inc: OpSummary) -> dict[str, Any]:
+    env.state.remove(Path(inc.data["tmp"]), ignore_errors=True)
+    return {}
+
+
+def _remove_half_built(env: Environment, ctx: Ctx, inc: OpSummary) -> dict[str, Any]:
     try:
         steps = restore_steps(env, snapshots.get(env.state, inc.data["rp"]), rp_dir(env.state, inc.data["rp"]))
     except (RestorePointError, UnknownName):  # the restore point went since: its steps do not matter
@@ -320,6 +317,18 @@ def _recover_restore(env: Environment, inc: OpSummary, command: str, *, prefer: 
     undone = undo_steps(ctx, steps, [s.name for s in inc.steps])
     if not undone:  # killed before its first step began
         undone = [{"step": "(none)", **_discard(env)}]
-    end_op(ctx, "recovered", error="interrupted; the half-built environment was removed")
-    return {"action": f"removed the half-built {env.name}: run `upgrade-infra env restore {env.name} --from "
-                      f"{inc.data['rp']}` again", "undone": undone}
+    return {"undone": undone}
+
+
+# an export that was killed: its partial directory is removed (a sealed one is kept)
+_recovery(EXPORT_KIND, complete_after="seal", complete="the export {path} was complete",
+          cleanup=_remove_partial_export, error="interrupted; the partial export was removed",
+          action="removed the partial export {path}: export again")
+# an import that was killed: the temporary copy is removed (a committed one is kept)
+_recovery(IMPORT_KIND, complete_after="commit", complete="restore point {rp} was imported",
+          cleanup=_remove_partial_import, error="interrupted; the partial copy was removed",
+          action="removed the partial copy of the import: import again")
+# an `env restore` that was killed: the half-built environment is removed (run it again)
+_recovery(RESTORE_KIND, complete_after=None, cleanup=_remove_half_built,
+          error="interrupted; the half-built environment was removed",
+          action="removed the half-built {name}: run `upgrade-infra env restore {name} --from {rp}` again")

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError, field_validator
 
 from upgrade_infra.core import fsutil
-from upgrade_infra.core.errors import RestorePointError, UnknownName
+from upgrade_infra.core.errors import RestorePointError, UnknownName, UpgradeInfraError
 from upgrade_infra.core.state import StateDir, atomic_write_json
 from upgrade_infra.stack.manifest import check_name
 
@@ -109,24 +109,30 @@ def save(state: StateDir, rp: RestorePoint) -> None:
 def load(state: StateDir, rp_id: str) -> RestorePoint:
     d = rp_dir(state, rp_id)
     try:
-        raw = json.loads((d / META).read_text())
+        return read(d / META, f"restore point {rp_id}",
+                    fix="pick another restore point, or restore it from an export (`snapshot import`)")
     except FileNotFoundError:
         if d.exists():
             raise RestorePointError(f"restore point {rp_id} is incomplete (its capture never finished): {d}",
                                     fix=f"delete it with `upgrade-infra snapshot prune` or rm -r {d}") from None
         raise UnknownName(f"no restore point {rp_id!r} in {root(state)}",
                           fix="list them with `upgrade-infra snapshot list`") from None
+
+
+def read(path: Path, label: str, *, fix: str, invalid: type[UpgradeInfraError] = RestorePointError) -> RestorePoint:
+    """The restore point whose metadata is the file ``path`` (FileNotFoundError when there is none): JSON,
+    a valid :class:`RestorePoint` and unmodified (its own checksum); otherwise RestorePointError (``invalid``
+    when it is not a valid restore point) naming ``label`` and saying ``fix``."""
+    try:
+        raw = json.loads(path.read_text())
     except ValueError:
-        raise RestorePointError(f"restore point {rp_id}: {d / META} is corrupt (not JSON)",
-                                fix="restore it from an export (`snapshot import`) or pick another") from None
+        raise RestorePointError(f"{label}: {path} is corrupt (not JSON)", fix=fix) from None
     try:
         rp = RestorePoint.model_validate(raw)
     except ValidationError as e:
-        raise RestorePointError(f"restore point {rp_id}: {d / META} is invalid: {e.errors()[0]['msg']}",
-                                fix="pick another restore point or import a good copy") from None
+        raise invalid(f"{label}: {path} is invalid: {e.errors()[0]['msg']}", fix=fix) from None
     if raw.get("checksum") != checksum_of(raw):
-        raise RestorePointError(f"restore point {rp_id}: metadata checksum mismatch in {d / META}",
-                                fix="it was modified or damaged; pick another restore point or import a copy")
+        raise RestorePointError(f"{label}: metadata checksum mismatch in {path}", fix=fix)
     return rp
 
 

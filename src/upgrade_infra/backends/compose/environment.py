@@ -626,14 +626,7 @@ class ComposeEnvironment(PortBlock, Environment):
     def provision_database(self) -> bool:
         created = not self.database_exists()
         self.start_database()
-        admin = self.conninfo()
-        for db, info in self.db_info().items():
-            if not sql.exists(admin, sql.ROLE_EXISTS, info["user"]):
-                sql.execute(admin, sql.create_role(info["user"], info["password"]))
-            else:
-                sql.execute(admin, sql.alter_role_password(info["user"], info["password"]))
-            if not sql.exists(admin, sql.DATABASE_EXISTS, db):
-                sql.execute(admin, sql.create_database(db, owner=info["user"]))
+        self.ensure_roles_and_databases()
         return created
 
     # -- services ----------------------------------------------------------------------------------
@@ -831,23 +824,18 @@ class ComposeEnvironment(PortBlock, Environment):
     def up(self, *, seed: bool = True, seed_mb: float | None = None) -> dict[str, Any]:
         t0 = time.monotonic()
         self.state.ensure()
-        first = self.state.load_record(self.name) is None and not self.dir.exists()
-        had_secrets = self.state.secrets_dir(self.name).exists()
+        first = self._first_up()
         self.project  # noqa: B018 - the rename guard
         self.port_base  # noqa: B018
         self.engine  # noqa: B018 - says at once when no engine answers
         self.save()
-        try:
+        with first:
             created = self.provision_database()
             t_db = time.monotonic() - t0
             timings = self.start_services()
             seeded = None
             if seed and created and self.manifest.seed and self.kind == "production" and not self.record.seeded:
                 seeded = self._seed(seed_mb)
-        except BaseException:
-            if first:
-                self._undo_first_up(had_secrets)
-            raise
         return {"environment": self.name, "project": self.project, "created": created,
                 "database_s": round(t_db, 3), "services_s": {k: round(v, 3) for k, v in timings.items()},
                 "total_s": round(time.monotonic() - t0, 3), "seed": seeded}
@@ -880,14 +868,7 @@ class ComposeEnvironment(PortBlock, Environment):
                         "container": pg_health, "image": self.pg_image, "volume": self.pg_volume,
                         "project": self.project})
         if running:
-            try:
-                sizes = sql.database_sizes(self.conninfo())
-                live = self.manifest.postgres.databases
-                st.databases = {k: v for k, v in sizes.items() if k in live}
-                st.postgres["kept_databases_bytes"] = sum(v for k, v in sizes.items()
-                                                          if k not in live and k != "postgres")
-            except Exception as e:  # noqa: BLE001 - status reports, never fails
-                st.postgres["error"] = str(e)
+            self._database_sizes(st)
         for n in self.manifest.start_order():
             c = self._container(self.compose_service(n))
             alive = bool(c is not None and c.status == "running")
@@ -911,14 +892,11 @@ class ComposeEnvironment(PortBlock, Environment):
         for v in self.driver.client.volumes.list(filters={"label": f"{PROJECT_LABEL}={self.project}"}):
             v.remove(force=True)
 
-    def _undo_first_up(self, had_secrets: bool) -> None:
+    def _discard_first_up(self) -> None:
         try:
             self._remove_project()
         except Exception:  # noqa: BLE001 - best effort: the project may never have been created
             pass
-        self.state.remove(self.dir, ignore_errors=True)
-        if not had_secrets:
-            self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)
 
     def destroy(self) -> None:
         self._remove_project()

@@ -37,7 +37,7 @@ from upgrade_infra.backends.local.postgres import Cluster
 from upgrade_infra.backends.placement import PortBlock, new_port_base
 from upgrade_infra.backends.registry import register_backend
 from upgrade_infra.backends.results import EnvDown, EnvUp
-from upgrade_infra.core import runner, sql
+from upgrade_infra.core import runner
 from upgrade_infra.core.errors import CommandFailed, ServiceNotReady, ServiceStillRunning
 from upgrade_infra.core.state import TRAVERSE, StateDir, unreachable_for
 from upgrade_infra.stack import templates
@@ -347,14 +347,7 @@ class LocalEnvironment(PortBlock, Environment):
             c.init(self.manifest.postgres.settings)
             created = True
         self.start_database()
-        admin = c.admin_conninfo()
-        for db, info in self.db_info().items():
-            if not sql.exists(admin, sql.ROLE_EXISTS, info["user"]):
-                sql.execute(admin, sql.create_role(info["user"], info["password"]))
-            else:
-                sql.execute(admin, sql.alter_role_password(info["user"], info["password"]))
-            if not sql.exists(admin, sql.DATABASE_EXISTS, db):
-                sql.execute(admin, sql.create_database(db, owner=info["user"]))
+        self.ensure_roles_and_databases()
         return created
 
     def database_exists(self) -> bool:
@@ -571,12 +564,11 @@ class LocalEnvironment(PortBlock, Environment):
     def up(self, *, seed: bool = True, seed_mb: float | None = None) -> dict[str, Any]:
         t0 = time.monotonic()
         self.state.ensure()
-        first = self.state.load_record(self.name) is None and not self.dir.exists()
-        had_secrets = self.state.secrets_dir(self.name).exists()
+        first = self._first_up()  # a first `env up` that fails leaves nothing behind: no record, no half-made cluster
         self.port_base  # noqa: B018 - a record made without a port block gets the manifest's
         self.cluster  # noqa: B018 - says at once when PostgreSQL's user cannot reach its files
         self.save()
-        try:
+        with first:
             if not self.cluster.running():
                 check_free({POSTGRES: self.ports[POSTGRES]}, self.name)
             created = self.provision_database()
@@ -589,10 +581,6 @@ class LocalEnvironment(PortBlock, Environment):
             timings = self.start_services()
             if seeding and seeded is None:
                 seeded = run_seed(self, seed_mb)
-        except BaseException:
-            if first:  # a first `env up` that fails leaves nothing behind: no record, no half-made cluster
-                self._undo_first_up(had_secrets)
-            raise
         return EnvUp(self.name, created, round(t_db, 3), {k: round(v, 3) for k, v in timings.items()},
                      round(time.monotonic() - t0, 3), seeded)
 
@@ -608,15 +596,7 @@ class LocalEnvironment(PortBlock, Environment):
         st = EnvStatus(self.name, self.kind, self.backend_name,
                        {"running": running, "port": c.port, "major": c.install.major, "data_dir": str(c.data_dir)})
         if running:
-            try:
-                sizes = sql.database_sizes(c.admin_conninfo())
-                live = self.manifest.postgres.databases
-                st.databases = {k: v for k, v in sizes.items() if k in live}
-                # restore-point clones, spares and quarantines live in the same cluster
-                st.postgres["kept_databases_bytes"] = sum(v for k, v in sizes.items()
-                                                          if k not in live and k != "postgres")
-            except Exception as e:  # noqa: BLE001 - status reports, never fails
-                st.postgres["error"] = str(e)
+            self._database_sizes(st)
         for n in self.manifest.start_order():
             h = self._handle(n)
             alive = bool(h and h.alive())
@@ -626,18 +606,20 @@ class LocalEnvironment(PortBlock, Environment):
                                              ("running" if alive else "stopped"), h.pid if h and alive else None))
         return st
 
-    def _undo_first_up(self, had_secrets: bool) -> None:
+    def _discard_first_up(self) -> None:
         try:
             self.down()
         except Exception:  # noqa: BLE001 - best effort: the cluster may never have started
             pass
+        self._remove_cluster_home()
+
+    def _remove_cluster_home(self) -> None:
+        """The cluster's home where it lives outside the environment's directory (in the base) and its
+        socket dir outside the state dir; the environment's directory itself goes after."""
         sock = self.cluster.socket_dir
         self.state.remove_pg_home(self.name)  # the cluster's home in the base, when it lives there
-        self.state.remove(self.dir, ignore_errors=True)
         if not self.state.owns(sock):
             shutil.rmtree(sock, ignore_errors=True)
-        if not had_secrets:
-            self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)
 
     def destroy(self) -> None:
         try:
@@ -645,9 +627,6 @@ class LocalEnvironment(PortBlock, Environment):
         except ServiceStillRunning:  # its processes are gone; a port some other process holds is no reason to keep the env
             if self.cluster.initialized():
                 self.stop_database()
-        sock = self.cluster.socket_dir
-        self.state.remove_pg_home(self.name)  # the cluster's home in the base, when it lives there
+        self._remove_cluster_home()
         self.state.remove(self.dir, ignore_errors=True)
-        if not self.state.owns(sock):
-            shutil.rmtree(sock, ignore_errors=True)
         self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)
