@@ -79,7 +79,12 @@ def compose(session: nox.Session) -> None:
     """The Compose backend: start a private dockerd (own data root, socket, bridge), build the local images
     (cached: rootfs tarball, pip deps and compiled pgvector in ~/.cache/upgrade-infra/images, images in the
     engine's data root), run tests/compose and the conformance suite for ``compose``, stop the engine by
-    its pid file. Needs root (dockerd)."""
+    its pid file. Needs root (dockerd).
+
+    Then the staging, validation, migration, upgrade and rollback runbooks against the Compose example
+    (``site run-section compose``) into ``reports/compose/``: ``nox -s site`` from the same commit shows them
+    under "Runbooks > On Docker Compose" (``nox -s compose -- -k X`` runs them after the selected tests;
+    the engine, DOCKER_HOST and the images are this session's)."""
     if os.geteuid() != 0:
         session.skip("the Compose tests start a private dockerd, which needs root")
     install(session, COMPOSE_APT_PACKAGES)
@@ -92,6 +97,8 @@ def compose(session: nox.Session) -> None:
     try:
         session.run("python", "-m", "upgrade_infra.backends.compose.images", "build", env=env)
         session.run("pytest", "tests/compose", "tests/backends", "-p", "no:cacheprovider", *session.posargs, env=env)
+        session.run("upgrade-infra", "--stack", "examples/pa-stack-compose/stack.yaml", "site", "run-section",
+                    "compose", "--reports", "reports", env=env)
     finally:
         session.run(*engine, "stop", "--root", e["root"], "--name", e["name"])
 

@@ -88,8 +88,7 @@ def prod(compose_images, compose_engine):
     env = s.env("production")
     t0 = time.monotonic()
     res = env.up(seed_mb=SEED_MB)
-    res["wall_s"] = round(time.monotonic() - t0, 2)
-    print(f"\nenv up (compose, from nothing, seed {SEED_MB:g} MB): {res}")
+    print(f"\nenv up (compose, from nothing, seed {SEED_MB:g} MB, wall {time.monotonic() - t0:.2f}s): {res}")
     try:
         yield s, res
     finally:
@@ -100,9 +99,12 @@ def prod(compose_images, compose_engine):
 
 
 def test_env_up_status(prod, compose_engine, compose_images):
+    from upgrade_infra.backends.results import EnvUp
+
     s, res = prod
     env = s.env("production")
-    assert res["created"] and res["seed"]["bytes_added"] > 0
+    assert isinstance(res, EnvUp)  # typed, as the local backend's: `env up`'s CLI reads res.total_s
+    assert res.created and res.seed["bytes_added"] > 0
     assert env.project == f"{s.manifest.name}-production"
     st = env.status()
     assert st.healthy, st.to_dict()
@@ -179,7 +181,10 @@ def test_down_stops_everything_and_up_keeps_data(prod, compose_engine):
     env = s.env("production")
     before = fingerprint(env)
     res = env.down()
-    print(f"\nenv down (compose): {res['total_s']}s")
+    print(f"\nenv down (compose): {res.total_s}s")
+    from upgrade_infra.backends.results import EnvDown
+
+    assert isinstance(res, EnvDown) and res.services == {"assistant": "stopped", "automations": "stopped"}
     c = compose_engine.client()
     assert c.containers.list(filters={"label": f"{PROJECT}={env.project}"}) == []  # nothing running
     assert leftovers(compose_engine, env.project)["networks"] == []
