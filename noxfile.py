@@ -105,7 +105,10 @@ def compose(session: nox.Session) -> None:
 
 @nox.session
 def site(session: nox.Session) -> None:
-    """The main job: execute every runbook against the reference stack, gate, build the site."""
+    """The main job: execute every runbook against the reference stack, gate, build the site.
+
+    The site's "On Docker Compose" runbooks come from ``nox -s compose`` (reports/compose/): shown when that
+    run was made from the same commit, else their pages say they were not executed in this build."""
     install(session)
     session.run("upgrade-infra", "--stack", "examples/pa-stack/stack.yaml", "site", "publish",
                 "--reports", "reports", "--site", "site", *session.posargs)

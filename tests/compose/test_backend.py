@@ -197,6 +197,38 @@ def test_down_stops_everything_and_up_keeps_data(prod, compose_engine):
     assert fingerprint(env).equal(before)
 
 
+def test_upgrade_to_a_missing_image_is_refused_before_anything_stops(prod, compose_engine):
+    """A release whose image is not on the engine: exit 2 naming the images, production untouched (no
+    stop, no restore point, no operation in the journal); it used to stop production, take a restore
+    point, fail at start_services and roll back (about a minute of downtime for nothing)."""
+    from upgrade_infra.backends.compose.environment import ImageMissing
+    from upgrade_infra.operations import upgrade
+    from upgrade_infra.operations.session import Session
+    from upgrade_infra.restore import points as snapshots
+
+    s, _ = prod
+    original = s.stack.read_text()
+    s.stack.write_text(original.replace("      1.1.0-locking: {}\n", "      1.1.0-locking: {}\n      9.9.9: {}\n"))
+    try:
+        s2 = Session(s.stack, s.state_dir)
+        env = s2.env("production")
+        started = {c.name: c.attrs["State"]["StartedAt"] for c in env.driver.containers(env.project)}
+        points = [p.id for p in snapshots.list_points(env.state, env.name)]
+        journal = {f.name: f.read_bytes() for f in (env.state.root / "journal").glob("*")}
+        with pytest.raises(ImageMissing) as e:
+            upgrade.upgrade(env, {"assistant": "9.9.9", "automations": "9.9.9"})
+        assert e.value.exit_code == 2
+        assert "upgrade-infra/pa-assistant:9.9.9, upgrade-infra/pa-automations:9.9.9 not on the engine" in e.value.message
+        assert "nothing was stopped or changed" in e.value.message
+        env = s2.env("production")
+        assert {c.name: c.attrs["State"]["StartedAt"] for c in env.driver.containers(env.project)} == started
+        assert [p.id for p in snapshots.list_points(env.state, env.name)] == points
+        assert {f.name: f.read_bytes() for f in (env.state.root / "journal").glob("*")} == journal  # no operation
+        assert env.record.versions == {"assistant": "1.0.0", "automations": "1.0.0"} and env.status().healthy
+    finally:
+        s.stack.write_text(original)
+
+
 def test_renamed_project_is_refused(prod, compose_engine):
     from upgrade_infra.backends.compose.environment import ProjectRenamed
 

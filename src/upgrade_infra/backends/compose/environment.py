@@ -557,7 +557,7 @@ class ComposeEnvironment(PortBlock, Environment):
         return self.cli.run(self.project, [self.compose_file], *args, timeout=timeout,
                             cwd=self.manifest.stack_dir)
 
-    def require_images(self, images: Sequence[str]) -> None:
+    def require_images(self, images: Sequence[str], done: str = "nothing was started") -> None:
         client = self.driver.client
         missing = []
         for ref in images:
@@ -567,9 +567,14 @@ class ComposeEnvironment(PortBlock, Environment):
                 missing.append(ref)
         if missing:
             raise ImageMissing(f"image{'s' if len(missing) > 1 else ''} {', '.join(missing)} not on the engine "
-                               f"({self.engine.host}); nothing was started",
+                               f"({self.engine.host}); {done}",
                                fix="build or pull it first (docker pull / docker build); the tool never pulls "
                                    "on its own", images=missing)
+
+    def check_runnable(self, versions: dict[str, str]) -> None:
+        """Every image of ``versions`` is on the engine (an upgrade checks before it stops anything)."""
+        self.require_images([self.image(n, v) for n, v in versions.items() if n in self.spec.services],
+                            "nothing was stopped or changed")
 
     # -- containers --------------------------------------------------------------------------------
     def _container(self, compose_service: str) -> Any | None:
