@@ -485,6 +485,7 @@ def run_section(s: Session, paths: Paths, name: str, *, rollback_budget_s: float
     state_dir.mkdir(parents=True)
     (state_dir / SITE_RUN_MARKER).write_text("state of a `site run-section` run: wiped and re-created by the next one\n")
     reports = paths.reports / sec.name
+    commit = git_describe(paths.repo)  # the code the runbooks run: taken before (a commit made meanwhile is not it)
     t0 = time.monotonic()
     try:
         results = run_all(Session(stack, state_dir), paths.repo / "runbooks", reports, only=todo)
@@ -492,7 +493,7 @@ def run_section(s: Session, paths: Paths, name: str, *, rollback_budget_s: float
         remove_everything(Session(stack, state_dir))
     base = summarize(results, rollback_budget_s, reports)
     summary = SectionRun(**{f: getattr(base, f) for f in base.__dataclass_fields__}, section=sec.name,
-                         stack=_rel(stack, paths.repo), commit=git_describe(paths.repo))
+                         stack=_rel(stack, paths.repo), commit=commit)
     summary.runbooks_s = round(time.monotonic() - t0, 1)
     atomic_write_json((reports / "latest").resolve() / "summary.json",
                       json.loads(scrub(json.dumps(summary.to_dict()))), mode=0o600)
