@@ -115,3 +115,26 @@ def test_without_a_run_the_page_says_how_to_produce_it(tmp_path):
     assert publish.add_section(publish.Paths(REPO, tmp_path / "reports", tmp_path / "site"), nb_dir, "compose") is None
     index = (nb_dir / "compose.md").read_text()
     assert "Not executed in this build" in index and "no run in" in index and "nox -s compose" in index
+
+
+def test_compose_pages_in_the_browser(with_section, browser):
+    """The Compose how-to (its Mermaid diagram drawn) and an executed Compose-section runbook, as a reader
+    sees them from files; screenshots kept as test artefacts."""
+    from .conftest import shot
+
+    root, _, published = with_section
+    assert published.returncode == 0, published.stderr[-3000:]
+    site = publish.siteversions.version_root(root / "site")
+    page = browser.new_page()
+    page.goto((site / "compose" / "index.html").as_uri())
+    page.wait_for_selector("div.mermaid", timeout=15000)
+    assert page.locator("div.mermaid").first.bounding_box()["height"] > 100
+    assert "env destroy production --yes" in page.inner_text("article")
+    shot(page, "compose-howto.png", full_page=True)
+    page.goto((site / "runbooks" / "compose" / "upgrade.html").as_uri())
+    text = page.inner_text("article")
+    assert "PASSED" in text and "switch_versions" in text
+    shot(page, "compose-runbook-upgrade.png", full_page=True)
+    page.goto((site / "runbooks" / "compose.html").as_uri())
+    assert "Executed from commit" in page.inner_text("article")
+    page.close()
