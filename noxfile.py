@@ -130,18 +130,28 @@ def compose(session: nox.Session) -> None:
     """The Compose backend alone: start a private dockerd (own data root, socket, bridge), build the local
     images (cached: rootfs tarball, pip deps and compiled pgvector in ~/.cache/upgrade-infra/images, images in
     the engine's data root), run tests/compose and the conformance suite for ``compose``, stop the engine by
-    its pid file. Needs root (dockerd)."""
+    its pid file. Needs root (dockerd).
+
+    Then the staging, validation, migration, upgrade and rollback runbooks against the Compose example
+    (``site run-section compose``) into ``reports/compose/``: ``nox -s site`` from the same commit shows them
+    under "Runbooks > On Docker Compose" (``nox -s compose -- -k X`` runs them after the selected tests;
+    the engine, DOCKER_HOST and the images are this session's)."""
     if os.geteuid() != 0:
         session.skip("the Compose tests start a private dockerd, which needs root")
     install(session, COMPOSE_APT_PACKAGES)
     with private_engine(session) as env:
         session.run("pytest", "tests/compose", "tests/backends", "-p", "no:cacheprovider", *session.posargs,
                     env={**env, "UPGRADE_INFRA_BACKENDS": "compose"})
+        session.run("upgrade-infra", "--stack", "examples/pa-stack-compose/stack.yaml", "site", "run-section",
+                    "compose", "--reports", "reports", env=env)
 
 
 @nox.session
 def site(session: nox.Session) -> None:
-    """The main job: execute every runbook against the reference stack, gate, build the site."""
+    """The main job: execute every runbook against the reference stack, gate, build the site.
+
+    The site's "On Docker Compose" runbooks come from ``nox -s compose`` (reports/compose/): shown when that
+    run was made from the same commit, else their pages say they were not executed in this build."""
     install(session)
     session.run("upgrade-infra", "--stack", "examples/pa-stack/stack.yaml", "site", "publish",
                 "--reports", "reports", "--site", "site", *session.posargs)

@@ -88,8 +88,7 @@ def prod(compose_images, compose_engine):
     env = s.env("production")
     t0 = time.monotonic()
     res = env.up(seed_mb=SEED_MB)
-    res["wall_s"] = round(time.monotonic() - t0, 2)
-    print(f"\nenv up (compose, from nothing, seed {SEED_MB:g} MB): {res}")
+    print(f"\nenv up (compose, from nothing, seed {SEED_MB:g} MB, wall {time.monotonic() - t0:.2f}s): {res}")
     try:
         yield s, res
     finally:
@@ -100,9 +99,12 @@ def prod(compose_images, compose_engine):
 
 
 def test_env_up_status(prod, compose_engine, compose_images):
+    from upgrade_infra.backends.results import EnvUp
+
     s, res = prod
     env = s.env("production")
-    assert res["created"] and res["seed"]["bytes_added"] > 0
+    assert isinstance(res, EnvUp)  # typed, as the local backend's: `env up`'s CLI reads res.total_s
+    assert res.created and res.seed["bytes_added"] > 0
     assert env.project == f"{s.manifest.name}-production"
     st = env.status()
     assert st.healthy, st.to_dict()
@@ -179,7 +181,10 @@ def test_down_stops_everything_and_up_keeps_data(prod, compose_engine):
     env = s.env("production")
     before = fingerprint(env)
     res = env.down()
-    print(f"\nenv down (compose): {res['total_s']}s")
+    print(f"\nenv down (compose): {res.total_s}s")
+    from upgrade_infra.backends.results import EnvDown
+
+    assert isinstance(res, EnvDown) and res.services == {"assistant": "stopped", "automations": "stopped"}
     c = compose_engine.client()
     assert c.containers.list(filters={"label": f"{PROJECT}={env.project}"}) == []  # nothing running
     assert leftovers(compose_engine, env.project)["networks"] == []
@@ -190,6 +195,38 @@ def test_down_stops_everything_and_up_keeps_data(prod, compose_engine):
     print(f"env up (compose, existing volumes): {time.monotonic() - t0:.1f}s")
     assert not again["created"] and again["seed"] is None
     assert fingerprint(env).equal(before)
+
+
+def test_upgrade_to_a_missing_image_is_refused_before_anything_stops(prod, compose_engine):
+    """A release whose image is not on the engine: exit 2 naming the images, production untouched (no
+    stop, no restore point, no operation in the journal); it used to stop production, take a restore
+    point, fail at start_services and roll back (about a minute of downtime for nothing)."""
+    from upgrade_infra.backends.compose.environment import ImageMissing
+    from upgrade_infra.operations import upgrade
+    from upgrade_infra.operations.session import Session
+    from upgrade_infra.restore import points as snapshots
+
+    s, _ = prod
+    original = s.stack.read_text()
+    s.stack.write_text(original.replace("      1.1.0-locking: {}\n", "      1.1.0-locking: {}\n      9.9.9: {}\n"))
+    try:
+        s2 = Session(s.stack, s.state_dir)
+        env = s2.env("production")
+        started = {c.name: c.attrs["State"]["StartedAt"] for c in env.driver.containers(env.project)}
+        points = [p.id for p in snapshots.list_points(env.state, env.name)]
+        journal = {f.name: f.read_bytes() for f in (env.state.root / "journal").glob("*")}
+        with pytest.raises(ImageMissing) as e:
+            upgrade.upgrade(env, {"assistant": "9.9.9", "automations": "9.9.9"})
+        assert e.value.exit_code == 2
+        assert "upgrade-infra/pa-assistant:9.9.9, upgrade-infra/pa-automations:9.9.9 not on the engine" in e.value.message
+        assert "nothing was stopped or changed" in e.value.message
+        env = s2.env("production")
+        assert {c.name: c.attrs["State"]["StartedAt"] for c in env.driver.containers(env.project)} == started
+        assert [p.id for p in snapshots.list_points(env.state, env.name)] == points
+        assert {f.name: f.read_bytes() for f in (env.state.root / "journal").glob("*")} == journal  # no operation
+        assert env.record.versions == {"assistant": "1.0.0", "automations": "1.0.0"} and env.status().healthy
+    finally:
+        s.stack.write_text(original)
 
 
 def test_renamed_project_is_refused(prod, compose_engine):

@@ -94,3 +94,25 @@ def test_state_dir_not_writable(tiny, tmp_path):
     r = subprocess.run([sys.executable, "-m", "upgrade_infra", "--stack", str(tiny.stack), "--state-dir",
                         str(blocker / "state"), "env", "up", "production"], capture_output=True, text=True)
     assert r.returncode == 2 and "not writable" in r.stderr
+
+
+def test_env_destroy_needs_yes_then_removes_everything(tiny):
+    """`env destroy NAME` (production included): without --yes exit 2 and nothing touched; with --yes the
+    processes, cluster, data dirs, secrets and restore points are gone, and `env up` starts from nothing."""
+    assert cli(tiny, "env", "up", "production").returncode == 0
+    env = tiny.env("production")
+    assert cli(tiny, "snapshot", "create", "production").returncode == 0
+    pids = [s.pid for s in env.status().services]
+    r = cli(tiny, "env", "destroy", "production")
+    assert r.returncode == 2 and "pass --yes to confirm" in r.stderr, r.stderr
+    assert tiny.env("production").status().healthy  # untouched
+    r = cli(tiny, "--json", "env", "destroy", "production", "--yes")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["destroyed"] == "production" and len(out["restore_points_deleted"]) == 1
+    assert not any(psutil.pid_exists(p) for p in pids if p)
+    assert tiny.state.load_record("production") is None and not env.dir.exists()
+    assert not tiny.state.secrets_dir("production").exists()
+    assert not any((tiny.state.root / "restore-points").glob("*"))
+    r = cli(tiny, "--json", "env", "up", "production")
+    assert r.returncode == 0 and json.loads(r.stdout)["created"], r.stderr

@@ -484,6 +484,11 @@ class Environment(ABC):
     @abstractmethod
     def stop_services(self, names: list[str] | None = None) -> dict[str, str]: ...
 
+    def check_runnable(self, versions: dict[str, str]) -> None:
+        """Refuse (BadInput) when a service cannot run at its version here, before an operation stops
+        anything: the compose backend checks each image is on the engine. Nothing to check by default."""
+        return None
+
     @abstractmethod
     def probe(self, service: str) -> ProbeResult:
         """One readiness probe of ``service`` (its http/command probe, then its readiness ``check:``)."""

@@ -1,4 +1,4 @@
-"""``env up|down|status`` and the all-environments ``status``."""
+"""``env up|down|status|destroy`` and the all-environments ``status``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from upgrade_infra.cli.app import ENV_NAME, app, console, emit, esc, progress, session, sub
-from upgrade_infra.core.errors import CheckFailed
+from upgrade_infra.core.errors import BadInput, CheckFailed
 from upgrade_infra.restore.datadirs import disk_use
 
 env_app = sub("env", "Bring environments up and down, and show their state.")
@@ -65,6 +65,21 @@ def down(name: str = typer.Argument(..., callback=ENV_NAME)) -> None:
         result = env.down()
     emit(result, lambda r: console.print(f"{name} down in {r.total_s:.1f}s: {r.services}",
                                          markup=False))
+
+
+@env_app.command("destroy")
+def destroy(name: str = typer.Argument(..., callback=ENV_NAME),
+            yes: bool = typer.Option(False, "--yes", help="confirm: the environment's data is deleted")) -> None:
+    """Remove an environment for good, production included: services, PostgreSQL and its databases, data
+    (on Compose: the project's containers, network and volumes), secrets, restore points. Needs --yes."""
+    from upgrade_infra.staging import lifecycle
+
+    if not yes:
+        raise BadInput(f"env destroy {name} deletes its databases, data, restore points and secrets",
+                       fix=f"pass --yes to confirm (`upgrade-infra env down {name}` only stops it)")
+    with progress(f"destroying {name}"):
+        r = lifecycle.remove_environment(session(), name)
+    emit(r, lambda x: console.print(f"{name} destroyed in {x.total_s:.1f}s", markup=False))
 
 
 @env_app.command("status")

@@ -65,3 +65,25 @@ def site_publish(reports: Path = REPORTS, site: Path = typer.Option(Path("site")
                                   docs_version=docs_version, keep_versions=keep_versions,
                                   cli_reference=cli_reference(app), doc_check=doccheck.summary(paths.repo))
     emit(summary, _summary_table)
+
+
+@site_app.command("run-section")
+def site_run_section(name: str = typer.Argument(..., help="the section: compose"), reports: Path = REPORTS,
+                     rollback_budget: float = typer.Option(None, "--rollback-budget",
+                                                           help="seconds; default policies.rollback_budget_s"),
+                     state_dir: Path = typer.Option(None, "--run-state-dir",
+                                                    help="fresh state dir for the run (default .upgrade-infra-site/ "
+                                                         "beside the stack)"),
+                     only: list[str] = typer.Option([], "--only", help="run only these runbooks of the section")) -> None:
+    """Execute a section's runbooks against --stack into reports/NAME/ (compose: staging, validation, migration,
+    upgrade, rollback on the Compose example); `site publish` from the same commit shows them on the site.
+
+    Every environment the run made is removed at the end. The engine (DOCKER_HOST) and the images must be
+    there: `nox -s compose` provides both."""
+    s = session()
+    budget = rollback_budget or s.manifest.policies.rollback_budget_s
+    paths = publish.Paths(Path.cwd(), reports, Path("site"))
+    with progress(f"executing the {name} runbooks"):
+        summary = publish.run_section(Session(s.stack, state_dir), paths, name, rollback_budget_s=budget,
+                                      only=only or None)
+    emit(summary, _summary_table)

@@ -11,6 +11,7 @@ stack, and the state dir the runbooks run in: a fresh one for ``publish``); ``pu
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -230,6 +231,8 @@ def build_site(paths: Paths, summary: PublishResult, history: list[dict], *, sta
         spill = latest / f"{name}.outputs"
         if spill.exists():
             shutil.copytree(spill, nb_dir / spill.name)
+    for section in SECTIONS:
+        add_section(paths, nb_dir, section)
     _write(build / "docs" / "reference" / "cli.md", cli_reference)
     js_dir = build / "docs" / "javascripts"
     js_dir.mkdir(exist_ok=True)
@@ -266,19 +269,21 @@ def _write(path: Path, text: str) -> None:
 _DOC_LINK = re.compile(r"(\]\(|href=\")\.\./(?:docs/)?([\w/.-]+?)\.md(#[\w-]*)?(?=[)\"])")
 
 
-def doc_links(text: str) -> str:
+def doc_links(text: str, up: str = "../") -> str:
     """Links in runbook markdown point at ``../docs/X.md`` (right in Jupyter and on a forge); on the
-    site the runbook is ``runbooks/NAME.html`` and the page ``X.html``."""
-    return _DOC_LINK.sub(lambda m: f"{m.group(1)}../{m.group(2)}.html{m.group(3) or ''}", text)
+    site the runbook is ``runbooks/NAME.html`` and the page ``X.html`` (``up`` is the way from the
+    runbook's folder to the site's root: ``../../`` for ``runbooks/compose/NAME.html``)."""
+    return _DOC_LINK.sub(lambda m: f"{m.group(1)}{up}{m.group(2)}.html{m.group(3) or ''}", text)
 
 
-def link_docs(src: Path, dst: Path) -> None:
+def link_docs(src: Path, dst: Path, up: str = "../") -> None:
     import nbformat
 
     nb = nbformat.read(src, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = doc_links(cell.source)
+            cell.source = doc_links(cell.source, up)
+    dst.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, dst)
 
 
@@ -408,3 +413,174 @@ def publish(s: Session, paths: Paths, *, rollback_budget_s: float, only: list[st
 
 def last_summary(reports: Path) -> dict[str, Any] | None:
     return read_json(reports / "latest" / "summary.json")
+
+
+# -- sections: runbooks executed against another stack, shown on the site beside the local ones ----------
+@dataclass(frozen=True)
+class Section:
+    """Runbooks executed against another stack (``site run-section NAME``): into ``reports/NAME/``, on the
+    site as ``runbooks/NAME/RUNBOOK.html`` with an index page ``runbooks/NAME.md``."""
+
+    name: str
+    title: str
+    runbooks: tuple[str, ...]
+    stack: str  # relative to the repository
+    produce: str  # how a build gets them (shown when they were not executed for this commit)
+
+
+SECTIONS: dict[str, Section] = {
+    "compose": Section("compose", "Docker Compose", ("staging", "validation", "migration", "upgrade", "rollback"),
+                       "examples/pa-stack-compose/stack.yaml",
+                       "`nox -s compose` (as root: it starts a private Docker engine, builds the images, runs the "
+                       "Compose tests, then these runbooks), then `nox -s site`"),
+}
+
+
+@dataclass
+class SectionRun(PublishResult):
+    """A section's run (``site run-section``): the gate's summary plus what it ran against and from which commit."""
+
+    section: str | None = optional()
+    stack: str | None = optional()
+    commit: str | None = optional()  # `git describe --always --dirty`: the site shows the run only for this commit
+
+
+def section(name: str) -> Section:
+    if name not in SECTIONS:
+        raise BadInput(f"no runbook section {name!r}", fix=f"use one of: {', '.join(SECTIONS)}")
+    return SECTIONS[name]
+
+
+def remove_everything(s: Session) -> list[str]:
+    """Remove every environment of the state dir (staging copies first): a section's run leaves nothing on
+    the engine, no container, network or volume (``stop_everything`` only stops them)."""
+    from upgrade_infra.staging import lifecycle
+
+    removed = []
+    names = sorted(s.state.env_names(), key=lambda n: getattr(s.state.load_record(n), "kind", "") != "staging")
+    for name in names:
+        try:
+            lifecycle.remove_environment(s, name)
+            removed.append(name)
+        except Exception:  # noqa: BLE001 - keep removing the others
+            continue
+    return removed
+
+
+def run_section(s: Session, paths: Paths, name: str, *, rollback_budget_s: float,
+                only: list[str] | None = None) -> SectionRun:
+    """Execute section ``name``'s runbooks against ``s.stack`` in a fresh state dir (:func:`run_state_dir`),
+    into ``reports/NAME/runs/<time>/`` (``reports/NAME/latest`` points there), with ``summary.json``
+    carrying the commit; every environment made is removed at the end. What the runbooks need from the
+    stack's backend (for Compose: ``DOCKER_HOST`` and the images) is the caller's (``nox -s compose``)."""
+    from upgrade_infra.operations.session import Session
+
+    sec = section(name)
+    todo = [n for n in sec.runbooks if not only or n in only]
+    stack, state_dir = s.stack, run_state_dir(s)
+    _require_site_run_dir(state_dir)
+    if state_dir.exists():
+        remove_everything(Session(stack, state_dir))
+    shutil.rmtree(state_dir, ignore_errors=True)
+    state_dir.mkdir(parents=True)
+    (state_dir / SITE_RUN_MARKER).write_text("state of a `site run-section` run: wiped and re-created by the next one\n")
+    reports = paths.reports / sec.name
+    commit = git_describe(paths.repo)  # the code the runbooks run: taken before (a commit made meanwhile is not it)
+    t0 = time.monotonic()
+    try:
+        results = run_all(Session(stack, state_dir), paths.repo / "runbooks", reports, only=todo)
+    finally:
+        remove_everything(Session(stack, state_dir))
+    base = summarize(results, rollback_budget_s, reports)
+    summary = SectionRun(**{f: getattr(base, f) for f in base.__dataclass_fields__}, section=sec.name,
+                         stack=_rel(stack, paths.repo), commit=commit)
+    summary.runbooks_s = round(time.monotonic() - t0, 1)
+    atomic_write_json((reports / "latest").resolve() / "summary.json",
+                      json.loads(scrub(json.dumps(summary.to_dict()))), mode=0o600)
+    if not summary.ok:
+        raise CheckFailed(f"section {sec.name}: " + "; ".join(summary.reasons),
+                          fix=f"see {reports / 'latest'}/ for the executed runbooks", summary=summary.to_dict())
+    return summary
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def section_run(paths: Paths, name: str) -> tuple[dict[str, Any] | None, str]:
+    """The section's last run when the site may show it, and why not otherwise: ``(summary, "")`` for a
+    run made from the commit the site is built from, ``(None, reason)`` else."""
+    sec = section(name)
+    latest = paths.reports / sec.name / "latest"
+    summary = read_json(latest / "summary.json") if latest.exists() else None
+    if summary is None:
+        return None, f"no run in {_rel(latest, paths.repo)}/"
+    commit = git_describe(paths.repo)
+    if summary.get("commit") != commit:
+        return None, (f"the last run ({summary.get('generated_at')}) was made from commit "
+                      f"{summary.get('commit') or 'unknown'}, this site from {commit or 'an unknown commit'}")
+    return summary, ""
+
+
+def add_section(paths: Paths, nb_dir: Path, name: str) -> dict[str, Any] | None:
+    """Put section ``name`` into the site being built: its executed runbooks (only when made from the same
+    commit) or, for each, a page saying it was not executed in this build, and the index page
+    ``runbooks/NAME.md``. Returns the run's summary when it is shown."""
+    sec = section(name)
+    summary, why = section_run(paths, name)
+    latest = (paths.reports / sec.name / "latest").resolve()
+    ran = {r["name"]: r for r in (summary or {}).get("runbooks", [])}
+    out = nb_dir / sec.name
+    for rb in sec.runbooks:
+        dst = out / f"{rb}.ipynb"
+        if rb in ran and (latest / f"{rb}.ipynb").exists():
+            link_docs(latest / f"{rb}.ipynb", dst, up="../../")
+            spill = latest / f"{rb}.outputs"
+            if spill.exists():
+                shutil.copytree(spill, out / spill.name)
+        else:
+            _section_not_run_page(dst, rb, sec, why or "this runbook was not part of the run (--only)")
+    _write(nb_dir / f"{sec.name}.md", section_index(sec, summary, why))
+    return summary
+
+
+def section_index(sec: Section, summary: dict[str, Any] | None, why: str) -> str:
+    """The section's index page: what ran, against what, from which commit; or plainly that it did not."""
+    lines = [f"# Runbooks on {sec.title}", "",
+             f"The staging, validation, migration, upgrade and rollback runbooks executed against "
+             f"`{sec.stack}` (the reference stack as a {sec.title} project, from locally built images), "
+             f"beside the [same runbooks on the local backend](index.md). How to do each step by hand: "
+             f"[{sec.title}](../compose/index.md).", ""]
+    if summary is None:
+        lines += ['!!! warning "Not executed in this build"',
+                  f"    These runbooks were not executed for this build of the site: {why}. No output is shown "
+                  f"rather than an old or made-up one. To produce them: {sec.produce}.", ""]
+    else:
+        rb = summary.get("rollback") or {}
+        lines += [f'!!! {"success" if summary.get("gate") == "pass" else "failure"} "Executed from commit '
+                  f'{summary.get("commit")} at {summary.get("generated_at")}: {summary.get("gate")}"',
+                  f"    Against `{summary.get('stack')}`; rollback drill {rb.get('total_s')} s of a "
+                  f"{rb.get('budget_s')} s budget, verified: {'yes' if rb.get('verified') else 'no'}.", ""]
+    lines += ["| runbook | executed output | status | seconds |", "| --- | --- | --- | --- |"]
+    ran = {r["name"]: r for r in (summary or {}).get("runbooks", [])}
+    for name in sec.runbooks:
+        r = ran.get(name)
+        lines.append(f"| {name} | [{sec.name}/{name}]({sec.name}/{name}.ipynb) | "
+                     f"{r['status'] if r else 'not executed'} | {r['duration_s'] if r else '–'} |")
+    return "\n".join(lines) + "\n"
+
+
+def _section_not_run_page(path: Path, name: str, sec: Section, why: str) -> None:
+    import nbformat
+
+    produce = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(sec.produce, quote=False))
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        f"# {name} on {sec.title}\n\n<div class=\"admonition warning\"><p class=\"admonition-title\">Not executed "
+        f"in this build</p><p>Runbook <code>{name}</code> was not executed against <code>{sec.stack}</code> for "
+        f"this build of the site ({html.escape(why)}), so no output is shown. To produce it: {produce}.</p></div>"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)

@@ -219,10 +219,22 @@ def reset(s: Session, name: str) -> StagingReset:
 
 def destroy(s: Session, name: str) -> StagingDestroyed:
     """Stop and remove a staging env: processes, cluster, data dirs, secrets, restore points."""
-    env = _staging_env(s, name)
+    return _remove(s, _staging_env(s, name), f"stage destroy {name}")
+
+
+def remove_environment(s: Session, name: str) -> StagingDestroyed:
+    """Remove any environment, production included (``env destroy NAME --yes``): its services and
+    PostgreSQL, its databases and data (on Compose: the project's containers, network and volumes), its
+    secrets, restore points and quarantines. What ``stage destroy`` does, without the staging-only check."""
+    s.state.require_record(name)
+    return _remove(s, s.env(name), f"env destroy {name}")
+
+
+def _remove(s: Session, env: Environment, command: str) -> StagingDestroyed:
+    name = env.name
     t0 = time.monotonic()
     # destroy is how a half-created staging env goes away (gc): an open operation does not stop it
-    with guard(s.state, name, f"stage destroy {name}", allow_open=True):
+    with guard(s.state, name, command, allow_open=True):
         from upgrade_infra.restore import quarantine
 
         points = snapshots.list_points(s.state, name)
@@ -232,7 +244,7 @@ def destroy(s: Session, name: str) -> StagingDestroyed:
             s.state.remove(quarantine.qdir(s.state, q["op"]), ignore_errors=True)
         env.destroy()
         if (inc := open_operation(s.state, name)) is not None:
-            end_op(resume_ctx(env, inc), "abandoned", error="staging environment destroyed")
+            end_op(resume_ctx(env, inc), "abandoned", error=f"environment destroyed ({command})")
     return StagingDestroyed(name, [p.id for p in points], round(time.monotonic() - t0, 3))
 
 

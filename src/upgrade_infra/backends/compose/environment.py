@@ -46,6 +46,7 @@ from upgrade_infra.backends.interface import (
 )
 from upgrade_infra.backends.placement import PortBlock, new_port_base
 from upgrade_infra.backends.registry import register_backend
+from upgrade_infra.backends.results import EnvDown, EnvUp
 from upgrade_infra.core import runner, sql
 from upgrade_infra.core.errors import BadInput, CommandFailed, OperationFailed, ServiceNotReady
 from upgrade_infra.core.state import StateDir
@@ -556,7 +557,7 @@ class ComposeEnvironment(PortBlock, Environment):
         return self.cli.run(self.project, [self.compose_file], *args, timeout=timeout,
                             cwd=self.manifest.stack_dir)
 
-    def require_images(self, images: Sequence[str]) -> None:
+    def require_images(self, images: Sequence[str], done: str = "nothing was started") -> None:
         client = self.driver.client
         missing = []
         for ref in images:
@@ -566,9 +567,14 @@ class ComposeEnvironment(PortBlock, Environment):
                 missing.append(ref)
         if missing:
             raise ImageMissing(f"image{'s' if len(missing) > 1 else ''} {', '.join(missing)} not on the engine "
-                               f"({self.engine.host}); nothing was started",
+                               f"({self.engine.host}); {done}",
                                fix="build or pull it first (docker pull / docker build); the tool never pulls "
                                    "on its own", images=missing)
+
+    def check_runnable(self, versions: dict[str, str]) -> None:
+        """Every image of ``versions`` is on the engine (an upgrade checks before it stops anything)."""
+        self.require_images([self.image(n, v) for n, v in versions.items() if n in self.spec.services],
+                            "nothing was stopped or changed")
 
     # -- containers --------------------------------------------------------------------------------
     def _container(self, compose_service: str) -> Any | None:
@@ -821,7 +827,7 @@ class ComposeEnvironment(PortBlock, Environment):
         return out
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def up(self, *, seed: bool = True, seed_mb: float | None = None) -> dict[str, Any]:
+    def up(self, *, seed: bool = True, seed_mb: float | None = None) -> EnvUp:
         t0 = time.monotonic()
         self.state.ensure()
         first = self._first_up()
@@ -836,9 +842,8 @@ class ComposeEnvironment(PortBlock, Environment):
             seeded = None
             if seed and created and self.manifest.seed and self.kind == "production" and not self.record.seeded:
                 seeded = self._seed(seed_mb)
-        return {"environment": self.name, "project": self.project, "created": created,
-                "database_s": round(t_db, 3), "services_s": {k: round(v, 3) for k, v in timings.items()},
-                "total_s": round(time.monotonic() - t0, 3), "seed": seeded}
+        return EnvUp(self.name, created, round(t_db, 3), {k: round(v, 3) for k, v in timings.items()},
+                     round(time.monotonic() - t0, 3), seeded)
 
     def _seed(self, size_mb: float | None) -> dict[str, Any]:
         """The manifest's seed once the services are up (they migrate on start): ``seed.service`` runs as
@@ -849,16 +854,17 @@ class ComposeEnvironment(PortBlock, Environment):
         out["before_start"] = False
         return out
 
-    def down(self) -> dict[str, Any]:
+    def down(self) -> EnvDown:
         t0 = time.monotonic()
         stopped = {n: ("stopped" if self._container(self.compose_service(n)) is not None else "not running")
                    for n in self.manifest.start_order()}
         if not self.compose_file.exists():
             self.write_compose_file()
+        t_down = time.monotonic()
         self.cli.down(self.project, [self.compose_file], volumes=False,
                       timeout=int(self.manifest.policies.stop_timeout_s))
-        return {"environment": self.name, "project": self.project, "services": stopped,
-                "total_s": round(time.monotonic() - t0, 3)}
+        # one `compose down` stops the apps, then PostgreSQL, then removes the network: its time as a whole
+        return EnvDown(self.name, stopped, round(time.monotonic() - t_down, 3), round(time.monotonic() - t0, 3))
 
     def status(self, probe: bool = True) -> EnvStatus:
         pg_health = self._health(self.pg_service)
