@@ -88,8 +88,8 @@ def prod(compose_images, compose_engine):
     env = s.env("production")
     t0 = time.monotonic()
     res = env.up(seed_mb=SEED_MB)
-    res["wall_s"] = round(time.monotonic() - t0, 2)
-    print(f"\nenv up (compose, from nothing, seed {SEED_MB:g} MB): {res}")
+    print(f"\nenv up (compose, from nothing, seed {SEED_MB:g} MB): {res.to_dict()}, wall "
+          f"{time.monotonic() - t0:.2f}s")
     try:
         yield s, res
     finally:

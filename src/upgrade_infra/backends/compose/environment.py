@@ -46,6 +46,7 @@ from upgrade_infra.backends.interface import (
 )
 from upgrade_infra.backends.placement import PortBlock, new_port_base
 from upgrade_infra.backends.registry import register_backend
+from upgrade_infra.backends.results import EnvDown, EnvUp
 from upgrade_infra.core import runner, sql
 from upgrade_infra.core.errors import BadInput, CommandFailed, OperationFailed, ServiceNotReady
 from upgrade_infra.core.state import StateDir
@@ -828,7 +829,7 @@ class ComposeEnvironment(PortBlock, Environment):
         return out
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def up(self, *, seed: bool = True, seed_mb: float | None = None) -> dict[str, Any]:
+    def up(self, *, seed: bool = True, seed_mb: float | None = None) -> EnvUp:
         t0 = time.monotonic()
         self.state.ensure()
         first = self.state.load_record(self.name) is None and not self.dir.exists()
@@ -848,9 +849,8 @@ class ComposeEnvironment(PortBlock, Environment):
             if first:
                 self._undo_first_up(had_secrets)
             raise
-        return {"environment": self.name, "project": self.project, "created": created,
-                "database_s": round(t_db, 3), "services_s": {k: round(v, 3) for k, v in timings.items()},
-                "total_s": round(time.monotonic() - t0, 3), "seed": seeded}
+        return EnvUp(self.name, created, round(t_db, 3), {k: round(v, 3) for k, v in timings.items()},
+                     round(time.monotonic() - t0, 3), seeded, project=self.project)
 
     def _seed(self, size_mb: float | None) -> dict[str, Any]:
         """The manifest's seed once the services are up (they migrate on start): ``seed.service`` runs as
@@ -861,16 +861,17 @@ class ComposeEnvironment(PortBlock, Environment):
         out["before_start"] = False
         return out
 
-    def down(self) -> dict[str, Any]:
+    def down(self) -> EnvDown:
         t0 = time.monotonic()
         stopped = {n: ("stopped" if self._container(self.compose_service(n)) is not None else "not running")
                    for n in self.manifest.start_order()}
         if not self.compose_file.exists():
             self.write_compose_file()
+        t_down = time.monotonic()
         self.cli.down(self.project, [self.compose_file], volumes=False,
                       timeout=int(self.manifest.policies.stop_timeout_s))
-        return {"environment": self.name, "project": self.project, "services": stopped,
-                "total_s": round(time.monotonic() - t0, 3)}
+        return EnvDown(self.name, stopped, round(time.monotonic() - t_down, 3), round(time.monotonic() - t0, 3),
+                       project=self.project)
 
     def status(self, probe: bool = True) -> EnvStatus:
         pg_health = self._health(self.pg_service)
