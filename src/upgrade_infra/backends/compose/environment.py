@@ -62,6 +62,7 @@ PG_DATA = "/var/lib/postgresql/data"
 ENV_LABEL = "org.upgrade-infra.env"
 STATE_LABEL = "org.upgrade-infra.state"  # which state dir a project belongs to (a digest of its path)
 DEFAULT_CONTAINER_PORT = 8000
+POLL_MAX_S = 0.25  # readiness polling period, at most
 
 
 class ProjectRenamed(BadInput):
@@ -730,15 +731,17 @@ class ComposeEnvironment(PortBlock, Environment):
             timeout = max(timeout, 180)  # the file's own start_period and retries decide; we only bound it
 
         def died() -> str | None:
-            h = self._health(self.compose_service(service))
+            c = self._container(self.compose_service(service))
+            h = "absent" if c is None else self.driver.health(c)
             if h in ("exited", "dead", "absent", "unhealthy"):
                 return f"container {h}"
-            c = self._container(self.compose_service(service))
             if c is not None and c.attrs.get("RestartCount"):
                 return "container restarting"
             return None
 
-        result, waited = health.wait_for(lambda: self.probe(service), timeout, abort=died)
+        # polled every 0.25 s at most: a healthcheck's status changes once per probe of its own, and a
+        # slower poll adds up to its period to every wave of a start (a rollback's critical path)
+        result, waited = health.wait_for(lambda: self.probe(service), timeout, abort=died, max_interval=POLL_MAX_S)
         if not result.ok:
             tail = " | ".join(self.log_tail(service, 8))
             raise ServiceNotReady(f"{service} ({self.record.versions[service]}) in {self.name} not ready after "
