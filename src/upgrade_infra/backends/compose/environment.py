@@ -730,18 +730,46 @@ class ComposeEnvironment(PortBlock, Environment):
         if self._uses_healthcheck(service):
             timeout = max(timeout, 180)  # the file's own start_period and retries decide; we only bound it
 
+        cs = self.compose_service(service)
+        seen: dict[str, Any] = {"c": None}
+
+        def container() -> Any | None:
+            """The service's container, refreshed by one inspect (looked up by label once, or again when gone)."""
+            c = seen["c"]
+            if c is not None:
+                try:
+                    c.reload()
+                    return c
+                except self.driver.docker.errors.NotFound:
+                    pass
+            seen["c"] = c = self._container(cs)
+            return c
+
+        def state(c: Any | None) -> str:
+            st = (c.attrs.get("State") or {}) if c is not None else {}
+            if c is None:
+                return "absent"
+            return st["Health"]["Status"] if st.get("Status") == "running" and st.get("Health") else st.get("Status", "unknown")
+
+        def check() -> health.ProbeResult:
+            if not self._uses_healthcheck(service):
+                return self.probe(service)
+            t0 = time.monotonic()
+            seen["state"] = h = state(container())  # one inspect per poll: the healthcheck's status
+            return health.ProbeResult(h == "healthy", f"compose healthcheck: {h}", time.monotonic() - t0)
+
         def died() -> str | None:
-            c = self._container(self.compose_service(service))
-            h = "absent" if c is None else self.driver.health(c)
+            c = seen["c"] if "state" in seen else container()
+            h = seen.pop("state", None) or state(c)
             if h in ("exited", "dead", "absent", "unhealthy"):
                 return f"container {h}"
             if c is not None and c.attrs.get("RestartCount"):
                 return "container restarting"
             return None
 
-        # polled every 0.25 s at most: a healthcheck's status changes once per probe of its own, and a
-        # slower poll adds up to its period to every wave of a start (a rollback's critical path)
-        result, waited = health.wait_for(lambda: self.probe(service), timeout, abort=died, max_interval=POLL_MAX_S)
+        # polled every 0.25 s at most (one inspect each): a healthcheck's status changes once per probe of its
+        # own, and a slower poll adds up to its period to every wave of a start (a rollback's critical path)
+        result, waited = health.wait_for(check, timeout, abort=died, max_interval=POLL_MAX_S)
         if not result.ok:
             tail = " | ".join(self.log_tail(service, 8))
             raise ServiceNotReady(f"{service} ({self.record.versions[service]}) in {self.name} not ready after "
