@@ -38,6 +38,7 @@ from upgrade_infra.backends.interface import (
     MissingCapability,  # noqa: E402 - the typed refusal of a strategy whose capability the backend lacks
     ServiceStatus,
 )
+from upgrade_infra.backends.results import EnvDown, EnvUp
 from upgrade_infra.core import lock, sql
 from upgrade_infra.core.errors import (
     BadInput,
@@ -234,7 +235,8 @@ def test_down_leaves_nothing_behind(fresh):
     st = env.status()
     pids = [x.pid for x in st.services if x.pid]
     ports = dict(env.ports)
-    env.down()
+    down = env.down()
+    assert isinstance(down, EnvDown) and down.environment == PROD, down  # typed, as every backend's
 
     after = s.env(PROD).status()
     assert not after.postgres["running"] and not after.healthy
@@ -245,7 +247,9 @@ def test_down_leaves_nothing_behind(fresh):
     assert lock.holder(s.state, PROD) is None and _lock_free(s.state, PROD)
     assert Journal(s.state, PROD).incomplete() is None
     # down is not destroy: up again finds the data as it was
-    again = as_dict(s.env(PROD).up())
+    up = s.env(PROD).up()
+    assert isinstance(up, EnvUp) and up.environment == PROD, up
+    again = as_dict(up)
     assert again["created"] is False and _rows(s.env(PROD)) == SEED_ROWS
 
 

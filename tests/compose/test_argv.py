@@ -164,3 +164,22 @@ def test_example_compose_file_is_fast_to_start_and_stop():
     assert {s: {d: c["condition"] for d, c in svc.get("depends_on", {}).items()}
             for s, svc in model["services"].items()} == \
         {"postgres": {}, "assistant": {"postgres": "service_healthy"}, "automations": {"postgres": "service_healthy"}}
+
+
+def test_example_stack_starts_its_apps_in_one_wave(tmp_path):
+    """The example's stack.yaml says what its docker-compose.yml says: automations needs PostgreSQL only,
+    so the backend starts both apps with one `compose up` and waits for them together (a rollback's
+    start step was two waves in a row)."""
+    import os
+
+    from upgrade_infra.operations.session import Session
+
+    os.chmod(tmp_path, 0o711)
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    example = Path(__file__).resolve().parents[2] / "examples" / "pa-stack-compose"
+    for entry in example.iterdir():
+        if not entry.name.startswith("."):
+            (stack / entry.name).symlink_to(entry)
+    env = Session(stack / "stack.yaml", tmp_path / "state").env("production")
+    assert env._waves(env.manifest.start_order()) == [["assistant", "automations"]]

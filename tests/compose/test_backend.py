@@ -88,7 +88,8 @@ def prod(compose_images, compose_engine):
     env = s.env("production")
     t0 = time.monotonic()
     res = env.up(seed_mb=SEED_MB)
-    print(f"\nenv up (compose, from nothing, seed {SEED_MB:g} MB, wall {time.monotonic() - t0:.2f}s): {res}")
+    print(f"\nenv up (compose, from nothing, seed {SEED_MB:g} MB): {res.to_dict()}, wall "
+          f"{time.monotonic() - t0:.2f}s")
     try:
         yield s, res
     finally:
@@ -275,5 +276,30 @@ def test_missing_image_first_up_leaves_nothing(compose_images, compose_engine):
         assert e.value.exit_code == 2 and "upgrade-infra/no-such-image:1.0.0" in e.value.message
         assert leftovers(compose_engine, env.project) == {"containers": [], "volumes": [], "networks": []}
         assert s.state.load_record("production") is None
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_container_exiting_during_readiness_fails_fast_with_its_log(compose_images, compose_engine):
+    """A service whose container exits while it is waited for: ServiceNotReady at once (not after the
+    healthcheck's bound), naming the state and the container's last log lines; a first `up` leaves
+    nothing behind."""
+    from upgrade_infra.core.errors import ServiceNotReady
+
+    def edit(d):
+        d["services"]["automations"]["env"]["DATABASE_URL"] = "not-a-database-url"
+        d["seed"] = None
+
+    s, root = new_session(edit)
+    try:
+        env = s.env("production")
+        t0 = time.monotonic()
+        with pytest.raises(ServiceNotReady) as e:
+            env.up()
+        took = time.monotonic() - t0
+        assert "automations" in e.value.message and "container exited" in e.value.message, e.value.message
+        assert "Last log lines: " in e.value.message and e.value.message.split("Last log lines: ")[1].strip()
+        assert took < 150, took  # the exit ends the wait; the healthcheck's bound is 180 s
+        assert leftovers(compose_engine, env.project) == {"containers": [], "volumes": [], "networks": []}
     finally:
         shutil.rmtree(root, ignore_errors=True)

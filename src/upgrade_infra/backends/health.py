@@ -36,8 +36,10 @@ def probe(p: Probe, base_url: str, argv: list[str] | None = None, env: dict | No
 
 
 def wait_for(check: Callable[[], ProbeResult], timeout: float, interval: float = 0.1,
-             abort: Callable[[], str | None] | None = None) -> tuple[ProbeResult, float]:
-    """Poll ``check`` until ok or ``timeout``; ``abort`` returning a reason stops early (e.g. process died)."""
+             abort: Callable[[], str | None] | None = None,
+             max_interval: float = 1.0) -> tuple[ProbeResult, float]:
+    """Poll ``check`` until ok or ``timeout``, every ``interval`` growing to ``max_interval``; ``abort``
+    returning a reason stops early (e.g. process died)."""
     t0 = time.monotonic()
     last = ProbeResult(False, "not probed yet", 0.0)
     while True:
@@ -49,4 +51,4 @@ def wait_for(check: Callable[[], ProbeResult], timeout: float, interval: float =
         if time.monotonic() - t0 > timeout:
             return last, time.monotonic() - t0
         time.sleep(interval)
-        interval = min(interval * 1.5, 1.0)
+        interval = min(interval * 1.5, max_interval)

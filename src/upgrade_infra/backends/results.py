@@ -18,6 +18,7 @@ class EnvUp(Result):
     total_s: float
     seed: dict[str, Any] | None  # what seeding added, when this call seeded
     status: dict[str, Any] | None = optional()  # the CLI adds the environment's status after it
+    project: str | None = optional()  # container backends: the Compose project the environment runs as
 
     @property
     def verdict(self) -> str:
@@ -30,8 +31,9 @@ class EnvUp(Result):
 class EnvDown(Result):
     environment: str
     services: Any  # what stop_services reported, per service
-    postgres_stop_s: float
+    postgres_stop_s: float  # compose: the one `compose down` that removes the containers, PostgreSQL's too
     total_s: float
+    project: str | None = optional()  # container backends: the Compose project
 
     @property
     def verdict(self) -> str:

@@ -62,6 +62,7 @@ PG_DATA = "/var/lib/postgresql/data"
 ENV_LABEL = "org.upgrade-infra.env"
 STATE_LABEL = "org.upgrade-infra.state"  # which state dir a project belongs to (a digest of its path)
 DEFAULT_CONTAINER_PORT = 8000
+POLL_MAX_S = 0.25  # readiness polling period, at most
 
 
 class ProjectRenamed(BadInput):
@@ -727,16 +728,46 @@ class ComposeEnvironment(PortBlock, Environment):
         if self._uses_healthcheck(service):
             timeout = max(timeout, 180)  # the file's own start_period and retries decide; we only bound it
 
+        cs = self.compose_service(service)
+        seen: dict[str, Any] = {"c": None}
+
+        def container() -> Any | None:
+            """The service's container, refreshed by one inspect (looked up by label once, or again when gone)."""
+            c = seen["c"]
+            if c is not None:
+                try:
+                    c.reload()
+                    return c
+                except self.driver.docker.errors.NotFound:
+                    pass
+            seen["c"] = c = self._container(cs)
+            return c
+
+        def state(c: Any | None) -> str:
+            st = (c.attrs.get("State") or {}) if c is not None else {}
+            if c is None:
+                return "absent"
+            return st["Health"]["Status"] if st.get("Status") == "running" and st.get("Health") else st.get("Status", "unknown")
+
+        def check() -> health.ProbeResult:
+            if not self._uses_healthcheck(service):
+                return self.probe(service)
+            t0 = time.monotonic()
+            seen["state"] = h = state(container())  # one inspect per poll: the healthcheck's status
+            return health.ProbeResult(h == "healthy", f"compose healthcheck: {h}", time.monotonic() - t0)
+
         def died() -> str | None:
-            h = self._health(self.compose_service(service))
+            c = seen["c"] if "state" in seen else container()
+            h = seen.pop("state", None) or state(c)
             if h in ("exited", "dead", "absent", "unhealthy"):
                 return f"container {h}"
-            c = self._container(self.compose_service(service))
             if c is not None and c.attrs.get("RestartCount"):
                 return "container restarting"
             return None
 
-        result, waited = health.wait_for(lambda: self.probe(service), timeout, abort=died)
+        # polled every 0.25 s at most (one inspect each): a healthcheck's status changes once per probe of its
+        # own, and a slower poll adds up to its period to every wave of a start (a rollback's critical path)
+        result, waited = health.wait_for(check, timeout, abort=died, max_interval=POLL_MAX_S)
         if not result.ok:
             tail = " | ".join(self.log_tail(service, 8))
             raise ServiceNotReady(f"{service} ({self.record.versions[service]}) in {self.name} not ready after "
@@ -843,7 +874,7 @@ class ComposeEnvironment(PortBlock, Environment):
             if seed and created and self.manifest.seed and self.kind == "production" and not self.record.seeded:
                 seeded = self._seed(seed_mb)
         return EnvUp(self.name, created, round(t_db, 3), {k: round(v, 3) for k, v in timings.items()},
-                     round(time.monotonic() - t0, 3), seeded)
+                     round(time.monotonic() - t0, 3), seeded, project=self.project)
 
     def _seed(self, size_mb: float | None) -> dict[str, Any]:
         """The manifest's seed once the services are up (they migrate on start): ``seed.service`` runs as
@@ -864,7 +895,8 @@ class ComposeEnvironment(PortBlock, Environment):
         self.cli.down(self.project, [self.compose_file], volumes=False,
                       timeout=int(self.manifest.policies.stop_timeout_s))
         # one `compose down` stops the apps, then PostgreSQL, then removes the network: its time as a whole
-        return EnvDown(self.name, stopped, round(time.monotonic() - t_down, 3), round(time.monotonic() - t0, 3))
+        return EnvDown(self.name, stopped, round(time.monotonic() - t_down, 3), round(time.monotonic() - t0, 3),
+                       project=self.project)
 
     def status(self, probe: bool = True) -> EnvStatus:
         pg_health = self._health(self.pg_service)
