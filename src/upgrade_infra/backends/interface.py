@@ -499,3 +499,10 @@ class Environment(ABC):
     def placement(self) -> dict[str, Any]:
         """What the backend reports about where this environment lives (local: its port block)."""
         return {}
+
+    def check_runnable(self, versions: dict[str, str], images: dict[str, str] | None = None) -> None:
+        """Refuse (``BadInput``), before an operation changes anything, what this backend cannot run:
+        ``versions`` (service -> version) and, for container backends, the image IDs a restore point
+        recorded (``images``). Compose: the engine answers, the Compose file is valid, every image is on
+        the engine (pulled first when ``compose.pull`` allows). Default: nothing to check."""
+        return None
