@@ -153,3 +153,16 @@ def new_project(cli, images):
     yield make
     for p in made:
         p.down()
+
+
+@pytest.fixture(scope="module")
+def docker_host(engine, images):
+    """The private engine with the images built, found through ``DOCKER_HOST`` as a user's client would find
+    it: by the backend in this process and by the CLI in child processes (tests/faultcli.py)."""
+    old = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = engine.host
+    yield engine
+    if old is None:
+        os.environ.pop("DOCKER_HOST", None)
+    else:
+        os.environ["DOCKER_HOST"] = old

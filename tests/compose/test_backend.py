@@ -175,6 +175,42 @@ def test_upgrade_then_rollback_fingerprints_equal(prod, compose_images):
     assert env.status().healthy
 
 
+def test_broken_release_rolls_itself_back_with_data_intact(prod, compose_engine):
+    """The reference stack's broken release, 1.2.0 (examples/pa-stack/README.md: it migrates and its health
+    probes pass, but posting a message returns 500), fails the smoke check ``assistant answers a message``
+    after the upgrade: the upgrade rolls itself back, at the images it ran, with the databases and the data
+    volumes as before, and leaves no one-off or helper container behind."""
+    from upgrade_infra.backends.interface import ServiceData
+    from upgrade_infra.core.journal import Journal
+    from upgrade_infra.operations import upgrade
+    from upgrade_infra.restore.fingerprint import fingerprint
+
+    s, _ = prod
+    env = s.env("production")
+    versions, ids_before, before = dict(env.record.versions), env.image_ids(), fingerprint(env)
+    marker = env.capability(ServiceData).path("automations") / "broken-upgrade.txt"
+    marker.write_text("written before the broken upgrade")
+    t0 = time.monotonic()
+    res = upgrade.upgrade(env, {"assistant": "1.2.0", "automations": "1.2.0"}, strategy="clone", watch_s=0)
+    print(f"\nupgrade to the broken 1.2.0 (compose): {time.monotonic() - t0:.1f}s, {res.outcome} at {res.failed_step}")
+    assert res.outcome == "rolled-back" and res.failed_step == "smoke", res.to_dict()
+    assert "assistant answers a message" in (res.error or ""), res.error
+    assert res.rollback is not None and res.rollback.verified
+    env = s.env("production")
+    assert env.record.versions == versions
+    assert env.image_ids() == ids_before
+    after = fingerprint(env)
+    assert after.equal(before), [str(d) for d in after.diff(before)]
+    assert marker.read_text() == "written before the broken upgrade"
+    assert env.status().healthy
+    op = Journal(s.state, "production").get(res.op)
+    assert op.outcome == "rolled-back" and op.step("smoke").status == "failed"
+    c = compose_engine.client()
+    assert [x.name for x in c.containers.list(all=True, filters={"label": "org.upgrade-infra.helper"})] == []
+    assert sorted(x.name for x in c.containers.list(all=True, filters={"label": f"{PROJECT}={env.project}"})) == \
+        sorted(f"{env.project}-{n}-1" for n in ("postgres", "assistant", "automations"))
+
+
 def test_down_stops_everything_and_up_keeps_data(prod, compose_engine):
     from upgrade_infra.restore.fingerprint import fingerprint
 

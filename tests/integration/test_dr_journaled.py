@@ -7,10 +7,6 @@ only read the environment) blocks nothing meanwhile."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -21,17 +17,10 @@ from upgrade_infra.restore.fingerprint import fingerprint
 from upgrade_infra.stack.ports import holder_of
 
 from ..conftest import running_stack
+from ..faultcli import cli, killed
 from .conftest import LEDGER
 
 NEW = "dr"
-
-
-def cli(s: Session, *args: str, fault: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "UPGRADE_INFRA_FAULT"}
-    if fault:
-        env["UPGRADE_INFRA_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "upgrade_infra", "--stack", str(s.stack), "--state-dir",
-                           str(s.state.root), "--json", *args], capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +54,7 @@ def _restore_again(s: Session, rp: str, before) -> None:
 def test_killed_during_env_restore_then_resume_removes_it(ledger, strategy, step):
     s, rps, before = ledger
     r = cli(s, "env", "restore", NEW, "--from", rps[strategy], fault=f"env-restore.{step}")
-    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert killed(r, f"env-restore.{step}"), r.stderr
     inc = Journal(s.state, NEW).incomplete()
     assert inc.kind == "env-restore" and inc.steps[-1].name == step and inc.steps[-1].status == "interrupted"
     port_base = inc.data["placement"]["port_base"]  # local: its port block
@@ -95,7 +84,7 @@ def test_killed_export_and_import_block_nothing_and_resume_removes_their_leftove
     s, rps, before = ledger
     dest = tmp_path / "backup"
     r = cli(s, "snapshot", "export", rps["clone"], str(dest), fault="snapshot-export.copy_data_dirs")
-    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert killed(r, "snapshot-export.copy_data_dirs"), r.stderr
     partial = dest / rps["clone"]
     assert partial.is_dir() and not (partial / "SHA256SUMS").exists()
     inc = Journal(s.state, "production").incomplete()
@@ -108,7 +97,7 @@ def test_killed_export_and_import_block_nothing_and_resume_removes_their_leftove
     assert cli(s, "snapshot", "export", rps["clone"], str(dest)).returncode == 0  # again, to completion
 
     r = cli(s, "snapshot", "import", str(partial), fault="snapshot-import.verify")
-    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert killed(r, "snapshot-import.verify"), r.stderr
     inc = Journal(s.state, "production").incomplete()
     assert inc.kind == "snapshot-import" and inc.data["tmp"]
     tmp = s.state.root / "restore-points" / inc.data["tmp"].rsplit("/", 1)[1]

@@ -9,10 +9,6 @@ from the step lists themselves, so a new step is covered without editing this fi
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 
 import pytest
 
@@ -24,18 +20,11 @@ from upgrade_infra.operations.upgrade import upgrade_steps
 from upgrade_infra.restore.fingerprint import fingerprint
 
 from ..conftest import running_stack
+from ..faultcli import cli, killed
 from .conftest import LEDGER
 
 UPGRADE_STEPS = step_names(upgrade_steps("clone"))
 ROLLBACK_STEPS = step_names(rollback_steps("clone"))
-
-
-def cli(s: Session, *args: str, fault: str | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "UPGRADE_INFRA_FAULT"}
-    if fault:
-        env["UPGRADE_INFRA_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "upgrade_infra", "--stack", str(s.stack), "--state-dir",
-                           str(s.state.root), "--json", *args], capture_output=True, text=True, timeout=300, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +47,7 @@ def _assert_back_to_start(s: Session, before) -> None:
 def test_killed_during_upgrade_then_rollback(ledger, step):
     s, before = ledger
     r = cli(s, "upgrade", "production", "--to", "ledger=2.0", fault=f"upgrade.{step}")
-    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert killed(r, f"upgrade.{step}"), r.stderr
     rec = cli(s, "rollback", "production")
     assert rec.returncode == 0, rec.stderr
     assert json.loads(rec.stdout)["recovered"][0]["kind"] == "upgrade"
@@ -71,7 +60,7 @@ def test_killed_during_rollback_then_resume(ledger, step):
     up = cli(s, "upgrade", "production", "--to", "ledger=2.0")
     assert up.returncode == 0 and json.loads(up.stdout)["outcome"] == "succeeded", up.stderr
     r = cli(s, "rollback", "production", fault=f"rollback.{step}")
-    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert killed(r, f"rollback.{step}"), r.stderr
     assert Journal(s.state, "production").incomplete().kind == "rollback"
     if step == "swap_databases":  # other commands are refused until it is finished
         blocked = cli(s, "upgrade", "production", "--to", "ledger=2.0")

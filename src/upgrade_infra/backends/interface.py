@@ -484,9 +484,11 @@ class Environment(ABC):
     @abstractmethod
     def stop_services(self, names: list[str] | None = None) -> dict[str, str]: ...
 
-    def check_runnable(self, versions: dict[str, str]) -> None:
-        """Refuse (BadInput) when a service cannot run at its version here, before an operation stops
-        anything: the compose backend checks each image is on the engine. Nothing to check by default."""
+    def check_runnable(self, versions: dict[str, str], images: dict[str, str] | None = None) -> None:
+        """Refuse (``BadInput``), before an operation changes anything, what this backend cannot run:
+        ``versions`` (service -> version) and, for container backends, the image IDs a restore point
+        recorded (``images``). Compose: the engine answers, the Compose file is valid, every image is on
+        the engine (pulled first when ``compose.pull`` allows). Default: nothing to check."""
         return None
 
     @abstractmethod

@@ -26,6 +26,13 @@ def compose(file: Path = typer.Argument(..., metavar="FILE", help="the docker-co
     line and the stack.yaml key to edit."""
     if output.exists() and not force:  # refused before anything is read
         raise BadInput(f"{output} exists: not overwritten", fix="pass --force to replace it, or -o another path")
+    if file.is_file():  # Compose's own validation first: its message, with the file and line
+        from upgrade_infra.backends.compose.driver import ComposeNotFound, check_compose_file
+
+        try:
+            check_compose_file(file)
+        except ComposeNotFound:
+            pass  # Compose not installed: the import's own YAML parser still names a syntax error's line
     result = import_compose(file, project=project, stack_dir=output.resolve().parent)
     written = write_stack(result, output, force=force)
     data = {"written": str(written), **result.to_dict()}

@@ -214,7 +214,8 @@ def rollback(env: Environment, to: str | None = None, *, command: str = "rollbac
             return recover(env, command=command, prefer="rollback")
         rp_id = to or default_target(env)
         env.start_database()
-        snapshots.require_valid(env, rp_id)  # missing or damaged: fails before anything is touched
+        rp = snapshots.require_valid(env, rp_id)  # missing or damaged: fails before anything is touched
+        env.check_runnable(rp.versions, rp.images)  # e.g. its images gone from the engine: the same
         return run(env, rp_id, command=command, auto=auto, parent=parent, reason=reason, prechecked=True)
 
 

@@ -162,7 +162,7 @@ def upgrade(env: Environment, targets: dict[str, str], *, strategy: str | None =
         downgrades = migrated.guard(env, targets, allow_downgrade)
         frm = dict(env.record.versions)
         to = {**frm, **targets}
-        env.check_runnable(to)  # e.g. an image missing on the engine: refused here, nothing stopped
+        env.check_runnable(to)  # e.g. an image missing on the engine: refused before anything stops
         data = {"rp": new_id(), "strategy": strategy, "strategy_why": why, "from_versions": frm, "to_versions": to,
                 "downgrades": downgrades}
         if watch_s is not None:

@@ -147,6 +147,8 @@ class ComposeSpec(Strict):
 
     file: str | None = Field(None, description="the Compose file, relative to stack.yaml (healthchecks come from it)")
     project: str | None = Field(None, description="the user's own project name (import); environments run as <stack>-<env>")
+    pull: Literal["never", "missing"] = Field("never", description="never: an image missing on the engine is an error "
+                                               "naming it; missing: pull it first (docker pull), once")
     postgres: ComposePostgresSpec = ComposePostgresSpec()
     databases: dict[Name, ComposeDatabaseSpec] = {}
     services: dict[Name, ComposeServiceSpec] = {}

@@ -303,6 +303,50 @@ def _compose_message(stderr: str) -> str:
     return " | ".join((errs or lines)[-3:])
 
 
+def check_compose_file(path: Path, binary: Sequence[str] | None = None) -> None:
+    """Compose's own validation of a user's Compose file (``config --quiet --no-interpolate``: no engine and no
+    variables needed). Invalid: :class:`ComposeFileInvalid` with Compose's message, prefixed with the file and
+    the line (the YAML parser's for a syntax error, else the line of the key Compose names)."""
+    path = Path(path)
+    argv = compose_argv("uix-check", [path], *config_args()[:1], "--quiet", "--no-interpolate",
+                        binary=binary or compose_binary())
+    r = runner.run(argv, env=runner.base_env(), timeout=60, check=False, cwd=path.parent)
+    if r.returncode == 0:
+        return
+    msg = _compose_message(r.stderr) or _compose_message(r.stdout) or f"exited {r.returncode}"
+    line = compose_error_line(path, msg)
+    raise ComposeFileInvalid(f"{path}{f':{line}' if line else ''}: {msg}",
+                             fix="fix the Compose file at that line (`docker compose config` shows the same)",
+                             file=str(path), line=line)
+
+
+def compose_error_line(path: Path, message: str) -> int | None:
+    """The line of ``path`` a Compose error message points at: a YAML syntax error's line (our parser's:
+    Compose's own YAML line is often the start of the block), else the deepest key of the path Compose names
+    (``services.web additional properties 'portz'``, ``services.web.ports must be``,
+    ``'services[web].healthcheck.interval'``)."""
+    import re
+
+    from upgrade_infra.core.errors import ManifestError
+    from upgrade_infra.stack.yamlsource import load_yaml
+
+    try:
+        src = load_yaml(path)
+    except ManifestError as e:
+        return e.issues[0].line
+    loc: list[str] = []
+    m = re.search(r"validating [^\n]*?: ([\w.\-\[\]]+)(?: additional propert(?:y|ies) '([^']+)')?", message)
+    if m:
+        loc = m.group(1).split(".") + ([m.group(2)] if m.group(2) else [])
+    else:
+        m = re.search(r"'([\w\-]+(?:\[[^\]]+\])?(?:\.[\w\-]+(?:\[[^\]]+\])?)+)'", message)
+        if m:
+            loc = re.sub(r"\[([^\]]+)\]", r".\1", m.group(1)).split(".")
+    if not loc:
+        return None
+    return src.line_of(tuple(int(x) if x.isdigit() else x for x in loc))
+
+
 def _looks_like_file_error(stderr: str) -> bool:
     s = stderr.lower()
     return any(k in s for k in ("yaml:", "validating", "additional property", "error while interpolating",

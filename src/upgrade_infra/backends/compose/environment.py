@@ -69,12 +69,20 @@ class ProjectRenamed(BadInput):
     """The environment's recorded Compose project differs from the one computed now."""
 
 
+class VolumeRenamed(BadInput):
+    """A named volume the environment keeps data in is no longer named so by the manifest."""
+
+
 class ProjectTaken(BadInput):
     """The Compose project exists on the engine but belongs to another state dir."""
 
 
 class ImageMissing(BadInput):
-    """An image the environment needs is not on the engine (and is never pulled implicitly)."""
+    """An image the environment needs is not on the engine (and ``compose.pull`` is ``never``)."""
+
+
+class ImagePullFailed(OperationFailed):
+    """``compose.pull: missing`` and pulling a missing image failed (registry unreachable, no such image)."""
 
 
 def project_name(manifest: Manifest, env: str) -> str:
@@ -271,6 +279,36 @@ class ComposeEnvironment(PortBlock, Environment):
                     f"first; nothing was changed", recorded=recorded, computed=computed)
         return recorded
 
+    def data_volumes(self) -> dict[str, list[str]]:
+        """The named volumes (manifest keys) holding data, by owner: ``postgres`` and each service."""
+        out = {POSTGRES: [self.spec.postgres.volume or "pgdata"]}
+        for n in self.manifest.services:
+            if n in self.spec.services:
+                out[n] = list(self.spec.services[n].volumes)
+        return out
+
+    def require_same_names(self) -> None:
+        """The rename guard: the project (:attr:`project`) and every data volume keep the names they were
+        created with. A volume renamed in the manifest (``compose.postgres.volume``, a key of
+        ``compose.services.<svc>.volumes``) would be created new and empty by the next ``up``: refused,
+        naming both. New volumes (a mount added) are fine and recorded."""
+        self.project  # noqa: B018 - the project rename guard
+        now = self.data_volumes()
+        recorded = self.backend_state.setdefault("volumes", now)
+        gone = [(owner, v) for owner, vols in recorded.items() if owner in now for v in vols if v not in now[owner]]
+        if gone:
+            names = ", ".join(f"{self.volume_name(v)} ({owner})" for owner, v in gone)
+            new = ", ".join(self.volume_name(v) for owner, _ in gone for v in now[owner]
+                            if v not in recorded.get(owner, []))
+            raise VolumeRenamed(
+                f"environment {self.name!r} keeps its data in volume{'s' if len(gone) > 1 else ''} {names}, which "
+                f"{self.manifest.path.name} no longer names (now {new or 'none'}): running it would start on new, "
+                "empty volumes", fix=f"restore the volume name{'s' if len(gone) > 1 else ''} under compose: in "
+                f"{self.manifest.path.name} ({', '.join(v for _, v in gone)}); nothing was changed",
+                volumes=[self.volume_name(v) for _, v in gone])
+        if now != recorded:
+            self.backend_state["volumes"] = {**recorded, **now}
+
     # -- engine ----------------------------------------------------------------------------------
     @property
     def engine(self) -> Any:
@@ -391,6 +429,26 @@ class ComposeEnvironment(PortBlock, Environment):
                                fix=f"restore the image (docker load/pull) or re-tag {ref}") from None
         return pinned
 
+    def check_runnable(self, versions: dict[str, str], images: dict[str, str] | None = None) -> None:
+        """Before an upgrade or rollback changes anything: the project name is the recorded one, the engine
+        answers, the user's Compose file is valid, and the images of ``versions`` (and the image IDs a
+        restore point recorded) are on the engine, pulled first when ``compose.pull`` is ``missing``."""
+        self.require_same_names()
+        self._user_file()
+        self.require_images([self.image(s, v) for s, v in versions.items() if s in self.spec.services],
+                            "nothing was stopped or changed")
+        gone = []
+        for svc, image_id in (images or {}).items():
+            try:
+                self.driver.client.images.get(image_id)
+            except self.driver.docker.errors.ImageNotFound:
+                gone.append(f"{svc} {image_id[:19]}")
+        if gone:
+            raise ImageMissing(f"image{'s' if len(gone) > 1 else ''} the restore point recorded ({', '.join(gone)}) "
+                               f"{'are' if len(gone) > 1 else 'is'} gone from the engine ({self.engine.host}); "
+                               "nothing was changed", fix="load the images again (docker load) or roll back to "
+                                                          "another restore point", images=gone)
+
     def pin_images(self, images: dict[str, str]) -> None:
         """After a rollback: run each service at the image ID recorded with its version (tags move)."""
         self.backend_state["pins"] = {s: {"version": self.record.versions[s], "image": i}
@@ -437,6 +495,9 @@ class ComposeEnvironment(PortBlock, Environment):
             if path is not None and path.is_file():
                 from ruamel.yaml import YAML
 
+                from upgrade_infra.backends.compose.driver import check_compose_file
+
+                check_compose_file(path)  # Compose's own message, file and line
                 self._user_data = YAML(typ="safe", pure=True).load(path.read_text()) or {}
         return self._user_data
 
@@ -492,6 +553,7 @@ class ComposeEnvironment(PortBlock, Environment):
                                    "state dir that made it", project=self.project)
 
     def compose_model(self) -> dict[str, Any]:
+        self.require_same_names()  # every Compose run goes through this file: no volume is made under a new name
         hcs = self._user_healthchecks()
         pg = self.pg_service
         labels = {ENV_LABEL: self.name, STATE_LABEL: self.state_mark}
@@ -559,23 +621,35 @@ class ComposeEnvironment(PortBlock, Environment):
                             cwd=self.manifest.stack_dir)
 
     def require_images(self, images: Sequence[str], done: str = "nothing was started") -> None:
+        """Every image is on the engine, or (``compose.pull: missing``) pulled now; else one error naming
+        the images, before anything is started. Never pulls with ``compose.pull: never`` (the default)."""
         client = self.driver.client
         missing = []
-        for ref in images:
+        for ref in dict.fromkeys(images):
             try:
                 client.images.get(ref)
             except self.driver.docker.errors.ImageNotFound:
                 missing.append(ref)
-        if missing:
+        if not missing:
+            return
+        where = f"{self.manifest.path.name}: compose.pull"
+        if self.spec.pull == "never":
             raise ImageMissing(f"image{'s' if len(missing) > 1 else ''} {', '.join(missing)} not on the engine "
-                               f"({self.engine.host}); {done}",
-                               fix="build or pull it first (docker pull / docker build); the tool never pulls "
-                                   "on its own", images=missing)
-
-    def check_runnable(self, versions: dict[str, str]) -> None:
-        """Every image of ``versions`` is on the engine (an upgrade checks before it stops anything)."""
-        self.require_images([self.image(n, v) for n, v in versions.items() if n in self.spec.services],
-                            "nothing was stopped or changed")
+                               f"({self.engine.host}) and {where} is never; {done}",
+                               fix="build or load it (docker build / docker load / docker pull), or set compose.pull: "
+                                   "missing to let the tool pull it", images=missing)
+        for ref in missing:
+            if ref.startswith("upgrade-infra-pin/"):  # a local tag of ours: no registry has it
+                raise ImageMissing(f"image {ref} (pinned by a rollback) is not on the engine ({self.engine.host}); "
+                                   f"{done}", fix="restore the image it tags (docker load)", images=[ref])
+            try:
+                client.images.pull(ref)
+            except self.driver.docker.errors.APIError as e:
+                reason = " ".join(str(e.explanation or e).split())
+                raise ImagePullFailed(f"image {ref} is not on the engine ({self.engine.host}) and pulling it "
+                                      f"({where} is missing) failed: {reason}; {done}",
+                                      fix="make its registry reachable (docker login, proxy), or build/load the image "
+                                          "on the engine", image=ref) from None
 
     # -- containers --------------------------------------------------------------------------------
     def _container(self, compose_service: str) -> Any | None:
@@ -596,7 +670,7 @@ class ComposeEnvironment(PortBlock, Environment):
 
     def start_database(self) -> float:
         t0 = time.monotonic()
-        self.project  # noqa: B018 - the rename guard, before anything is created
+        self.require_same_names()  # before anything is created
         self.require_own_project()
         self.write_compose_file()
         if self._health(self.pg_service) != "healthy":
@@ -862,9 +936,10 @@ class ComposeEnvironment(PortBlock, Environment):
         t0 = time.monotonic()
         self.state.ensure()
         first = self._first_up()
-        self.project  # noqa: B018 - the rename guard
+        self.require_same_names()
         self.port_base  # noqa: B018
         self.engine  # noqa: B018 - says at once when no engine answers
+        self._user_file()  # an invalid Compose file is refused before anything is created
         self.save()
         with first:
             created = self.provision_database()
