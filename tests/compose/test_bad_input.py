@@ -169,7 +169,7 @@ def test_missing_image_is_named_and_never_pulled(p):
     r = cli(p.s, "upgrade", "production", "--to", "assistant=1.3.0")
     assert r.returncode == 2, r.stderr
     line = error_line(r)
-    assert "upgrade-infra/pa-assistant:1.3.0" in line and "compose.pull" in line and "nothing was started" in line
+    assert "upgrade-infra/pa-assistant:1.3.0" in line and "compose.pull" in line and "nothing was stopped or changed" in line
     p.untouched(before, ops)
 
 
@@ -183,7 +183,7 @@ def test_pull_missing_without_a_registry_says_so(p):
     r = cli(p.s, "upgrade", "production", "--to", "assistant=1.3.0")
     assert r.returncode == 3, r.stderr
     line = error_line(r)
-    assert "upgrade-infra/pa-assistant:1.3.0" in line and "pulling it" in line and "nothing was started" in line
+    assert "upgrade-infra/pa-assistant:1.3.0" in line and "pulling it" in line and "nothing was stopped or changed" in line
     assert json.loads(r.stdout)["error"] == "ImagePullFailed"
     p.untouched(before, ops)
 
