@@ -275,11 +275,11 @@ def test_down_then_destroy_leaves_no_container_and_keeps_the_users_volumes(user_
     u = user_stack
     assert u.cli("env", "adopt", "production").returncode == 0
     assert u.cli("snapshot", "create", "production").returncode == 0
-    r = u.cli("env", "down", "production")
+    r = u.cli("--json", "env", "down", "production")
     assert r.returncode == 0, r.stderr
     assert leftovers(compose_engine, u.name)["containers"] == []
-    r = u.cli("env", "up", "production")  # back up from the recorded names, on the same volumes
-    assert r.returncode == 0, r.stdout + r.stderr
+    res = u.s.env("production").up()  # back up from the recorded names, on the same volumes
+    assert not res["created"] and res["seed"] is None
     assert u.s.env("production").status().healthy
     r = u.cli("env", "destroy", "production")
     assert r.returncode == 0, r.stderr
