@@ -18,6 +18,12 @@
   the host when it has the server's major, else ``docker exec`` in the database container.
 - ``down`` removes the containers and the network (volumes stay); ``destroy`` removes the project's
   volumes too, and nothing of another project.
+- An adopted project (``env adopt``: one the user started from their own Compose file) keeps the user's
+  names: its project, container, volume and network names, published ports, PostgreSQL image and superuser
+  (``compose.postgres.user`` with the password of ``compose.postgres.password_secret``) are recorded in
+  ``backend_state.adopted``; the generated Compose file declares its volumes ``external`` (Compose never
+  makes one anew), no roles or databases are created, and ``destroy`` keeps its volumes unless asked.
+  Every named volume its services mount is service data in the engine (:class:`ProjectVolumes`).
 
 The ``clone`` restore-point strategy is SQL and works unchanged; strategies that need the data
 directory on the host (``fs``, ``cow``) are refused through the capability check.
