@@ -38,12 +38,16 @@ class AdoptRefused(BadInput):
     """``env adopt`` found the project not adoptable as it is (nothing was written)."""
 
 
+ALL_INTERFACES = ("", "0.0.0.0", "::")
+
+
 def _published(container: Any, inner: int) -> tuple[str, int] | None:
+    """(host IP as published, host port) of a container port; the IP is "" for every interface."""
     ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
     for b in ports.get(f"{inner}/tcp") or []:
         if b.get("HostPort"):
-            ip = b.get("HostIp") or "0.0.0.0"
-            return ("127.0.0.1" if ip in ("", "0.0.0.0", "::") else ip), int(b["HostPort"])
+            ip = b.get("HostIp") or ""
+            return ("" if ip in ALL_INTERFACES else ip), int(b["HostPort"])
     return None
 
 
@@ -168,6 +172,7 @@ def adopt(manifest: Manifest, state: StateDir, name: str, project: str | None = 
     # published ports
     ports: dict[str, int] = {}
     published: dict[str, str] = {}
+    hosts: dict[str, str] = {}
     for cs_name, svc in wanted.items():
         inner = PG_PORT if svc == POSTGRES else (spec.services[svc].container_port or DEFAULT_CONTAINER_PORT)
         got = _published(by_service[cs_name], inner)
@@ -175,7 +180,9 @@ def adopt(manifest: Manifest, state: StateDir, name: str, project: str | None = 
             raise AdoptRefused(f"container {by_service[cs_name].name} publishes no host port for {inner}/tcp: the "
                                "tool reaches services through their published ports",
                                fix=f"publish it (ports: [\"127.0.0.1:PORT:{inner}\"]) and recreate it, then adopt")
-        ports[svc], published[svc] = got[1], f"{got[0]}:{got[1]}:{inner}"
+        # recreated containers publish as the user's did (one interface, or all of them)
+        ports[svc], published[svc] = got[1], (f"{got[0]}:{got[1]}:{inner}" if got[0] else f"{got[1]}:{inner}")
+        hosts[svc] = got[0] or "127.0.0.1"  # where the tool reaches it
     nets = list((pg_c.attrs.get("NetworkSettings") or {}).get("Networks") or {})
     network = f"{project}_default" if f"{project}_default" in nets else (nets[0] if nets else f"{project}_default")
 
@@ -201,8 +208,7 @@ def adopt(manifest: Manifest, state: StateDir, name: str, project: str | None = 
     from upgrade_infra.core import redact
 
     redact.register(values[secret_name])
-    admin = make_conninfo(host="127.0.0.1" if published[POSTGRES].startswith("127.") else
-                          published[POSTGRES].split(":")[0], port=ports[POSTGRES], user=spec.postgres.user,
+    admin = make_conninfo(host=hosts[POSTGRES], port=ports[POSTGRES], user=spec.postgres.user,
                           password=values[secret_name], dbname="postgres", connect_timeout=10)
     try:
         major = int(sql.fetch_value(admin, "SHOW server_version_num")) // 10000
@@ -227,7 +233,7 @@ def adopt(manifest: Manifest, state: StateDir, name: str, project: str | None = 
         "at": time.time(), "project": project, "network": network, "volumes": volumes,
         "containers": {svc: by_service[cs_name].name for cs_name, svc in wanted.items()},
         "container_ids": {svc: by_service[cs_name].id for cs_name, svc in wanted.items()},
-        "ports": ports, "published": published, "images": images,
+        "ports": ports, "published": published, "hosts": hosts, "images": images,
         "pg_image": pg_c.attrs["Config"]["Image"], "pg_image_id": pg_c.attrs["Image"],
         "pg_command": list(pg_c.attrs["Config"].get("Cmd") or []), "pg_data": pg_data,
     }

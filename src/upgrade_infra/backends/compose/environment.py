@@ -129,7 +129,7 @@ class ComposeDatabase(Database):
     def conninfo(self, db: str = "postgres") -> str:
         from psycopg.conninfo import make_conninfo
 
-        return make_conninfo(host=TOOL_HOST, port=self.env.ports[POSTGRES], user=self.env.pg_user,
+        return make_conninfo(host=self.env.tool_host(POSTGRES), port=self.env.ports[POSTGRES], user=self.env.pg_user,
                              password=self.password(), dbname=db, connect_timeout=10)
 
     @property
@@ -151,7 +151,7 @@ class ComposeDatabase(Database):
         return f"host=/run/postgresql port={PG_PORT} user={self.env.pg_user} dbname={db}"  # trusted local socket
 
     def endpoint(self) -> Endpoint:
-        return Endpoint(TOOL_HOST, self.env.ports[POSTGRES], "postgresql")
+        return Endpoint(self.env.tool_host(POSTGRES), self.env.ports[POSTGRES], "postgresql")
 
     def service_endpoint(self) -> Endpoint:
         return Endpoint(self.env.pg_service, PG_PORT, "postgresql")
@@ -505,8 +505,13 @@ class ComposeEnvironment(PortBlock, Environment):
         return {ServiceData: VolumeData, EngineVolumes: ProjectVolumes}[cap](self)
 
     # -- endpoints and contexts --------------------------------------------------------------------
+    def tool_host(self, service: str) -> str:
+        """Where the tool reaches a published port: loopback, or the one address an adopted project's
+        user published it on."""
+        return str((self.adopted or {}).get("hosts", {}).get(service) or TOOL_HOST)
+
     def endpoint(self, service: str) -> Endpoint:
-        return Endpoint(TOOL_HOST, self.ports[service])
+        return Endpoint(self.tool_host(service), self.ports[service])
 
     def service_address(self, service: str) -> Endpoint:
         return Endpoint(self.compose_service(service), self.container_port(service))
