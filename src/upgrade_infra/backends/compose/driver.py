@@ -514,7 +514,7 @@ class EngineDriver:
         except Exception as e:
             raise VolumeError(f"copying volume {source} to {target} failed: {e}") from e
         finally:
-            c.remove(force=True)
+            c.remove(force=True, v=True)  # and the anonymous volumes of the image's VOLUMEs
         seconds = time.monotonic() - t0
         if status.get("StatusCode") != 0:
             if created:
