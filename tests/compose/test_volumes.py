@@ -74,3 +74,16 @@ def test_copy_refuses_a_non_empty_target(driver, engine, images, volumes):
     assert _run(engine, "cat /t/precious", {dst: "/t"}).strip() == "keep"
     with pytest.raises(VolumeError):
         driver.copy_volume(volumes("missing"), dst, image=BASE_TAG)
+
+
+def test_copy_with_an_image_that_declares_a_volume_leaves_no_anonymous_volume(driver, engine, images, volumes):
+    """The PostgreSQL image declares VOLUME /var/lib/postgresql/data: a helper container of it made an
+    anonymous volume that outlived it (adopted projects copy their volumes with that image)."""
+    src, dst = volumes("src"), volumes("dst")
+    driver.create_volume(src)
+    _run(engine, "echo hi > /v/f", {src: "/v"})
+    before = {v.name for v in engine.client().volumes.list()}
+    driver.copy_volume(src, dst, image="upgrade-infra/postgres:15")
+    driver.copy_volume(src, dst, image="upgrade-infra/postgres:15", clear=True)
+    assert {v.name for v in engine.client().volumes.list()} - before == {dst}
+    assert _run(engine, "ls -A /v", {dst: "/v"}).split() == ["f"]

@@ -198,6 +198,43 @@ class ServiceData(Capability):
     def path(self, service: str) -> Path:
         """Where ``service``'s live data is on the tool's host."""
 
+    def on_host(self, service: str) -> bool:
+        """Whether ``service``'s data is a directory on the tool's host at all (an adopted Compose
+        project keeps it in the engine's volumes only: :class:`EngineVolumes`). Default: True."""
+        return True
+
+
+class EngineVolumes(Capability):
+    """Service data held in a container engine's named volumes (no host path): restore points copy each
+    volume into a restore-point volume through a short-lived helper container, and rollbacks copy it back
+    into the live volume, whose name never changes (the user's names stay the user's)."""
+
+    title = "service data in engine volumes"
+
+    @abstractmethod
+    def live(self) -> dict[str, str]:
+        """The volumes restore points capture: logical name (``assistant-data``) -> live volume name."""
+
+    @abstractmethod
+    def snapshot(self, source: str, target: str, labels: dict[str, str]) -> int:
+        """Copy every file of volume ``source`` into the new volume ``target`` (made with ``labels``);
+        the bytes copied."""
+
+    @abstractmethod
+    def copy_back(self, source: str, target: str) -> int:
+        """Replace the contents of volume ``target`` with those of ``source`` (the service is stopped)."""
+
+    @abstractmethod
+    def exists(self, name: str) -> bool: ...
+
+    @abstractmethod
+    def remove(self, name: str) -> None:
+        """Remove a volume (no error when it is gone)."""
+
+    @abstractmethod
+    def labelled(self, label: str, value: str) -> list[str]:
+        """Names of the volumes carrying ``label=value`` (a half-made restore point's, to clean up)."""
+
 
 @dataclass(frozen=True)
 class ServerInfo:

@@ -67,19 +67,45 @@ def down(name: str = typer.Argument(..., callback=ENV_NAME)) -> None:
                                          markup=False))
 
 
+@env_app.command("adopt")
+def adopt(name: str = typer.Argument(..., callback=ENV_NAME),
+          project: str = typer.Option(None, "--project", help="the running Compose project (default: compose.project "
+                                      "of stack.yaml)")) -> None:
+    """Take over a Compose project you already run (docker compose up), without recreating or restarting
+    anything: records its container, volume and network names, published ports, versions (from the image
+    tags) and image IDs, and PostgreSQL access as your own superuser (compose.postgres.user, the password
+    from the environment variable of compose.postgres.password_secret). Refuses (exit 2, nothing written)
+    a project that does not exist or is not running healthy, an existing environment, an image tag the
+    manifest does not know, a stack volume name that does not exist, a PostgreSQL major other than the
+    manifest's or a missing database. Later commands drive the project under your names; `env destroy`
+    never removes its volumes without --delete-volumes."""
+    from upgrade_infra.operations.release import adopt as adopt_project
+
+    with progress(f"adopting {name}"):
+        r = adopt_project(session(), name, project)
+    emit(r, lambda x: console.print(
+        f"adopted Compose project {x['project']} as {x['environment']}: "
+        + ", ".join(f"{k} {v}" for k, v in x["versions"].items())
+        + f"; volumes {', '.join(x['volumes'].values())}; PostgreSQL {x['pg_major']}", markup=False))
+
+
 @env_app.command("destroy")
 def destroy(name: str = typer.Argument(..., callback=ENV_NAME),
-            yes: bool = typer.Option(False, "--yes", help="confirm: the environment's data is deleted")) -> None:
-    """Remove an environment for good, production included: services, PostgreSQL and its databases, data
-    (on Compose: the project's containers, network and volumes), secrets, restore points. Needs --yes."""
-    from upgrade_infra.staging import lifecycle
+            yes: bool = typer.Option(False, "--yes", help="confirm: the environment's data is deleted"),
+            delete_volumes: bool = typer.Option(False, "--delete-volumes",
+                                                help="adopted projects only: remove your named volumes too")) -> None:
+    """Remove an environment for good, production included: its restore points, quarantines, services,
+    PostgreSQL and its databases, containers and network, record and secrets. Needs --yes. A generated
+    Compose project's volumes go with it. An adopted project's named volumes (your data) are kept unless
+    --delete-volumes is given: `docker compose up` brings the project back on them."""
+    from upgrade_infra.operations.release import destroy as destroy_env
 
     if not yes:
         raise BadInput(f"env destroy {name} deletes its databases, data, restore points and secrets",
                        fix=f"pass --yes to confirm (`upgrade-infra env down {name}` only stops it)")
     with progress(f"destroying {name}"):
-        r = lifecycle.remove_environment(session(), name)
-    emit(r, lambda x: console.print(f"{name} destroyed in {x.total_s:.1f}s", markup=False))
+        r = destroy_env(session(), name, delete_volumes=delete_volumes)
+    emit(r, lambda x: console.print(x.verdict, markup=False))
 
 
 @env_app.command("status")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from upgrade_infra.core.results import Result, hidden, optional, plural, secs, versions_text
+from upgrade_infra.core.results import Result, hidden, key, optional, plural, secs, versions_text
 
 
 @dataclass
@@ -127,4 +127,21 @@ class RecoveryResult(Result):
         return "; ".join(r.verdict for r in self.recovered) + f"; versions now {versions_text(self.versions)}"
 
 
-__all__ = ["QuarantineSummary", "Recovered", "RecoveryResult", "RollbackResult", "UpgradeResult"]
+@dataclass
+class EnvDestroyed(Result):
+    """``env destroy``: what went (restore points, quarantines) and whether an adopted project's volumes stayed."""
+
+    environment: str = key("destroyed")
+    restore_points_deleted: list[str] = field(default_factory=list)
+    quarantines_deleted: list[str] = field(default_factory=list)
+    volumes_kept: bool = False
+    total_s: float = 0.0
+
+    @property
+    def verdict(self) -> str:
+        kept = " (its volumes were kept)" if self.volumes_kept else ""
+        return (f"{self.environment} destroyed in {secs(self.total_s)} ({len(self.restore_points_deleted)} restore "
+                f"point(s) deleted){kept}")
+
+
+__all__ = ["EnvDestroyed", "QuarantineSummary", "Recovered", "RecoveryResult", "RollbackResult", "UpgradeResult"]

@@ -47,6 +47,7 @@ from upgrade_infra.operations.recovery import recover
 from upgrade_infra.operations.results import QuarantineSummary, RecoveryResult, RollbackResult
 from upgrade_infra.restore import datadirs, quarantine
 from upgrade_infra.restore import points as snapshots
+from upgrade_infra.restore import volumes as engine_volumes
 from upgrade_infra.restore.meta import rp_dir
 from upgrade_infra.restore.ops import in_effect, protected_points
 
@@ -115,7 +116,11 @@ def _swap_dirs(ctx: Ctx) -> dict[str, Any]:
     qd = quarantine.qdir(ctx.env.state, ctx.op, ctx.env)
     moved = datadirs.swap(ctx.env, ctx.results["stage_data_dirs"]["data_dirs"], qd)
     quarantine.record(ctx.env, ctx.op, ctx.data["rp"], data_dirs=moved)
-    return {"quarantine": moved}
+    # service data in engine volumes: copied back into the live volumes (their names never change)
+    vols = engine_volumes.restore(ctx.env, _rp(ctx), ctx.op, qd)
+    if vols:
+        quarantine.record(ctx.env, ctx.op, ctx.data["rp"], volumes=vols)
+    return {"quarantine": moved, **({"volumes": vols} if vols else {})}
 
 
 def _versions(ctx: Ctx) -> dict[str, Any]:

@@ -38,7 +38,15 @@ FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
 
 
 def services_with_data(env: Environment) -> list[str]:
-    return [n for n, s in env.manifest.services.items() if s.data_dir]
+    """Services whose data is a directory on the tool's host (data kept only in engine volumes is
+    captured by :mod:`upgrade_infra.restore.volumes`)."""
+    from upgrade_infra.backends.interface import ServiceData
+
+    names = [n for n, s in env.manifest.services.items() if s.data_dir]
+    if names and env.has(ServiceData):
+        data = env.capability(ServiceData)
+        names = [n for n in names if data.on_host(n)]
+    return names
 
 
 def live(env: Environment, service: str) -> Path:

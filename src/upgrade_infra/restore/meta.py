@@ -42,6 +42,8 @@ class RestorePoint(BaseModel):
     images: dict[str, str] = {}  # service -> image ID it ran (container backends: tags move, IDs do not)
     databases: dict[str, dict[str, Any]] = {}
     data_dirs: dict[str, str] = {}
+    #: service data in engine volumes: logical volume -> {live, volume (the copy), bytes}
+    volumes: dict[str, dict[str, Any]] = {}
     files: dict[str, str] = {}  # path relative to the restore point dir -> sha256
     bytes: int = 0
     capture_s: float = 0.0

@@ -19,6 +19,7 @@ from upgrade_infra.core import fsutil
 from upgrade_infra.core.errors import RestorePointError, UnknownName
 from upgrade_infra.core.state import StateDir
 from upgrade_infra.restore import datadirs
+from upgrade_infra.restore import volumes as engine_volumes
 from upgrade_infra.restore.meta import (
     RestorePoint,
     all_ids,
@@ -95,6 +96,7 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
         with st.quiesced(env):
             st.capture(env, rp, d)
             datadirs.capture(env, rp, d)
+            vol_bytes = engine_volumes.capture(env, rp)
         # clone/cow: the window the databases were closed (services keep running around it);
         # cow measures its own pause (the checkpoint and flush before it keep the databases open)
         rp.downtime_s = st.capture_downtime(round(time.monotonic() - w0, 3))
@@ -102,7 +104,7 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
             from upgrade_infra.restore.meta import checksum_tree
 
             rp.files.update(checksum_tree(d, rel))
-        rp.bytes += datadirs.bytes_of(env)
+        rp.bytes += datadirs.bytes_of(env) + vol_bytes
         rp.capture_s = round(time.monotonic() - t0, 3)
         save(env.state, rp)
     except BaseException:
@@ -114,6 +116,7 @@ def capture(env: Environment, strategy: str | None = None, *, label: str | None 
 def _drop_partial(env: Environment, rp_id: str, *strategies: Strategy) -> None:
     for st in strategies:
         st.drop_partial(env, rp_id)
+    engine_volumes.drop(env, rp_id)
     remove_dir(rp_dir(env.state, rp_id))
 
 
@@ -148,7 +151,8 @@ def verify(env: Environment, rp: RestorePoint) -> list[str]:
     """Problems with a restore point (missing databases, missing or changed files); [] when intact."""
     d = rp_dir(env.state, rp.id)
     st = get_strategy(rp.strategy)
-    return st.verify(env, rp, d) + datadirs.verify(rp, d) + verify_files(d, rp.files, "data/")
+    return (st.verify(env, rp, d) + datadirs.verify(rp, d) + engine_volumes.verify(env, rp)
+            + verify_files(d, rp.files, "data/"))
 
 
 def require_valid(env: Environment, rp_id: str) -> RestorePoint:
@@ -173,6 +177,7 @@ def delete(env: Environment, rp_id: str) -> None:
         _drop_partial(env, rp_id, *STRATEGIES.values())  # whichever strategy began it: each cleans up
         return
     get_strategy(rp.strategy).drop(env, rp, rp_dir(env.state, rp.id))
+    engine_volumes.drop(env, rp.id)
     remove_dir(rp_dir(env.state, rp.id))
 
 

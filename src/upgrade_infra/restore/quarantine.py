@@ -84,6 +84,12 @@ def delete(env: Environment, op: str) -> None:
     for name in (meta.get("databases") or {}).values():
         if "__q_" in name:
             sql.execute(admin, sql.drop_database(name))
+    if meta.get("volumes"):
+        from upgrade_infra.restore.volumes import engine_volumes
+
+        cap = engine_volumes(env)
+        for name in (meta["volumes"] or {}).values() if cap is not None else ():
+            cap.remove(name)
     env.state.remove_server_dir(Path("quarantine") / check_name("operation", op))  # when it lives in the state's base
     env.state.remove(env.state.path("quarantine", check_name("operation", op)), ignore_errors=True)
 

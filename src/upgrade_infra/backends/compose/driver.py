@@ -528,10 +528,11 @@ class EngineDriver:
                               fix=f"in use by {', '.join(self.volume_users(name)) or 'a container'}") from e
 
     def copy_volume(self, source: str, target: str, *, image: str, labels: Mapping[str, str] | None = None,
-                    overwrite: bool = False, timeout: float = 3600) -> VolumeCopy:
+                    overwrite: bool = False, clear: bool = False, timeout: float = 3600) -> VolumeCopy:
         """Copy every file of volume ``source`` into ``target`` (created with ``labels`` when missing) with
         ``cp -a`` in a short-lived helper container of ``image`` (it needs sh, cp and du: any Debian or
-        busybox image), no network, removed afterwards. ``target`` must be empty unless ``overwrite``.
+        busybox image), no network, removed afterwards. ``target`` must be empty unless ``overwrite``;
+        ``clear`` empties it first (a copy-back: ``target`` then holds exactly ``source``'s files).
         The source should not be written meanwhile (stop its users first)."""
         if not self.volume_exists(source):
             raise VolumeError(f"volume {source} does not exist", fix="check the project and volume name")
@@ -539,13 +540,14 @@ class EngineDriver:
         if not self.volume_exists(target):
             self.create_volume(target, labels)
             created = True
-        script = ('set -e; if [ "$UIX_OVERWRITE" != 1 ] && [ -n "$(ls -A /to)" ]; then '
+        script = ('set -e; if [ "$UIX_CLEAR" = 1 ]; then find /to -mindepth 1 -maxdepth 1 -exec rm -rf {} +; '
+                  'elif [ "$UIX_OVERWRITE" != 1 ] && [ -n "$(ls -A /to)" ]; then '
                   'echo "target volume is not empty" >&2; exit 3; fi; cp -a /from/. /to/; sync; '
                   'du -sb /from | cut -f1')
         t0 = time.monotonic()
         c = self.client.containers.create(
             image, ["sh", "-c", script], user="0", network_disabled=True, environment={
-                "UIX_OVERWRITE": "1" if overwrite else "0"},
+                "UIX_OVERWRITE": "1" if overwrite else "0", "UIX_CLEAR": "1" if clear else "0"},
             labels={HELPER_LABEL: "volume-copy"}, entrypoint=[],
             volumes={source: {"bind": "/from", "mode": "ro"}, target: {"bind": "/to", "mode": "rw"}})
         try:
@@ -556,7 +558,7 @@ class EngineDriver:
         except Exception as e:
             raise VolumeError(f"copying volume {source} to {target} failed: {e}") from e
         finally:
-            c.remove(force=True)
+            c.remove(force=True, v=True)  # and the anonymous volumes of the image's VOLUMEs
         seconds = time.monotonic() - t0
         if status.get("StatusCode") != 0:
             if created:

@@ -18,6 +18,12 @@
   the host when it has the server's major, else ``docker exec`` in the database container.
 - ``down`` removes the containers and the network (volumes stay); ``destroy`` removes the project's
   volumes too, and nothing of another project.
+- An adopted project (``env adopt``: one the user started from their own Compose file) keeps the user's
+  names: its project, container, volume and network names, published ports, PostgreSQL image and superuser
+  (``compose.postgres.user`` with the password of ``compose.postgres.password_secret``) are recorded in
+  ``backend_state.adopted``; the generated Compose file declares its volumes ``external`` (Compose never
+  makes one anew), no roles or databases are created, and ``destroy`` keeps its volumes unless asked.
+  Every named volume its services mount is service data in the engine (:class:`ProjectVolumes`).
 
 The ``clone`` restore-point strategy is SQL and works unchanged; strategies that need the data
 directory on the host (``fs``, ``cow``) are refused through the capability check.
@@ -32,11 +38,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from upgrade_infra.backends import health
 from upgrade_infra.backends.interface import (
     Database,
     Endpoint,
+    EngineVolumes,
     Environment,
     EnvStatus,
     HostPath,
@@ -131,7 +139,7 @@ class ComposeDatabase(Database):
     def conninfo(self, db: str = "postgres") -> str:
         from psycopg.conninfo import make_conninfo
 
-        return make_conninfo(host=TOOL_HOST, port=self.env.ports[POSTGRES], user=PG_SUPERUSER,
+        return make_conninfo(host=self.env.tool_host(POSTGRES), port=self.env.ports[POSTGRES], user=self.env.pg_user,
                              password=self.password(), dbname=db, connect_timeout=10)
 
     @property
@@ -150,10 +158,10 @@ class ComposeDatabase(Database):
     def tool_conninfo(self, db: str = "postgres") -> str:
         if self.host_install is not None:
             return self.conninfo(db)
-        return f"host=/run/postgresql port={PG_PORT} user={PG_SUPERUSER} dbname={db}"  # trusted local socket
+        return f"host=/run/postgresql port={PG_PORT} user={self.env.pg_user} dbname={db}"  # trusted local socket
 
     def endpoint(self) -> Endpoint:
-        return Endpoint(TOOL_HOST, self.env.ports[POSTGRES], "postgresql")
+        return Endpoint(self.env.tool_host(POSTGRES), self.env.ports[POSTGRES], "postgresql")
 
     def service_endpoint(self) -> Endpoint:
         return Endpoint(self.env.pg_service, PG_PORT, "postgresql")
@@ -233,7 +241,8 @@ class VolumeData(ServiceData):
     """A service's data volume (the first of ``compose.services.<svc>.volumes``) is a named volume of the
     project bound to ``<state>/envs/<env>/data/<svc>``: restore points copy that directory and rollbacks
     swap it by rename while the service's container is removed, exactly as for the local backend (same
-    filesystem as the restore points and the quarantine)."""
+    filesystem as the restore points and the quarantine). An adopted project's volumes are the user's
+    plain named volumes: none is on the host (:class:`ProjectVolumes` captures them)."""
 
     def __init__(self, env: ComposeEnvironment) -> None:
         self.env = env
@@ -241,12 +250,51 @@ class VolumeData(ServiceData):
     def path(self, service: str) -> Path:
         return self.env.data_dir(service)
 
+    def on_host(self, service: str) -> bool:
+        return not self.env.adopted
+
+
+class ProjectVolumes(EngineVolumes):
+    """The named volumes of the project that are not bound into the state dir: every volume a service of
+    an adopted project mounts, and every volume after a service's first in a generated one. Copies run in
+    a short-lived helper container of the PostgreSQL image (sh, cp, du), without network."""
+
+    def __init__(self, env: ComposeEnvironment) -> None:
+        self.env = env
+
+    def live(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for n, svc in self.env.manifest.services.items():
+            cs = self.env.spec.services.get(n)
+            if cs is None or not svc.data_dir:
+                continue
+            first = self.env.data_volume(n)
+            for v in cs.volumes:
+                if self.env.adopted or v != first:
+                    out.setdefault(v, self.env.volume_name(v))
+        return out
+
+    def snapshot(self, source: str, target: str, labels: dict[str, str]) -> int:
+        return self.env.driver.copy_volume(source, target, image=self.env.pg_image, labels=labels).bytes
+
+    def copy_back(self, source: str, target: str) -> int:
+        return self.env.driver.copy_volume(source, target, image=self.env.pg_image, clear=True).bytes
+
+    def exists(self, name: str) -> bool:
+        return bool(self.env.driver.volume_exists(name))
+
+    def remove(self, name: str) -> None:
+        self.env.driver.remove_volume(name)
+
+    def labelled(self, label: str, value: str) -> list[str]:
+        return [v.name for v in self.env.driver.client.volumes.list(filters={"label": f"{label}={value}"})]
+
 
 @register_backend("compose")
 class ComposeEnvironment(PortBlock, Environment):
     """One Compose project per environment (see the module's docstring)."""
 
-    capabilities = frozenset({ServiceData})
+    capabilities = frozenset({ServiceData, EngineVolumes})
     _engine: Any = None
     _cli: Any = None
     _driver: Any = None
@@ -264,12 +312,35 @@ class ComposeEnvironment(PortBlock, Environment):
         return out
 
     def placement(self) -> dict[str, Any]:
+        if self.adopted:
+            return {"project": self.project, "ports": self.ports, "adopted": True}
         return {"port_base": self.port_base, "project": self.project}
 
     @property
+    def adopted(self) -> dict[str, Any] | None:
+        """What ``env adopt`` recorded of a project the user started (names, ports, images), or None."""
+        return self.backend_state.get("adopted")
+
+    @property
+    def ports(self) -> dict[str, int]:
+        if self.adopted:
+            return {k: int(v) for k, v in self.adopted["ports"].items()}
+        return PortBlock.ports.fget(self)  # type: ignore[attr-defined]
+
+    @property
+    def pg_user(self) -> str:
+        """The tool's PostgreSQL superuser: ours (``postgres``), or an adopted project's own
+        (``compose.postgres.user``)."""
+        return (self.spec.postgres.user or PG_SUPERUSER) if self.adopted else PG_SUPERUSER
+
+    @property
     def project(self) -> str:
-        """The Compose project; refuses when the recorded one differs from ``<stack>-<env>``."""
+        """The Compose project; refuses when the recorded one differs from ``<stack>-<env>`` (an adopted
+        project: from ``compose.project``, when the stack names one)."""
         computed = project_name(self.manifest, self.name)
+        if self.adopted:
+            computed = (self.manifest.compose.project if self.manifest.compose else None) \
+                or self.backend_state.get("project") or computed
         recorded = self.backend_state.setdefault("project", computed)
         if recorded != computed:
             raise ProjectRenamed(
@@ -348,6 +419,8 @@ class ComposeEnvironment(PortBlock, Environment):
 
     @property
     def pg_image(self) -> str:
+        if self.adopted and self.adopted.get("pg_image"):
+            return str(self.adopted["pg_image"])
         return self.spec.postgres.image or f"upgrade-infra/postgres:{self.manifest.postgres.major or 15}"
 
     def compose_service(self, service: str) -> str:
@@ -357,9 +430,13 @@ class ComposeEnvironment(PortBlock, Environment):
         return self.spec.services[service].container_port or DEFAULT_CONTAINER_PORT
 
     def container_name(self, service: str) -> str:
+        if self.adopted and service in self.adopted.get("containers", {}):
+            return str(self.adopted["containers"][service])
         return f"{self.project}-{service}-1"
 
     def volume_name(self, volume: str) -> str:
+        if self.adopted and volume in self.adopted.get("volumes", {}):
+            return str(self.adopted["volumes"][volume])
         return f"{self.project}_{volume}"
 
     @property
@@ -368,6 +445,8 @@ class ComposeEnvironment(PortBlock, Environment):
 
     @property
     def network(self) -> str:
+        if self.adopted and self.adopted.get("network"):
+            return str(self.adopted["network"])
         return f"{self.project}_default"
 
     @property
@@ -386,7 +465,7 @@ class ComposeEnvironment(PortBlock, Environment):
         """Create the service's data dir owned like the mount target in its image (the image's own user
         writes there; a bind-backed volume does not take the image's ownership as a plain volume does)."""
         vol = self.data_volume(service)
-        if vol is None:
+        if vol is None or self.adopted:
             return
         d = self.data_dir(service)
         if d.exists():
@@ -456,14 +535,43 @@ class ComposeEnvironment(PortBlock, Environment):
         self.save()
 
     def admin_password(self) -> str:
+        if self.adopted:
+            return self._secret(self.spec.postgres.password_secret, "compose.postgres.password_secret")
         return secretlib.db_password(self.state, self.name, "_superuser")
 
+    def _secret(self, name: str | None, field: str) -> str:
+        if not name:
+            raise BadInput(f"environment {self.name!r} is an adopted Compose project but {self.manifest.path.name} "
+                           f"sets no {field}", fix=f"name the secret holding the password in {field}")
+        return self.secrets()[name]
+
+    def db_info(self, view: str = "services") -> dict[str, dict[str, Any]]:
+        """An adopted project's services use the user's own roles (``compose.databases.<db>.users``, else
+        ``compose.postgres.user``) and passwords (their ``password_secret``); ours are generated."""
+        if not self.adopted:
+            return super().db_info(view)
+        ep = self.database.service_endpoint() if view == "services" else self.database.endpoint()
+        out = {}
+        for db in self.manifest.postgres.databases:
+            dspec = self.spec.databases.get(db)
+            user = (dspec.users[0] if dspec and dspec.users else None) or self.pg_user
+            pw = (self._secret(dspec.password_secret, f"compose.databases.{db}.password_secret")
+                  if dspec and dspec.password_secret else self.admin_password())
+            out[db] = {"name": db, "user": user, "password": pw, "host": ep.host, "port": ep.port,
+                       "url": f"postgresql://{quote(user, safe='')}:{quote(pw, safe='')}@{ep.host}:{ep.port}/{db}"}
+        return out
+
     def _capability(self, cap):  # type: ignore[no-untyped-def]
-        return {ServiceData: VolumeData}[cap](self)
+        return {ServiceData: VolumeData, EngineVolumes: ProjectVolumes}[cap](self)
 
     # -- endpoints and contexts --------------------------------------------------------------------
+    def tool_host(self, service: str) -> str:
+        """Where the tool reaches a published port: loopback, or the one address an adopted project's
+        user published it on."""
+        return str((self.adopted or {}).get("hosts", {}).get(service) or TOOL_HOST)
+
     def endpoint(self, service: str) -> Endpoint:
-        return Endpoint(TOOL_HOST, self.ports[service])
+        return Endpoint(self.tool_host(service), self.ports[service])
 
     def service_address(self, service: str) -> Endpoint:
         return Endpoint(self.compose_service(service), self.container_port(service))
@@ -569,13 +677,15 @@ class ComposeEnvironment(PortBlock, Environment):
             "labels": labels, "stop_grace_period": "30s",
         }}
         volumes: dict[str, Any] = {self.spec.postgres.volume or "pgdata": {"labels": labels}}
+        if self.adopted:
+            self._adopted_postgres(services[pg], volumes)
         for name in self.manifest.services:
             cs = self.spec.services[name]
             version = self.record.versions[name]
             svc: dict[str, Any] = {
                 "image": self.image(name, version),
                 "environment": {k: _escape(v) for k, v in self._service_env(name, version).items()},
-                "ports": [f"{TOOL_HOST}:{self.ports[name]}:{self.container_port(name)}"],
+                "ports": [self._published(name)],
                 "labels": {**labels, "org.upgrade-infra.version": version},
                 "depends_on": {pg: {"condition": "service_healthy"}},
                 "stop_grace_period": f"{int(self.manifest.policies.stop_timeout_s)}s",
@@ -589,10 +699,13 @@ class ComposeEnvironment(PortBlock, Environment):
             if cs.volumes:
                 svc["volumes"] = [f"{v}:{target}" for v, target in cs.volumes.items()]
                 for v in cs.volumes:
-                    volumes.setdefault(v, {"labels": labels})
-                volumes[self.data_volume(name)] = {  # the data volume lives in the state dir (VolumeData)
-                    "labels": labels, "driver": "local",
-                    "driver_opts": {"type": "none", "o": "bind", "device": str(self.data_dir(name))}}
+                    # an adopted project's volumes are the user's: external (Compose never makes them anew)
+                    volumes.setdefault(v, {"external": True, "name": self.volume_name(v)} if self.adopted
+                                       else {"labels": labels})
+                if not self.adopted:
+                    volumes[self.data_volume(name)] = {  # the data volume lives in the state dir (VolumeData)
+                        "labels": labels, "driver": "local",
+                        "driver_opts": {"type": "none", "o": "bind", "device": str(self.data_dir(name))}}
             hc = hcs.get(self.compose_service(name)) if cs.healthcheck else None
             if hc:
                 svc["healthcheck"] = hc
@@ -603,6 +716,28 @@ class ComposeEnvironment(PortBlock, Environment):
                     "condition": wanted if (dep_hc or wanted != "service_healthy") else "service_started"}
             services[self.compose_service(name)] = svc
         return {"name": self.project, "services": services, "volumes": volumes}
+
+    def _published(self, service: str) -> str:
+        """``HOST_IP:HOST_PORT:CONTAINER_PORT`` of a service (``postgres`` included): an adopted project's
+        as the user published it, else the environment's loopback port."""
+        if self.adopted and service in self.adopted.get("published", {}):
+            return str(self.adopted["published"][service])
+        inner = PG_PORT if service == POSTGRES else self.container_port(service)
+        return f"{TOOL_HOST}:{self.ports[service]}:{inner}"
+
+    def _adopted_postgres(self, svc: dict[str, Any], volumes: dict[str, Any]) -> None:
+        """The database service of an adopted project as the user runs it: their image, command, superuser
+        and password, their volume (external), their published port."""
+        a = self.adopted or {}
+        key = self.spec.postgres.volume or "pgdata"
+        svc["command"] = [_escape(x) for x in a.get("pg_command") or []] or None
+        if svc["command"] is None:
+            del svc["command"]
+        svc["environment"] = {"POSTGRES_USER": self.pg_user, "POSTGRES_PASSWORD": _escape(self.admin_password())}
+        svc["volumes"] = [f"{key}:{a.get('pg_data') or PG_DATA}"]
+        svc["healthcheck"]["test"] = ["CMD-SHELL", f"pg_isready -h 127.0.0.1 -p {PG_PORT} -U {self.pg_user}"]
+        svc["ports"] = [self._published(POSTGRES)]
+        volumes[key] = {"external": True, "name": self.pg_volume}
 
     def write_compose_file(self) -> Path:
         import json
@@ -705,6 +840,15 @@ class ComposeEnvironment(PortBlock, Environment):
         return time.monotonic() - t0
 
     def provision_database(self) -> bool:
+        if self.adopted:  # the user's roles and databases: only checked, never made or changed
+            self.start_database()
+            missing = [db for db in self.manifest.postgres.databases
+                       if not sql.exists(self.conninfo(), sql.DATABASE_EXISTS, db)]
+            if missing:
+                raise OperationFailed(f"database{'s' if len(missing) > 1 else ''} {', '.join(missing)} of the "
+                                      f"manifest missing in adopted project {self.project}",
+                                      fix="create them in the project's PostgreSQL, or fix postgres.databases")
+            return False
         created = not self.database_exists()
         self.start_database()
         self.ensure_roles_and_databases()
@@ -879,8 +1023,9 @@ class ComposeEnvironment(PortBlock, Environment):
         image = self.image(service, ver)
         self.require_images([image])
         self._prepare_data_dir(service, image)
-        vols = {(str(self.data_dir(service)) if v == self.data_volume(service) else self.volume_name(v)):
-                {"bind": t, "mode": "rw"} for v, t in self.spec.services[service].volumes.items()}
+        vols = {(str(self.data_dir(service)) if v == self.data_volume(service) and not self.adopted
+                 else self.volume_name(v)): {"bind": t, "mode": "rw"}
+                for v, t in self.spec.services[service].volumes.items()}
         client = self.driver.client
         t0 = time.monotonic()
         c = client.containers.create(
@@ -937,7 +1082,8 @@ class ComposeEnvironment(PortBlock, Environment):
         self.state.ensure()
         first = self._first_up()
         self.require_same_names()
-        self.port_base  # noqa: B018
+        if not self.adopted:
+            self.port_base  # noqa: B018
         self.engine  # noqa: B018 - says at once when no engine answers
         self._user_file()  # an invalid Compose file is refused before anything is created
         self.save()
@@ -992,16 +1138,23 @@ class ComposeEnvironment(PortBlock, Environment):
                                              detail, pid or None))
         return st
 
-    def _remove_project(self) -> None:
+    def _remove_project(self, delete_volumes: bool = True) -> None:
         if not self.compose_file.exists():
             self.write_compose_file()
-        self.cli.down(self.project, [self.compose_file], volumes=True,
+        adopted = self.adopted
+        self.cli.down(self.project, [self.compose_file], volumes=not adopted,
                       timeout=int(self.manifest.policies.stop_timeout_s))
         # one-off job containers and volumes of this project only (by its label)
         from upgrade_infra.backends.compose.driver import PROJECT_LABEL
 
         for c in self.driver.containers(self.project, oneoff=True):
             c.remove(force=True)
+        if adopted:  # the user's volumes: only on explicit request
+            if delete_volumes:
+                for name in {self.pg_volume, *(self.volume_name(v) for cs in self.spec.services.values()
+                                               for v in cs.volumes)}:
+                    self.driver.remove_volume(name)
+            return
         for v in self.driver.client.volumes.list(filters={"label": f"{PROJECT_LABEL}={self.project}"}):
             v.remove(force=True)
 
@@ -1011,7 +1164,9 @@ class ComposeEnvironment(PortBlock, Environment):
         except Exception:  # noqa: BLE001 - best effort: the project may never have been created
             pass
 
-    def destroy(self) -> None:
-        self._remove_project()
+    def destroy(self, *, delete_volumes: bool | None = None) -> None:
+        """Remove the project's containers and network, and forget the environment. A generated project's
+        volumes go too; an adopted project's volumes are the user's and stay unless ``delete_volumes``."""
+        self._remove_project(delete_volumes=not self.adopted if delete_volumes is None else delete_volumes)
         self.state.remove(self.dir, ignore_errors=True)
         self.state.remove(self.state.secrets_dir(self.name), ignore_errors=True)

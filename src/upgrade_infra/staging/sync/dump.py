@@ -109,9 +109,13 @@ class DumpSync(SyncStrategy):
                 for f in dumps.values():
                     f.cancel()
                 raise
+            # a source whose databases another role owns (an adopted Compose project: the user's own
+            # superuser) is restored without its owners and ACLs, then handed to the target's owner roles
+            src_users, dst_users = source.db_info("tool"), target.db_info("tool")
+            remap = {db: dst_users[db]["user"] for db in dbs if src_users[db]["user"] != dst_users[db]["user"]}
             with bulk_load(admin):
                 restores = {db: pool.submit(self._restore, target, db, copy.databases[db], dumps[db],
-                                            sizes[db], progress) for db in dbs}
+                                            sizes[db], progress, remap.get(db)) for db in dbs}
                 per_db = {db: f.result() for db, f in restores.items()}
         copy.stats.update(databases=per_db, bytes=sum(sizes.values()), seconds=round(time.monotonic() - t0, 3))
         return copy
@@ -126,15 +130,19 @@ class DumpSync(SyncStrategy):
         return {"dir": out, "dump_bytes": fsutil.tree_bytes(out), "dump_s": round(time.monotonic() - t0, 3)}
 
     def _restore(self, target: Environment, db: str, tmp: str, dump: Future, size: int,
-                 progress: Progress) -> dict:
+                 progress: Progress, owner: str | None = None) -> dict:
         d = dump.result()
         t1 = time.monotonic()
         conn = target.conninfo(tmp)
         base = int(sql.fetch_value(conn, DB_BYTES, [tmp]) or 0)
         args = pgtools.restore_args(target.database.tool_conninfo(tmp), d["dir"], jobs())
+        if owner:
+            args = ["--no-owner", "--no-acl", *args]
         run_watched(lambda: target.database.run_tool("pg_restore", args, env={}, timeout=7200),
                     lambda: int(sql.fetch_value(conn, DB_BYTES, [tmp]) or 0) - base, f"restore {db}",
                     size or None, progress)
+        if owner:
+            sql.execute(conn, give_to(owner))
         target.state.remove(d["dir"], ignore_errors=True)
         return {"bytes": size, "dump_bytes": d["dump_bytes"], "dump_s": d["dump_s"],
                 "restore_s": round(time.monotonic() - t1, 3)}
@@ -154,6 +162,44 @@ def bulk_load(admin: str) -> Iterator[None]:
     finally:
         sql.execute(admin, *(psql.SQL("ALTER SYSTEM RESET {}").format(psql.Identifier(k)) for k in BULK_SETTINGS),
                     RELOAD, psql.SQL("CHECKPOINT"))
+
+
+GIVE_TO = """DO $uix$ DECLARE r record; owner text := {owner};
+  me oid := (SELECT oid FROM pg_roles WHERE rolname = current_user); BEGIN
+  FOR r IN SELECT n.nspname FROM pg_namespace n WHERE n.nspowner = me
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = n.oid AND d.deptype = 'e') LOOP
+    EXECUTE format('ALTER SCHEMA %I OWNER TO %I', r.nspname, owner);
+  END LOOP;
+  FOR r IN SELECT c.oid::regclass AS obj, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE c.relowner = me AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                      AND (d.deptype = 'e' OR (c.relkind = 'S' AND d.deptype IN ('a', 'i') AND d.refobjsubid <> 0)))
+  LOOP
+    EXECUTE format(CASE r.relkind WHEN 'm' THEN 'ALTER MATERIALIZED VIEW %s OWNER TO %I'
+                   WHEN 'f' THEN 'ALTER FOREIGN TABLE %s OWNER TO %I' ELSE 'ALTER TABLE %s OWNER TO %I' END,
+                   r.obj, owner);
+  END LOOP;
+  FOR r IN SELECT t.oid::regtype AS obj FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+      WHERE t.typowner = me AND t.typtype IN ('e', 'd', 'r', 'm')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = t.oid AND d.deptype = 'e') LOOP
+    EXECUTE format('ALTER TYPE %s OWNER TO %I', r.obj, owner);
+  END LOOP;
+  FOR r IN SELECT p.oid::regprocedure AS obj FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+      WHERE p.proowner = me
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'
+      AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e') LOOP
+    EXECUTE format('ALTER ROUTINE %s OWNER TO %I', r.obj, owner);
+  END LOOP;
+END $uix$"""
+
+
+def give_to(owner: str) -> psql.Composed:
+    """Hand every object the restoring superuser made in a database (outside system schemas and
+    extensions) to ``owner``: tables (their sequences follow), views, types, routines, schemas."""
+    return psql.SQL(GIVE_TO).format(owner=psql.Literal(owner))  # type: ignore[arg-type]
 
 
 def _swap(admin: str, db: str, tmp: str) -> None:
