@@ -153,5 +153,147 @@ def test_major_upgrade_15_to_16_with_pgvector_then_rollback(pg_images, compose_e
         q = rb["quarantine"]
         assert q["where"] == new_volume and new_volume in volumes_of(compose_engine, env.project)
         assert any("live one" in p for p in points.verify(env, rp))
+        from upgrade_infra.restore import quarantine
+
+        quarantine.delete(env, rb["op"])  # what `snapshot prune` does to an old quarantine
+        assert new_volume not in volumes_of(compose_engine, env.project)
+        assert old_volume in volumes_of(compose_engine, env.project) and env.status().healthy
         project = env.project
     assert leftovers(compose_engine, project) == {"containers": [], "volumes": [], "networks": []}
+
+
+@pytest.fixture(scope="module")
+def no_vector_image(pg_images, compose_engine):
+    """A real PostgreSQL 16 image without pgvector: built FROM upgrade-infra/postgres:16 with the vector
+    extension's files removed (the legacy builder: FROM a local tag, no pull)."""
+    import io
+
+    client = compose_engine.client()
+    dockerfile = ("FROM upgrade-infra/postgres:16\n"
+                  "RUN rm -f \"$(pg_config --sharedir)\"/extension/vector* \"$(pg_config --pkglibdir)\"/vector.so\n")
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=NO_VECTOR, rm=True, forcerm=True)
+    yield NO_VECTOR
+    client.images.remove(NO_VECTOR, force=True)
+
+
+def snapshot_of(s, engine) -> dict:
+    """What must not change when the upgrade is refused: containers (by ID), volumes, restore points,
+    journal, the environment record."""
+    from upgrade_infra.core.journal import Journal
+    from upgrade_infra.restore import points
+
+    env = s.env("production")
+    left = leftovers(engine, env.project)
+    client = engine.client()
+    return {"containers": sorted((n, client.containers.get(n).id) for n in left["containers"]),
+            "volumes": sorted(left["volumes"]), "restore_points": [p.id for p in points.list_points(s.state)],
+            "journal": len(Journal(s.state, "production").records()), "record": s.state.load_record("production")}
+
+
+def test_missing_extension_is_refused_with_nothing_changed(no_vector_image, compose_engine):
+    from upgrade_infra.restore.fingerprint import fingerprint
+
+    with production() as s:
+        env = s.env("production")
+        use_pgvector(env)
+        before, state = fingerprint(env), snapshot_of(s, compose_engine)
+        r = cli(s, "upgrade", "production", "--postgres", no_vector_image)
+        print(f"\nrefused: {r.stderr.strip()}")
+        assert r.returncode == 2, r.stderr + r.stdout
+        err = json.loads(r.stdout)
+        assert err["error"] == "ExtensionsMissing"
+        assert "lacks extensions" in err["message"] and "assistant: vector" in err["message"]
+        assert "automations" not in err["message"]  # only the database that uses it is named
+        assert "nothing was changed" in err["message"]
+        # an image that is not on the engine: named, exit 2, nothing pulled or changed either
+        r = cli(s, "upgrade", "production", "--postgres", "17")
+        assert r.returncode == 2 and "upgrade-infra/postgres:17" in r.stdout, r.stdout
+        # the same major, and an older one: refused
+        assert cli(s, "upgrade", "production", "--postgres", "15").returncode == 2
+        assert snapshot_of(s, compose_engine) == state
+        assert not [c for c in compose_engine.client().containers.list(all=True)
+                    if c.labels.get("org.upgrade-infra.helper") in ("pg-probe", "pg-major")]
+        env = s.env("production")
+        assert env.status().healthy and env.status().postgres["major"] == 15
+        assert fingerprint(env).equal(before)
+
+
+@pytest.mark.parametrize("step", ["load", "start_services"])
+def test_kill_9_at_a_step_boundary_then_resume(pg_images, compose_engine, step):
+    """Killed (SIGKILL) as step ``step`` begins: before the switch (``load``) resume undoes the upgrade;
+    after it (``start_services``) resume rolls back to the old volume. Either way the data is as before."""
+    from upgrade_infra.core.journal import Journal
+    from upgrade_infra.restore.fingerprint import fingerprint
+
+    with production() as s:
+        env = s.env("production")
+        use_pgvector(env)
+        before, old_volume = fingerprint(env), env.pg_volume
+        r = cli(s, "upgrade", "production", "--postgres", "16", "--watch", "0", fault=f"pg-major.{step}")
+        assert r.returncode == -9, r.stderr + r.stdout
+        assert Journal(s.state, "production").incomplete() is not None
+        r = cli(s, "upgrade", "production", "--postgres", "16")  # refused until resumed
+        assert r.returncode == 2 and "resume" in r.stdout, r.stdout
+        t0 = time.monotonic()
+        r = cli(s, "resume", "production")
+        assert r.returncode == 0, r.stderr + r.stdout
+        action = json.loads(r.stdout)["recovered"][0]["action"]
+        print(f"\nkilled at {step}: resume {action} in {time.monotonic() - t0:.1f}s")
+        assert action == ("undone" if step == "load" else "rolled back")
+        env = s.env("production")
+        assert Journal(s.state, "production").incomplete() is None
+        st = env.status()
+        assert st.healthy and st.postgres["major"] == 15 and env.pg_volume == old_volume
+        after = fingerprint(env)
+        assert after.equal(before), [str(d) for d in before.diff(after)]
+        vols = volumes_of(compose_engine, env.project)
+        new_volumes = {v for v in vols if v.startswith(old_volume + "-")}
+        assert len(new_volumes) == (0 if step == "load" else 1)  # undone: removed; rolled back: quarantined
+        assert not [c for c in compose_engine.client().containers.list(all=True)
+                    if c.labels.get("org.upgrade-infra.helper") in ("pg-probe", "pg-major", "pg-side")]
+        # and the upgrade then goes through
+        r = cli(s, "upgrade", "production", "--postgres", "16", "--watch", "0")
+        assert r.returncode == 0, r.stderr + r.stdout
+        assert fingerprint(s.env("production")).equal(before)
+
+
+def test_staging_rehearsal_leaves_production_untouched(pg_images, compose_engine):
+    from upgrade_infra.restore.fingerprint import fingerprint
+
+    with production() as s:
+        env = s.env("production")
+        use_pgvector(env)
+        r = cli(s, "stage", "create", "staging")
+        assert r.returncode == 0, r.stderr + r.stdout
+        prod_before = fingerprint(s.env("production"))
+        client = compose_engine.client()
+        prod_containers = {c.name: c.id for c in client.containers.list(
+            filters={"label": f"com.docker.compose.project={env.project}"})}
+        staging_before = fingerprint(s.env("staging"))
+        t0 = time.monotonic()
+        r = cli(s, "upgrade", "staging", "--postgres", "16", "--watch", "0")
+        assert r.returncode == 0, r.stderr + r.stdout
+        print(f"\nrehearsal on staging: {json.loads(r.stdout)['total_s']}s (wall {time.monotonic() - t0:.1f}s)")
+        stg = s.env("staging")
+        assert stg.status().healthy and stg.status().postgres["major"] == 16
+        assert fingerprint(stg).equal(staging_before)
+        assert status_major(cli(s, "status"), "staging") == 16
+        assert status_major(cli(s, "status"), "production") == 15
+        prod = s.env("production")
+        assert prod.status().healthy and prod.pg_volume == env.pg_volume
+        assert {c.name: c.id for c in client.containers.list(
+            filters={"label": f"com.docker.compose.project={env.project}"})} == prod_containers
+        assert fingerprint(prod).equal(prod_before)
+
+
+def test_local_backend_is_refused(tmp_path):
+    """No engine needed: the local backend has no side-by-side servers; exit 2 naming the compose backend."""
+    from pathlib import Path
+
+    stack = Path(__file__).resolve().parents[2] / "examples" / "pa-stack" / "stack.yaml"
+    r = subprocess.run([sys.executable, "-m", "upgrade_infra", "--stack", str(stack), "--state-dir",
+                        str(tmp_path / "state"), "--json", "upgrade", "production", "--postgres", "16"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    err = json.loads(r.stdout)
+    assert err["error"] == "NotCompose" and "'local' backend" in err["message"] and "compose" in err["fix"]

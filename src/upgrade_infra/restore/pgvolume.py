@@ -35,6 +35,14 @@ def volumes(env: Environment) -> ServerVolumes:
     return env.capability(ServerVolumes)
 
 
+def drop_quarantined(env: Environment, server: dict[str, Any]) -> bool:
+    """Delete a quarantined server's volume (``quarantine prune``/``delete``); never the live one."""
+    try:
+        return volumes(env).remove_volume(server["volume"])
+    except OperationFailed:
+        return False
+
+
 def server_of(rp: RestorePoint) -> dict[str, Any]:
     if not rp.databases:
         raise RestorePointError(f"restore point {rp.id} records no server", fix="pick another restore point")

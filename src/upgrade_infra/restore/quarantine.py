@@ -84,6 +84,10 @@ def delete(env: Environment, op: str) -> None:
     for name in (meta.get("databases") or {}).values():
         if "__q_" in name:
             sql.execute(admin, sql.drop_database(name))
+    if (meta.get("server") or {}).get("volume"):  # a major upgrade's server, rolled back (pg-volume)
+        from upgrade_infra.restore.pgvolume import drop_quarantined
+
+        drop_quarantined(env, meta["server"])
     env.state.remove_server_dir(Path("quarantine") / check_name("operation", op))  # when it lives in the state's base
     env.state.remove(env.state.path("quarantine", check_name("operation", op)), ignore_errors=True)
 
