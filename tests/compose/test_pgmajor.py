@@ -251,10 +251,6 @@ def test_kill_9_at_a_step_boundary_then_resume(pg_images, compose_engine, step):
         assert len(new_volumes) == (0 if step == "load" else 1)  # undone: removed; rolled back: quarantined
         assert not [c for c in compose_engine.client().containers.list(all=True)
                     if c.labels.get("org.upgrade-infra.helper") in ("pg-probe", "pg-major", "pg-side")]
-        # and the upgrade then goes through
-        r = cli(s, "upgrade", "production", "--postgres", "16", "--watch", "0")
-        assert r.returncode == 0, r.stderr + r.stdout
-        assert fingerprint(s.env("production")).equal(before)
 
 
 def test_staging_rehearsal_leaves_production_untouched(pg_images, compose_engine):
