@@ -52,8 +52,10 @@ def server_of(rp: RestorePoint) -> dict[str, Any]:
 @register_strategy("pg-volume")
 class PgVolumeStrategy(Strategy):
     requires = frozenset({ServerVolumes})
-    alternative = None
-    needs_stopped_services = True
+    alternative = "clone"
+    #: only the operation of this journal kind takes it (``snapshot create`` is refused, exit 2)
+    taken_by = OP_KIND
+    needs_stopped_services = False  # the major upgrade stops them itself; `snapshot create` refuses first
     reference_kept = False
     portable = False
     swaps_cluster = True
@@ -66,7 +68,7 @@ class PgVolumeStrategy(Strategy):
         if op is None or op.kind != OP_KIND:
             raise BadInput("a pg-volume restore point is taken by a PostgreSQL major upgrade, not on its own",
                            fix=f"`upgrade-infra upgrade {env.name} --postgres MAJOR`; for a restore point now, "
-                               "use --strategy clone")
+                               "use --strategy clone", strategy=self.name, alternative=self.alternative)
         server = volumes(env).current()
         rp.databases = {db: {"server": server} for db in env.manifest.postgres.databases}
 
