@@ -64,11 +64,11 @@ def test_an_empty_registry_says_to_reinstall():
 
 def test_the_built_ins_come_through_our_own_entry_points():
     assert {"http", "sql", "command", "workflow", "performance", "browser", "pytest"} <= set(KINDS.names())
-    assert STRATEGIES.names() == ["clone", "cow", "dump", "fs"]
+    assert STRATEGIES.names() == ["clone", "cow", "dump", "fs", "pg-volume"]
     assert sync.names() == ["cow", "dump", "physical"]
-    assert {"upgrade", "rollback", "snapshot", "migrate-test"} <= set(RECOVERY.names())
+    assert {"upgrade", "rollback", "snapshot", "migrate-test", "pg-major"} <= set(RECOVERY.names())
     assert set(GROUPS.values()) == {r.group for r in (KINDS, STRATEGIES, sync.STRATEGIES, RECOVERY)} | {
         "upgrade_infra.backends"}
     with pytest.raises(UnknownName, match="unknown restore-point strategy 'zfs'") as e:
         STRATEGIES.get("zfs")
-    assert e.value.fix == "use one of: auto, clone, cow, dump, fs (policies.snapshot_strategy or --strategy)"
+    assert e.value.fix == "use one of: auto, clone, cow, dump, fs, pg-volume (policies.snapshot_strategy or --strategy)"

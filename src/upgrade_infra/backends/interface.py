@@ -257,6 +257,67 @@ class ScratchServers(Capability):
         """A fresh, empty server of ``major``, stopped and removed when the context ends."""
 
 
+class ServerVolumes(Capability):
+    """The PostgreSQL server as a container image plus a data volume, both switchable: a major upgrade
+    loads a new server of another image into a new volume beside the live one, then switches; the old
+    volume and image stay as the way back (``pg-volume`` restore points, ``upgrade ENV --postgres``).
+    A server is described by a dict: ``volume``, ``image``, ``image_id``, ``major``."""
+
+    title = "PostgreSQL servers in switchable volumes (side-by-side major upgrades)"
+
+    @abstractmethod
+    def current(self) -> dict[str, Any]:
+        """The live server: volume, image, image_id, major."""
+
+    @abstractmethod
+    def resolve_image(self, target: str) -> str:
+        """The image reference of ``target``: a major (``"16"``: the live image's repository at that tag)
+        or an image reference as given."""
+
+    @abstractmethod
+    def probe_image(self, image: str) -> dict[str, Any]:
+        """A short-lived server of ``image``: its ``major``, ``image_id`` and ``extensions`` (name ->
+        default version, from ``pg_available_extensions``). The image must exist locally."""
+
+    @abstractmethod
+    def free_bytes(self) -> tuple[int, str] | None:
+        """Free bytes where new volumes are written, and that place (None when not visible from here)."""
+
+    @abstractmethod
+    def planned(self, op: str) -> dict[str, Any]:
+        """The names (``volume``, ``container``) :meth:`create_server` uses for operation ``op``."""
+
+    @abstractmethod
+    def create_server(self, op: str, image: str) -> dict[str, Any]:
+        """A new, empty server of ``image`` in a new volume, beside the live one (idempotent per ``op``)."""
+
+    @abstractmethod
+    def load(self, server: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Copy every database and role of the live server into ``server`` (logical, with ``server``'s
+        client tools, streamed); what it did and how long it took."""
+
+    @abstractmethod
+    def remove_server(self, server: dict[str, Any], *, volume: bool = True) -> None:
+        """Remove the side container of ``server`` (and its volume with ``volume``); missing is fine."""
+
+    @abstractmethod
+    def switch(self, server: dict[str, Any]) -> dict[str, Any]:
+        """Make ``server`` the environment's server (stops the live one, starts it on the published
+        port); returns the server it replaced. Idempotent."""
+
+    @abstractmethod
+    def problems(self, server: dict[str, Any]) -> list[str]:
+        """Why ``server`` could not be switched to (volume or image gone); [] when it can."""
+
+    @abstractmethod
+    def side_server(self, server: dict[str, Any]) -> AbstractContextManager[Callable[[str], str]]:
+        """Run ``server`` (not the live one) for reading; yields ``conninfo(db)``; removed at the end."""
+
+    @abstractmethod
+    def remove_volume(self, volume: str) -> bool:
+        """Delete a volume that is not live (a quarantined server's); False when it did not exist."""
+
+
 C = TypeVar("C", bound=Capability)
 
 

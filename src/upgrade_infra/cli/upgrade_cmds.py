@@ -11,7 +11,7 @@ from upgrade_infra.cli.app import ENV_NAME, RP_ID, app, console, emit, esc, prog
 from upgrade_infra.cli.env_cmds import env_app
 from upgrade_infra.cli.snapshot_cmds import command_line, steps_table
 from upgrade_infra.core import journal
-from upgrade_infra.core.errors import BudgetExceeded, CheckFailed, UpgradeInfraError
+from upgrade_infra.core.errors import BadInput, BudgetExceeded, CheckFailed, UpgradeInfraError
 from upgrade_infra.operations import dr
 from upgrade_infra.operations import rollback as rb
 from upgrade_infra.operations import upgrade as up
@@ -86,7 +86,10 @@ def show_recovered(r: RecoveryResult) -> None:
 
 
 @app.command("upgrade")
-def upgrade(env: str = typer.Argument(..., callback=ENV_NAME), to: list[str] = typer.Option(..., "--to", help="SERVICE=VERSION (repeatable)"),
+def upgrade(env: str = typer.Argument(..., callback=ENV_NAME), to: list[str] = typer.Option(None, "--to", help="SERVICE=VERSION (repeatable)"),
+            postgres: str = typer.Option(None, "--postgres", metavar="MAJOR|IMAGE",
+                                         help="PostgreSQL major upgrade instead, side by side into a new volume "
+                                              "(compose backend): 16, or an image reference"),
             strategy: str = typer.Option(None, "--strategy", help="restore point strategy (default: policy)"),
             watch: float = typer.Option(None, "--watch", help="watch window in seconds (default: policy)"),
             allow_downgrade: bool = typer.Option(False, "--allow-downgrade",
@@ -96,12 +99,30 @@ def upgrade(env: str = typer.Argument(..., callback=ENV_NAME), to: list[str] = t
 
     Going to a release older than the one that last migrated a database is refused (use `rollback`),
     unless the service declares a `downgrade` command or --allow-downgrade is given.
+
+    With --postgres MAJOR (or an image): the PostgreSQL major upgrade. The target image must exist locally
+    and have every extension the databases use; the data is copied into a new volume, the old volume and
+    image are kept as the restore point `rollback` returns to.
     """
     e = session().env(env)
-    targets = up.parse_targets(e, to)
-    with progress(f"upgrading {env}"):
-        res = up.upgrade(e, targets, strategy=strategy, command=command_line(), watch_s=watch,
-                         allow_downgrade=allow_downgrade)
+    if postgres is not None:
+        if to or allow_downgrade or strategy:
+            raise BadInput("--postgres upgrades PostgreSQL alone: --to, --strategy and --allow-downgrade do not "
+                           "go with it", fix="upgrade the services and PostgreSQL in two commands")
+        from upgrade_infra.operations import pgmajor
+
+        with progress(f"upgrading PostgreSQL of {env}"):
+            res = pgmajor.upgrade_postgres(e, postgres, command=command_line(), watch_s=watch)
+    else:
+        targets = up.parse_targets(e, to or [])
+        with progress(f"upgrading {env}"):
+            res = up.upgrade(e, targets, strategy=strategy, command=command_line(), watch_s=watch,
+                             allow_downgrade=allow_downgrade)
+    _show_upgrade(env, res)
+
+
+def _show_upgrade(env: str, res: UpgradeResult) -> None:
+    """The step table and outcome of an upgrade (services or PostgreSQL); exit 1 when rolled back."""
 
     def human(r: UpgradeResult) -> None:
         steps_table(r.steps, f"upgrade of {env}: {_v(r.from_versions)} -> {_v(r.to_versions)} ({r.op})")

@@ -162,11 +162,15 @@ def prune(env: Environment, *, keep_last: int | None = None, max_age_days: float
             "kept": [r.id for r in list_points(env.state, env.name)] if not dry_run else None}
 
 
+#: operations whose restore point a plain `rollback` returns to (``pg-major``: `upgrade --postgres`)
+UPGRADE_KINDS = ("upgrade", "pg-major")
+
+
 def in_effect(env: Environment) -> list[str]:
     """Restore points of the upgrades still in effect, oldest first (a rollback pops them)."""
     stack: list[str] = []
     for o in history(env.state, env.name):
-        if o.kind == "upgrade" and o.outcome == "succeeded" and o.restore_point:
+        if o.kind in UPGRADE_KINDS and o.outcome == "succeeded" and o.restore_point:
             stack.append(o.restore_point)
         elif o.kind == "rollback" and o.outcome == "succeeded" and o.restore_point in stack:
             del stack[stack.index(o.restore_point):]

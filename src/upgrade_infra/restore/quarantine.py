@@ -90,6 +90,10 @@ def delete(env: Environment, op: str) -> None:
         cap = engine_volumes(env)
         for name in (meta["volumes"] or {}).values() if cap is not None else ():
             cap.remove(name)
+    if (meta.get("server") or {}).get("volume"):  # a major upgrade's server, rolled back (pg-volume)
+        from upgrade_infra.restore.pgvolume import drop_quarantined
+
+        drop_quarantined(env, meta["server"])
     env.state.remove_server_dir(Path("quarantine") / check_name("operation", op))  # when it lives in the state's base
     env.state.remove(env.state.path("quarantine", check_name("operation", op)), ignore_errors=True)
 

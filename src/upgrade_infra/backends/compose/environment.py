@@ -48,6 +48,7 @@ from upgrade_infra.backends.interface import (
     Environment,
     EnvStatus,
     HostPath,
+    ServerVolumes,
     ServiceData,
     ServiceStatus,
     ToolArg,
@@ -115,6 +116,17 @@ def image_for(spec: ComposeServiceSpec, version: str) -> str:
     return ref
 
 
+#: the socket directory the tool's `docker exec` client tools use, whatever the image's build default is
+#: (Debian's PostgreSQL uses it already; a build from source, such as the 16 image's, uses /tmp)
+PG_SOCKET_DIR = "/run/postgresql"
+
+
+def postgres_command(manifest: Manifest) -> list[str]:
+    """The PostgreSQL container's command: the socket where the tools look for it, then the manifest's settings."""
+    return ["postgres", "-c", f"unix_socket_directories={PG_SOCKET_DIR}",
+            *[x for k, v in manifest.postgres.settings.items() for x in ("-c", f"{k}={v}")]]
+
+
 def _escape(value: str) -> str:
     """A value Compose must not interpolate."""
     return str(value).replace("$", "$$")
@@ -144,8 +156,10 @@ class ComposeDatabase(Database):
 
     @property
     def host_install(self) -> Any:
-        """A PostgreSQL install of the server's major on the tool's host, or None."""
-        if self._host_install is False:
+        """A PostgreSQL install of the server's major on the tool's host, or None (looked up again when
+        the major changed: a major upgrade switches the server under the same environment)."""
+        if self._host_install is False or getattr(self, "_host_major", None) != self.major:
+            self._host_major = self.major
             from upgrade_infra.backends.local import postgres as pglib
 
             try:
@@ -294,7 +308,7 @@ class ProjectVolumes(EngineVolumes):
 class ComposeEnvironment(PortBlock, Environment):
     """One Compose project per environment (see the module's docstring)."""
 
-    capabilities = frozenset({ServiceData, EngineVolumes})
+    capabilities = frozenset({ServiceData, EngineVolumes, ServerVolumes})
     _engine: Any = None
     _cli: Any = None
     _driver: Any = None
@@ -419,6 +433,11 @@ class ComposeEnvironment(PortBlock, Environment):
 
     @property
     def pg_image(self) -> str:
+        """The image PostgreSQL runs: the one a major upgrade switched to (``backend_state.pg_server``),
+        else the adopted project's, else the manifest's."""
+        switched = self.backend_state.get("pg_server") or {}
+        if switched.get("image"):
+            return str(switched["image"])
         if self.adopted and self.adopted.get("pg_image"):
             return str(self.adopted["pg_image"])
         return self.spec.postgres.image or f"upgrade-infra/postgres:{self.manifest.postgres.major or 15}"
@@ -441,7 +460,9 @@ class ComposeEnvironment(PortBlock, Environment):
 
     @property
     def pg_volume(self) -> str:
-        return self.volume_name(self.spec.postgres.volume or "pgdata")
+        """The volume of PostgreSQL's data: the one a major upgrade switched to, else ``<project>_pgdata``."""
+        switched = self.backend_state.get("pg_server") or {}
+        return switched.get("volume") or self.volume_name(self.spec.postgres.volume or "pgdata")
 
     @property
     def network(self) -> str:
@@ -562,6 +583,10 @@ class ComposeEnvironment(PortBlock, Environment):
         return out
 
     def _capability(self, cap):  # type: ignore[no-untyped-def]
+        if cap is ServerVolumes:
+            from upgrade_infra.backends.compose.servers import ComposeServerVolumes
+
+            return ComposeServerVolumes(self)
         return {ServiceData: VolumeData, EngineVolumes: ProjectVolumes}[cap](self)
 
     # -- endpoints and contexts --------------------------------------------------------------------
@@ -665,7 +690,7 @@ class ComposeEnvironment(PortBlock, Environment):
         hcs = self._user_healthchecks()
         pg = self.pg_service
         labels = {ENV_LABEL: self.name, STATE_LABEL: self.state_mark}
-        pg_cmd = ["postgres", *[x for k, v in self.manifest.postgres.settings.items() for x in ("-c", f"{k}={v}")]]
+        pg_cmd = postgres_command(self.manifest)
         services: dict[str, Any] = {pg: {
             "image": self.pg_image,
             "command": pg_cmd,
@@ -679,6 +704,9 @@ class ComposeEnvironment(PortBlock, Environment):
         volumes: dict[str, Any] = {self.spec.postgres.volume or "pgdata": {"labels": labels}}
         if self.adopted:
             self._adopted_postgres(services[pg], volumes)
+        elif self.pg_volume != self.volume_name(self.spec.postgres.volume or "pgdata"):
+            # a major upgrade's volume (made by the tool, labelled with the project): used as it is
+            volumes[self.spec.postgres.volume or "pgdata"] = {"external": True, "name": self.pg_volume}
         for name in self.manifest.services:
             cs = self.spec.services[name]
             version = self.record.versions[name]
