@@ -54,7 +54,7 @@ from upgrade_infra.core.steps import (
     run_steps,
     undo_steps,
 )
-from upgrade_infra.operations import notify, rollback
+from upgrade_infra.operations import notify, rollback, upgrade
 from upgrade_infra.operations.results import UpgradeResult
 from upgrade_infra.restore import fingerprint as fplib
 from upgrade_infra.restore import points as snapshots
@@ -266,50 +266,12 @@ def upgrade_postgres(env: Environment, target: str, *, command: str = "upgrade -
         try:
             run_steps(ctx, steps)
         except StepFailed as e:
-            return _after_failure(env, ctx, steps, e, command)
+            return upgrade.after_failure(env, ctx, steps, e, command, changed_data=lambda begun: any(
+                s in begun for s in CHANGES_DATA) and switched(ctx))
         end_op(ctx, "succeeded")
-        res = _result(ctx, "succeeded")
-        res.notifications = notify.send(env.manifest, _event(ctx, "upgrade", "succeeded", res))
+        res = upgrade.result(ctx, "succeeded")
+        res.notifications = notify.send(env.manifest, upgrade.event(ctx, "upgrade", "succeeded", res))
         return res
-
-
-def _after_failure(env: Environment, ctx: Ctx, steps: list[Step], e: StepFailed, command: str) -> UpgradeResult:
-    begun = [t["step"] for t in ctx.timeline]
-    if not any(s in begun for s in CHANGES_DATA) or not switched(ctx):
-        undo_steps(ctx, steps, begun)
-        end_op(ctx, "failed", error=e.message)
-        notify.send(env.manifest, _event(ctx, "upgrade.failed", "failed", error=e.message))
-        raise e
-    try:
-        rb = rollback.run(env, ctx.data["rp"], command=f"{command} (automatic rollback)", auto=True,
-                          parent=ctx.op, reason=e.message)
-    except StepFailed as rb_err:
-        end_op(ctx, "failed", error=f"{e.message}; automatic rollback failed: {rb_err.message}")
-        raise
-    end_op(ctx, "rolled-back", error=e.message, rolled_back_by=rb.op)
-    res = _result(ctx, "rolled-back", error=e.message, failed_step=e.step)
-    res.rollback = rb
-    res.notifications = notify.send(env.manifest, _event(ctx, "upgrade.failed", "rolled-back", res))
-    return res
-
-
-def _result(ctx: Ctx, outcome: str, **extra: Any) -> UpgradeResult:
-    tl = {t["step"]: t for t in ctx.timeline}
-    down = None
-    if "stop_services" in tl and "start_services" in tl:
-        down = round(tl["start_services"]["start_s"] + tl["start_services"]["duration_s"]
-                     - tl["stop_services"]["start_s"], 3)
-    return UpgradeResult(op=ctx.op, environment=ctx.env.name, outcome=outcome, restore_point=ctx.data["rp"],
-                         from_versions=ctx.data["from_versions"], to_versions=ctx.data["to_versions"],
-                         versions=dict(ctx.env.record.versions), steps=ctx.timeline, downtime_s=down,
-                         total_s=round(time.monotonic() - ctx.started, 3), **extra)
-
-
-def _event(ctx: Ctx, name: str, outcome: str, res: UpgradeResult | None = None, *,
-           error: str | None = None) -> dict[str, Any]:
-    return notify.event(name, ctx.env.name, operation=ctx.op, outcome=outcome, restore_point=ctx.data["rp"],
-                        from_versions=ctx.data["from_versions"], to_versions=ctx.data["to_versions"],
-                        total_s=res.total_s if res else None, error=res.error if res else error)
 
 
 # -- after a crash: `upgrade-infra resume ENV` ------------------------------------------------------

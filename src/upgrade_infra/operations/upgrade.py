@@ -24,6 +24,7 @@ which exists), and return typed results (:mod:`upgrade_infra.operations.results`
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from upgrade_infra.core.errors import BadInput, CommandFailed
@@ -172,11 +173,11 @@ def upgrade(env: Environment, targets: dict[str, str], *, strategy: str | None =
         try:
             run_steps(ctx, steps)
         except StepFailed as e:
-            return _after_failure(env, ctx, steps, e, command)
+            return after_failure(env, ctx, steps, e, command)
         end_op(ctx, "succeeded")
         _record_migrated(ctx)
-        res = _result(ctx, "succeeded")
-        res.notifications = notify.send(env.manifest, _event(ctx, "upgrade", "succeeded", res))
+        res = result(ctx, "succeeded")
+        res.notifications = notify.send(env.manifest, event(ctx, "upgrade", "succeeded", res))
         return res
 
 
@@ -191,12 +192,16 @@ def _record_migrated(ctx: Ctx) -> None:
         migrated.record(ctx.env, changed, ctx.op)
 
 
-def _after_failure(env: Environment, ctx: Ctx, steps: list[Step], e: StepFailed, command: str) -> UpgradeResult:
+def after_failure(env: Environment, ctx: Ctx, steps: list[Step], e: StepFailed, command: str, *,
+                  changed_data: Callable[[list[str]], bool] | None = None) -> UpgradeResult:
+    """A step failed: undo what ran when nothing was changed yet (``changed_data(begun steps)``, default: a
+    step of CHANGES_DATA began), else roll back to the operation's restore point; the typed result."""
     begun = [t["step"] for t in ctx.timeline]
-    if not any(s in begun for s in CHANGES_DATA):
+    changed = changed_data(begun) if changed_data else any(s in begun for s in CHANGES_DATA)
+    if not changed:
         undo_steps(ctx, steps, begun)
         end_op(ctx, "failed", error=e.message)
-        notify.send(env.manifest, _event(ctx, "upgrade.failed", "failed", error=e.message))
+        notify.send(env.manifest, event(ctx, "upgrade.failed", "failed", error=e.message))
         raise e
     try:
         rb = rollback.run(env, ctx.data["rp"], command=f"{command} (automatic rollback)", auto=True,
@@ -205,13 +210,13 @@ def _after_failure(env: Environment, ctx: Ctx, steps: list[Step], e: StepFailed,
         end_op(ctx, "failed", error=f"{e.message}; automatic rollback failed: {rb_err.message}")
         raise
     end_op(ctx, "rolled-back", error=e.message, rolled_back_by=rb.op)
-    res = _result(ctx, "rolled-back", error=e.message, failed_step=e.step)
+    res = result(ctx, "rolled-back", error=e.message, failed_step=e.step)
     res.rollback = rb
-    res.notifications = notify.send(env.manifest, _event(ctx, "upgrade.failed", "rolled-back", res))
+    res.notifications = notify.send(env.manifest, event(ctx, "upgrade.failed", "rolled-back", res))
     return res
 
 
-def _result(ctx: Ctx, outcome: str, **extra: Any) -> UpgradeResult:
+def result(ctx: Ctx, outcome: str, **extra: Any) -> UpgradeResult:
     tl = {t["step"]: t for t in ctx.timeline}
     down = None
     if "stop_services" in tl and "start_services" in tl:
@@ -223,7 +228,7 @@ def _result(ctx: Ctx, outcome: str, **extra: Any) -> UpgradeResult:
                          total_s=round(time.monotonic() - ctx.started, 3), **extra)
 
 
-def _event(ctx: Ctx, name: str, outcome: str, res: UpgradeResult | None = None, *,
+def event(ctx: Ctx, name: str, outcome: str, res: UpgradeResult | None = None, *,
            error: str | None = None) -> dict[str, Any]:
     return notify.event(name, ctx.env.name, operation=ctx.op, outcome=outcome, restore_point=ctx.data["rp"],
                         from_versions=ctx.data["from_versions"], to_versions=ctx.data["to_versions"],
