@@ -155,10 +155,10 @@ def new_project(cli, images):
         p.down()
 
 
-@pytest.fixture(scope="module")
-def docker_host(engine, images):
-    """The private engine with the images built, found through ``DOCKER_HOST`` as a user's client would find
-    it: by the backend in this process and by the CLI in child processes (tests/faultcli.py)."""
+@pytest.fixture(scope="session")
+def compose_engine(engine):
+    """The private engine, found through ``DOCKER_HOST`` as a user's client would find it: by the backend in
+    this process and by the CLI in child processes (tests/faultcli.py)."""
     old = os.environ.get("DOCKER_HOST")
     os.environ["DOCKER_HOST"] = engine.host
     yield engine
@@ -166,3 +166,9 @@ def docker_host(engine, images):
         os.environ.pop("DOCKER_HOST", None)
     else:
         os.environ["DOCKER_HOST"] = old
+
+
+@pytest.fixture(scope="session")
+def docker_host(compose_engine, images):
+    """:func:`compose_engine` with the images built."""
+    return compose_engine

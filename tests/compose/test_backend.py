@@ -28,18 +28,6 @@ PROJECT = "com.docker.compose.project"
 
 
 @pytest.fixture(scope="session")
-def compose_engine(engine):
-    """The private engine of tests/compose/conftest.py; the backend finds it as a user's client would."""
-    old = os.environ.get("DOCKER_HOST")
-    os.environ["DOCKER_HOST"] = engine.host
-    yield engine
-    if old is None:
-        os.environ.pop("DOCKER_HOST", None)
-    else:
-        os.environ["DOCKER_HOST"] = old
-
-
-@pytest.fixture(scope="session")
 def compose_images(images, compose_engine):
     return images
 

@@ -27,17 +27,6 @@ VECTOR_ROWS = 500
 
 
 @pytest.fixture(scope="module")
-def compose_engine(engine):
-    old = os.environ.get("DOCKER_HOST")
-    os.environ["DOCKER_HOST"] = engine.host
-    yield engine
-    if old is None:
-        os.environ.pop("DOCKER_HOST", None)
-    else:
-        os.environ["DOCKER_HOST"] = old
-
-
-@pytest.fixture(scope="module")
 def pg_images(images, compose_engine):
     assert "upgrade-infra/postgres:16" in images and "upgrade-infra/postgres:15" in images
     return images
