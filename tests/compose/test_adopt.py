@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from .conftest import Project, stack_env
-from .test_backend import compose_engine, compose_images, leftovers, new_session  # noqa: F401
+from .test_backend import compose_images, leftovers, new_session  # noqa: F401
 
 VOLUME_TARGETS = {"assistant": "/data", "automations": "/data"}
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 
 from .test_adopt import plant, volume_files
-from .test_backend import compose_engine, compose_images, leftovers, new_session  # noqa: F401
+from .test_backend import compose_images, leftovers, new_session  # noqa: F401
 
 
 def test_rollback_restores_a_services_second_volume(compose_images, compose_engine):  # noqa: F811
