@@ -91,7 +91,7 @@ def adopt(manifest: Manifest, state: StateDir, name: str, project: str | None = 
                            fix=f"set environments.{name}.backend: compose")
     if state.load_record(name) is not None or state.env_dir(name).exists():
         raise AdoptRefused(f"environment {name!r} already exists in {state.root}; nothing was adopted",
-                           fix=f"adopt under another name, or remove it first (`upgrade-infra env destroy {name}`)")
+                           fix=f"adopt under another name, or remove it first (`upgrade-infra env destroy {name} --yes`)")
     if project and spec.project and project != spec.project:
         raise AdoptRefused(f"--project {project!r} differs from compose.project {spec.project!r} in "
                            f"{manifest.path.name}: later commands would refuse the project as renamed",
