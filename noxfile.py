@@ -103,8 +103,11 @@ def _bin(session: nox.Session, name: str) -> str:
     return str(Path(session.bin) / name)
 
 
-# the private engine of `nox -s tests`/`compose`: its own name, bridge and address pool (never docker0)
-COMPOSE_ENGINE = {"name": "nox", "bip": "172.31.252.1/24", "root": "/var/lib/upgrade-infra-docker"}
+# the private engine of `nox -s tests`/`compose`: its own name, bridge and address pool (never docker0);
+# UPGRADE_INFRA_NOX_ENGINE/_BIP give a second checkout running at the same time another engine
+COMPOSE_ENGINE = {"name": os.environ.get("UPGRADE_INFRA_NOX_ENGINE", "nox"),
+                  "bip": os.environ.get("UPGRADE_INFRA_NOX_BIP", "172.31.252.1/24"),
+                  "root": "/var/lib/upgrade-infra-docker"}
 
 
 @contextlib.contextmanager
