@@ -43,3 +43,35 @@ def test_publish_progress_prints_a_line_per_step_without_a_terminal(tmp_path, ca
     publish.run_all(Session(tmp_path / "stack.yaml", tmp_path / "state"), tmp_path, tmp_path / "reports")
     err = capsys.readouterr().err
     assert "[demo" in err and "First step" in err and "passed" in err
+
+
+def test_kernel_shutdown_sends_no_sigint(tmp_path):
+    """jupyter_client SIGINTs every kernel it shuts down, which made an idle ipykernel log "KeyboardInterrupt
+    caught in kernel" on the run's stderr under load (CI, 2026-12-01). Our kernel manager shuts down without
+    it: a real kernel that records any SIGINT it gets is shut down through it and recorded none."""
+    import asyncio
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    mark = tmp_path / "sigint"
+
+    async def run(cls) -> bool:
+        # the handler goes in at kernel start (after ipykernel set SIGINT to be ignored while idle)
+        line = f"import signal, pathlib; signal.signal(signal.SIGINT, lambda *a: pathlib.Path({str(mark)!r}).touch())"
+        km = cls(kernel_name="python3")
+        await km.start_kernel(extra_arguments=[f"--IPKernelApp.exec_lines={[line]!r}"])
+        kc = km.client()
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=60)
+        reply = await kc.execute("x = 1", reply=True, timeout=60)
+        assert reply["content"]["status"] == "ok"
+        kc.stop_channels()
+        await km.shutdown_kernel()
+        got = mark.exists()
+        mark.unlink(missing_ok=True)
+        return got
+
+    with tempfile.TemporaryDirectory(prefix="uinfra-k-") as sock:
+        assert not asyncio.run(run(runbooks._kernel_manager_class(sock)))
+    assert asyncio.run(run(AsyncKernelManager))  # the plain manager does send it: the test sees a SIGINT

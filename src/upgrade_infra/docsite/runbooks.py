@@ -311,6 +311,15 @@ def _kernel_manager_class(socket_dir: str) -> type:
         def _ip_default(self) -> str:
             return os.path.join(socket_dir, "kernel")
 
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter_client interrupts (SIGINT) every kernel it shuts down; Papermill only shuts down an
+            # idle one, and a SIGINT that lands while ipykernel is between states logs "[IPKernelApp]
+            # ERROR | KeyboardInterrupt caught in kernel" on our stderr (seen under load). The shutdown
+            # request, then SIGTERM and SIGKILL after shutdown_wait_time, still follow.
+            if self.shutting_down:
+                return
+            await super()._async_interrupt_kernel()
+
     return IPCKernelManager
 
 
