@@ -32,7 +32,6 @@ volume in the quarantine), as ``upgrade`` does. ``resume`` finishes an interrupt
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,14 +155,6 @@ def _preflight(ctx: Ctx) -> dict[str, Any]:
     return {k: ctx.data["plan"][k] for k in ("image", "to_major", "bytes_needed")}
 
 
-def _stop(ctx: Ctx) -> dict[str, Any]:
-    return {"stopped": ctx.env.stop_services()}
-
-
-def _start(ctx: Ctx) -> dict[str, Any]:
-    return {"ready_s": ctx.env.start_services(port_wait_s=ctx.env.manifest.policies.stop_timeout_s)}
-
-
 def _fingerprint(ctx: Ctx) -> dict[str, Any]:
     fp = fplib.fingerprint(ctx.env)
     path = _work_dir(ctx) / "before.json"
@@ -226,23 +217,12 @@ def _smoke(ctx: Ctx) -> dict[str, Any]:
     return rollback.require_smoke(ctx.env, f"after the PostgreSQL major upgrade of {ctx.env.name}")
 
 
-def _watch(ctx: Ctx) -> dict[str, Any]:
-    window = float(ctx.data.get("watch_s", ctx.env.manifest.policies.watch_window_s))
-    end, rounds = time.monotonic() + window, 0
-    while True:
-        rollback.require_smoke(ctx.env, f"during the {window:g}s watch window (round {rounds + 1})")
-        rounds += 1
-        if time.monotonic() >= end:
-            return {"window_s": window, "rounds": rounds}
-        time.sleep(min(1.0, max(0.0, end - time.monotonic())))
-
-
 def major_steps() -> list[Step]:
-    return [Step("preflight", _preflight), Step("stop_services", _stop, _start),
+    return [Step("preflight", _preflight), Step("stop_services", upgrade.stop_step, upgrade.start_step),
             Step("fingerprint", _fingerprint), Step("restore_point", _capture, _drop_rp),
             Step("create_server", _create, _remove_new), Step("load", _load),
-            Step("switch_server", _switch), Step("verify_data", _verify), Step("start_services", _start),
-            Step("smoke", _smoke), Step("watch", _watch)]
+            Step("switch_server", _switch), Step("verify_data", _verify), Step("start_services", upgrade.start_step),
+            Step("smoke", _smoke), Step("watch", upgrade.watch_step)]
 
 
 # -- the operation ---------------------------------------------------------------------------------

@@ -73,11 +73,11 @@ def _preflight(ctx: Ctx) -> dict[str, Any]:
     return {"estimated_bytes": need}
 
 
-def _stop(ctx: Ctx) -> dict[str, Any]:
+def stop_step(ctx: Ctx) -> dict[str, Any]:
     return {"stopped": ctx.env.stop_services()}
 
 
-def _start_old(ctx: Ctx) -> dict[str, Any]:
+def start_step(ctx: Ctx) -> dict[str, Any]:
     return {"ready_s": ctx.env.start_services(port_wait_s=ctx.env.manifest.policies.stop_timeout_s)}
 
 
@@ -125,7 +125,7 @@ def _smoke(ctx: Ctx) -> dict[str, Any]:
     return rollback.require_smoke(ctx.env, f"after upgrading {ctx.env.name}")
 
 
-def _watch(ctx: Ctx) -> dict[str, Any]:
+def watch_step(ctx: Ctx) -> dict[str, Any]:
     window = float(ctx.data.get("watch_s", ctx.env.manifest.policies.watch_window_s))
     end, rounds = time.monotonic() + window, 0
     while True:
@@ -138,11 +138,11 @@ def _watch(ctx: Ctx) -> dict[str, Any]:
 
 def upgrade_steps(strategy: str) -> list[Step]:
     snapshots.get_strategy(strategy)
-    return [Step("preflight", _preflight), Step("stop_services", _stop, _start_old),
+    return [Step("preflight", _preflight), Step("stop_services", stop_step, start_step),
             Step("restore_point", _capture, drop_partial("restore_point")), Step("spare", _spare),
             Step("switch_versions", _switch), Step("downgrade_schema", _downgrade),
             Step("start_services", _start_new), Step("smoke", _smoke),
-            Step("watch", _watch)]
+            Step("watch", watch_step)]
 
 
 def _fmt(v: dict[str, str]) -> str:
